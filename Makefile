@@ -1,0 +1,39 @@
+# Each target installs what it needs first, on a fresh Debian 12 machine as root.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: test test-slow lint deps sysdeps venv clean
+
+sysdeps:
+	@if ! command -v mariadbd >/dev/null 2>&1 && [ ! -x /usr/sbin/mariadbd ]; then \
+	  echo "installing mariadb-server mariadb-client (apt)"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends \
+	    mariadb-server mariadb-client >/dev/null; \
+	fi
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+deps: sysdeps venv
+
+test: deps
+	$(PY) -m pytest -m "not slow" -q
+
+test-slow: deps
+	$(PY) -m pytest -m slow -q
+
+lint: venv
+	$(VENV)/bin/ruff check pipeline tests
+	$(VENV)/bin/ruff format --check pipeline tests
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,767 @@
+"""Apply, undo and resume migrations on MariaDB: one runner per database, exact progress.
+
+MariaDB commits every DDL statement on its own, so a migration is never atomic. The
+runner therefore writes a ``running`` history row first, executes statement by statement
+and records ``statements_done`` as it goes, so a crash leaves an exact record of where it
+stopped. Migrations made only of DML (and not marked ``transaction:false``) run in one
+transaction together with their history update instead.
+
+Two connections are used: the *control* connection holds the named lock and writes
+history; the *work* connection runs migration statements, and is replaced after a
+migration that changed session state (SET, USE, PREPARE, temporary tables), so nothing
+leaks into the next migration and the lock is never dropped by a reset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import pymysql
+import structlog
+
+from pipeline.db import history as H
+from pipeline.db.connect import ConnectionSpec, connect
+from pipeline.db.history import EventContext, History
+from pipeline.db.state import State, analyze
+from pipeline.errors import (
+    BlockedError,
+    BusyError,
+    ChecksumDriftError,
+    ConfigError,
+    DatabaseError,
+    HistoryGapError,
+    LockWaitError,
+    MigrationFailedError,
+)
+from pipeline.log import redact
+from pipeline.migrations.model import ZERO, Migration, MigrationSet, Script, Version
+from pipeline.migrations.sqlsplit import SplitError, Statement, split_statements
+
+log = structlog.get_logger(__name__)
+
+ER_LOCK_WAIT_TIMEOUT = 1205
+ER_LOCK_DEADLOCK = 1213
+RETRYABLE = {ER_LOCK_WAIT_TIMEOUT, ER_LOCK_DEADLOCK}
+# Errors that mean "the effect of this statement is already there". Only consulted for the
+# first statement resumed after a crash: MariaDB (10.6+) makes each DDL statement atomic,
+# but a runner killed after the statement committed and before it recorded the fact leaves
+# statements_done one behind.
+ALREADY_IN_EFFECT = {
+    1007, 1008,        # database exists / does not exist
+    1050, 1051,        # table exists / unknown table
+    1054,              # unknown column (renamed or dropped already)
+    1060, 1061,        # duplicate column / key name
+    1091,              # can't drop: does not exist
+    1146,              # table does not exist (renamed or dropped already)
+    1304, 1305,        # routine exists / does not exist
+    1359, 1360,        # trigger exists / does not exist
+    1537, 1539,        # event exists / does not exist
+    1826,              # duplicate foreign key
+}
+_DML = {"insert", "update", "delete", "replace", "select", "with", "set", "do", "values", "table"}
+_SESSION = {"set", "use", "prepare", "lock", "unlock", "deallocate", "execute"}
+_WORD = re.compile(r"\s*(?:/\*!\d*\s*)?([A-Za-z]+)(?:\s+([A-Za-z]+))?")
+
+
+def _first_words(text: str) -> tuple[str, str]:
+    m = _WORD.match(text)
+    if not m:
+        return "", ""
+    return m.group(1).lower(), (m.group(2) or "").lower()
+
+
+def is_dml(stmt: Statement) -> bool:
+    word, second = _first_words(stmt.text)
+    if word == "set" and second in ("global", "persist", "password", "default", "role"):
+        return False
+    return word in _DML
+
+
+def changes_session(stmt: Statement) -> bool:
+    word, second = _first_words(stmt.text)
+    return word in _SESSION or (word == "create" and second == "temporary")
+
+
+@dataclass(frozen=True)
+class RunnerOptions:
+    lock_timeout: float = 60.0          # how long to wait for another runner
+    lock_wait_timeout: int = 5          # per DDL attempt, seconds (0: never queue)
+    lock_retries: int = 10              # attempts after the first
+    retry_base_delay: float = 0.2
+    retry_max_delay: float = 5.0
+    strict_future: bool = False
+    out_of_order: bool = False
+    context: EventContext = field(default_factory=EventContext)
+
+
+@dataclass(frozen=True)
+class Step:
+    kind: str                    # migrate | undo | repeatable
+    version: Version | None
+    description: str
+    script: Script
+    transaction_allowed: bool = True
+
+    @property
+    def label(self) -> str:
+        return str(self.version) if self.version is not None else self.script.path
+
+
+@dataclass
+class StepResult:
+    step: Step
+    status: str                  # applied | undone | skipped | failed | would-run
+    statements: int
+    statements_done: int
+    mode: str                    # transaction | per-statement
+    duration_ms: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.step.kind,
+            "version": str(self.step.version) if self.step.version is not None else None,
+            "script": self.step.script.path,
+            "description": self.step.description,
+            "status": self.status,
+            "statements": self.statements,
+            "statements_done": self.statements_done,
+            "mode": self.mode,
+            "duration_ms": self.duration_ms,
+        }
+
+
+@dataclass
+class RunResult:
+    action: str
+    dry_run: bool = False
+    steps: list[StepResult] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    message: str = ""
+    duration_ms: int = 0
+    state: State | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "dry_run": self.dry_run,
+            "steps": [s.to_dict() for s in self.steps],
+            "warnings": self.warnings,
+            "message": self.message,
+            "duration_ms": self.duration_ms,
+        }
+
+
+def split_script(script: Script, version: Version | None = None) -> list[Statement]:
+    try:
+        return split_statements(script.text)
+    except SplitError as e:
+        raise ConfigError(f"{script.path}: line {e.line}: {e}") from None
+
+
+def lock_name(database: str) -> str:
+    name = f"dbroll:{database}"
+    if len(name) > 64:
+        name = "dbroll:" + hashlib.sha256(database.encode()).hexdigest()[:40]
+    return name
+
+
+def _mysql_code(e: BaseException) -> int | None:
+    if isinstance(e, pymysql.MySQLError) and e.args and isinstance(e.args[0], int):
+        return e.args[0]
+    return None
+
+
+def _mysql_text(e: BaseException) -> str:
+    code = _mysql_code(e)
+    msg = e.args[1] if isinstance(e, pymysql.MySQLError) and len(e.args) > 1 else str(e)
+    return redact(f"({code}) {msg}" if code is not None else str(msg))
+
+
+class Runner:
+    """Runs a migration set against one database. Adapters come in: a spec and `connect`."""
+
+    def __init__(
+        self,
+        spec: ConnectionSpec,
+        migrations: MigrationSet,
+        options: RunnerOptions | None = None,
+        *,
+        connector: Callable[..., Any] = connect,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.spec = spec
+        self.mset = migrations
+        self.opts = options or RunnerOptions()
+        self._connect = connector
+        self._sleep = sleep
+        self._control: Any = None
+        self._work: Any = None
+        self._qualified = f"`{spec.database.replace('`', '``')}`.`{H.TABLE}`"
+        self._scripts: dict[str, list[Statement]] = {}
+
+    # ---------------------------------------------------------------- connections, lock
+
+    @contextmanager
+    def _session(self, *, lock: bool) -> Iterator[None]:
+        self._control = self._connect(self.spec)
+        try:
+            if lock:
+                self._acquire_lock()
+                cur = self._control.cursor()
+                H.ensure_tables(cur)
+                cur.execute(
+                    f"REPLACE INTO `{H.LOCK_TABLE}` (name, connection_id, host, pid, run_id, "
+                    "acquired_at) VALUES (%s, CONNECTION_ID(), %s, %s, %s, NOW(6))",
+                    (lock_name(self.spec.database), self.opts.context.host or "", os.getpid(),
+                     self.opts.context.run_id),
+                )
+            yield
+        finally:
+            for conn in (self._work, self._control):
+                if conn is not None:
+                    try:
+                        conn.close()
+                    except Exception:  # noqa: BLE001 - closing a dead connection
+                        pass
+            self._work = self._control = None
+
+    def _acquire_lock(self) -> None:
+        name = lock_name(self.spec.database)
+        cur = self._control.cursor()
+        cur.execute("SELECT GET_LOCK(%s, 0)", (name,))
+        if cur.fetchone()[0] == 1:
+            return
+        holder = self._describe_lock_holder(name)
+        log.info("waiting for the runner lock", database=self.spec.database, holder=holder,
+                 timeout_s=self.opts.lock_timeout)
+        cur.execute("SELECT GET_LOCK(%s, %s)", (name, float(self.opts.lock_timeout)))
+        got = cur.fetchone()[0]
+        if got == 1:
+            return
+        holder = self._describe_lock_holder(name) or holder
+        raise BusyError(
+            f"database {self.spec.describe()} is busy: {holder or 'another dbroll runner'} "
+            f"still holds lock {name!r} after {self.opts.lock_timeout:g} s",
+            hint="wait for it to finish or raise --lock-timeout; if that runner is dead, "
+            "KILL its connection on the server to release the lock",
+        )
+
+    def _describe_lock_holder(self, name: str) -> str:
+        cur = self._control.cursor()
+        cur.execute("SELECT IS_USED_LOCK(%s)", (name,))
+        conn_id = cur.fetchone()[0]
+        if conn_id is None:
+            return ""
+        parts = [f"connection {conn_id}"]
+        try:
+            cur.execute(
+                f"SELECT host, pid, run_id, TIMESTAMPDIFF(SECOND, acquired_at, NOW(6)) "
+                f"FROM `{H.LOCK_TABLE}` WHERE name = %s AND connection_id = %s",
+                (name, conn_id),
+            )
+            row = cur.fetchone()
+        except pymysql.MySQLError:
+            row = None
+        if row:
+            host, pid, run_id, held = row
+            parts.append(f"host {host} pid {pid}")
+            if run_id:
+                parts.append(f"run {run_id}")
+            parts.append(f"holding it for {held} s")
+        else:
+            cur.execute(
+                "SELECT HOST, TIME FROM information_schema.PROCESSLIST WHERE ID = %s", (conn_id,)
+            )
+            prow = cur.fetchone()
+            if prow:
+                parts.append(f"client {prow[0]}, connected state for {prow[1]} s")
+        return ", ".join(parts)
+
+    def _work_cursor(self) -> Any:
+        if self._work is None:
+            self._work = self._connect(self.spec)
+            cur = self._work.cursor()
+            cur.execute(
+                "SET SESSION lock_wait_timeout = %s, innodb_lock_wait_timeout = %s",
+                (int(self.opts.lock_wait_timeout), max(1, int(self.opts.lock_wait_timeout))),
+            )
+        return self._work.cursor()
+
+    def _reset_work(self) -> None:
+        if self._work is not None:
+            self._work.close()
+            self._work = None
+
+    def _read_history(self) -> History:
+        return H.read_history(self._control.cursor())
+
+    def _statements(self, script: Script) -> list[Statement]:
+        stmts = self._scripts.get(script.sha256)
+        if stmts is None:
+            stmts = self._scripts[script.sha256] = split_script(script)
+        return stmts
+
+    # ---------------------------------------------------------------- checks
+
+    def _check(self, state: State, *, allow_blocked: bool = False) -> list[str]:
+        """Raise for anything that needs a decision; return warnings."""
+        b = state.blocked
+        if b is not None and not allow_blocked:
+            total = f" of {b.statements_total}" if b.statements_total is not None else ""
+            raise BlockedError(
+                f"{b.subject} ({b.kind}) is {b.status} at statement {b.statements_done + 1}{total}"
+                + (f": {b.error}" if b.error else " (the runner stopped without recording why)"),
+                hint=f"fix the cause, then `dbroll resume` (continues at statement "
+                f"{b.statements_done + 1}), or complete or undo it by hand and run "
+                "`dbroll repair --as applied|reverted`",
+            )
+        if state.drift:
+            lines = "; ".join(
+                f"{d.path} (version {d.version}: applied {d.applied_checksum[:12]}, "
+                f"file {d.file_checksum[:12]})" for d in state.drift
+            )
+            raise ChecksumDriftError(
+                f"applied migration files changed since they ran: {lines}",
+                hint="restore the files as they were applied (never edit an applied migration; "
+                "add a new one), or accept the change with `dbroll repair --checksums`",
+            )
+        if state.gaps:
+            raise HistoryGapError(
+                "the database has applied versions that no local file has: "
+                + ", ".join(str(v) for v in state.gaps),
+                hint="they were applied from another branch or by hand: bring their files into "
+                f"{self.mset.root}, or undo them from the image that has them",
+            )
+        warnings = []
+        if state.future:
+            msg = (
+                "the database is ahead of these migrations: applied versions "
+                + ", ".join(str(v) for v in state.future)
+                + f" are newer than every local version ({self.mset.latest})"
+            )
+            if self.opts.strict_future:
+                raise BlockedError(msg, hint="deploy the image that has them, or drop --strict-future")
+            warnings.append(msg + "; skipped")
+        return warnings
+
+    # ---------------------------------------------------------------- commands
+
+    def status(self) -> State:
+        with self._session(lock=False):
+            return analyze(self.mset, self._read_history())
+
+    def history(self) -> History:
+        with self._session(lock=False):
+            return self._read_history()
+
+    def migrate(self, target: Version | None = None, *, dry_run: bool = False) -> RunResult:
+        started = time.monotonic()
+        with self._session(lock=not dry_run):
+            state = analyze(self.mset, self._read_history())
+            result = RunResult("migrate", dry_run=dry_run, state=state)
+            result.warnings += self._check(state)
+            for w in result.warnings:
+                log.warning(w)
+            if state.out_of_order and not self.opts.out_of_order:
+                first = state.out_of_order[0]
+                raise BlockedError(
+                    f"version {first.version} ({first.up.path}) is pending but newer version "
+                    f"{state.current} is already applied",
+                    hint="apply it anyway with --out-of-order, or renumber it after "
+                    f"{state.current}",
+                )
+            steps = [
+                Step("migrate", m.version, m.description, m.up, m.transaction)
+                for m in state.pending
+                if target is None or m.version <= target
+            ]
+            if target is None:
+                steps += [
+                    Step("repeatable", None, r.description, r.script) for r in state.repeatables_due
+                ]
+            self._run_steps(result, steps)
+        result.duration_ms = int((time.monotonic() - started) * 1000)
+        applied = sum(1 for s in result.steps if s.status == "applied")
+        result.message = (
+            f"would apply {len(steps)} migration(s)" if dry_run
+            else f"applied {applied} migration(s)" if applied
+            else "nothing to apply: the database is up to date"
+        )
+        return result
+
+    def undo(self, target: Version, *, dry_run: bool = False) -> RunResult:
+        started = time.monotonic()
+        with self._session(lock=not dry_run):
+            state = analyze(self.mset, self._read_history())
+            result = RunResult("undo", dry_run=dry_run, state=state)
+            self._check(state)
+            to_undo = [v for v in reversed(state.applied) if v > target]
+            unknown = [v for v in to_undo if self.mset.get(v) is None]
+            if unknown:
+                raise BlockedError(
+                    "cannot undo versions that no local file has: " + ", ".join(map(str, unknown)),
+                    hint="run the undo from the image (or rollback bundle) that contains them",
+                )
+            missing = [self.mset.get(v) for v in to_undo if self.mset.get(v).undo is None]
+            if missing:
+                raise BlockedError(
+                    "no undo script for "
+                    + ", ".join(f"version {m.version} ({m.up.path})" for m in missing),
+                    hint="write the undo scripts (U<version>__<desc>.sql, .down.sql or a "
+                    "-- migrate:down section), or roll forward instead",
+                )
+            steps = []
+            for v in to_undo:
+                m = self.mset.get(v)
+                steps.append(Step("undo", v, m.description, m.undo, m.transaction))
+            self._run_steps(result, steps)
+        result.duration_ms = int((time.monotonic() - started) * 1000)
+        result.message = (
+            f"would undo {len(steps)} migration(s) down to {target}" if dry_run
+            else f"undid {len(steps)} migration(s); now at {target if target != ZERO else 'nothing'}"
+            if steps else f"nothing to undo: no applied version is newer than {target}"
+        )
+        return result
+
+    def resume(self, *, from_statement: int | None = None, dry_run: bool = False) -> RunResult:
+        started = time.monotonic()
+        with self._session(lock=not dry_run):
+            state = analyze(self.mset, self._read_history())
+            result = RunResult("resume", dry_run=dry_run, state=state)
+            b = state.blocked
+            if b is None:
+                result.message = "nothing to resume: no migration is failed or running"
+                return result
+            self._check(state, allow_blocked=True)
+            step = self._step_for_row(b)
+            stmts = self._statements(step.script)
+            start = b.statements_done if from_statement is None else from_statement - 1
+            if not 0 <= start <= len(stmts):
+                raise ConfigError(
+                    f"--from-statement {from_statement} is outside 1..{len(stmts) + 1} "
+                    f"for {step.script.path}"
+                )
+            txn = self._transactional(step, stmts)
+            if txn:
+                start = 0  # a failed or killed transaction left nothing behind
+            uncertain = b.status == H.RUNNING and not txn and from_statement is None
+            log.info("resuming", subject=b.subject, kind=b.kind, previous_status=b.status,
+                     at_statement=start + 1, statements=len(stmts))
+            self._run_steps(result, [step], start_at=start, uncertain_first=uncertain)
+            after = analyze(self.mset, self._read_history()) if not dry_run else state
+        result.duration_ms = int((time.monotonic() - started) * 1000)
+        result.message = f"resumed {b.subject} ({b.kind})" + (
+            f"; {len(after.pending)} migration(s) still pending: run `dbroll migrate`"
+            if after.pending else ""
+        )
+        return result
+
+    def repair(self, *, mark: str | None = None, checksums: bool = False) -> RunResult:
+        """Resolve a blocked row by hand (`mark` applied|reverted) and/or accept drifted checksums."""
+        with self._session(lock=True):
+            state = analyze(self.mset, self._read_history())
+            result = RunResult("repair", state=state)
+            cur = self._control.cursor()
+            ctx = self.opts.context
+            done = []
+            b = state.blocked
+            if b is not None:
+                if mark not in ("applied", "reverted"):
+                    raise ConfigError(
+                        f"{b.subject} ({b.kind}) is {b.status}: say what state you left it in",
+                        hint="--as applied (you completed it by hand) or --as reverted (you "
+                        "undid its partial changes by hand)",
+                    )
+                applied_after = None
+                checksum = None
+                if b.version:
+                    applied_after = mark == "applied"
+                    local = self.mset.get(Version.parse(b.version))
+                    checksum = local.up.sha256 if (applied_after and local) else None
+                    H.insert_event(cur, ctx, kind="repair", version=Version.parse(b.version),
+                                   description=f"repair of {b.kind} #{b.id}: marked {mark}",
+                                   script=b.script, checksum=checksum, status=H.SUCCESS,
+                                   applied=applied_after)
+                else:
+                    kind = "repeatable" if mark == "applied" else "repair"
+                    H.insert_event(cur, ctx, kind=kind, version=None,
+                                   description=f"repair of {b.kind} #{b.id}: marked {mark}",
+                                   script=b.script, checksum=b.checksum if mark == "applied" else None,
+                                   status=H.SUCCESS)
+                done.append(f"{b.subject} marked {mark}")
+            elif mark is not None:
+                raise ConfigError("nothing is failed or running, so there is nothing to mark",
+                                  hint="`dbroll status` shows the state")
+            if checksums:
+                for d in state.drift:
+                    m = self.mset.get(d.version)
+                    H.insert_event(cur, ctx, kind="repair", version=d.version,
+                                   description=f"checksum accepted: {m.description}",
+                                   script=d.path, checksum=d.file_checksum, status=H.SUCCESS,
+                                   applied=True)
+                    done.append(f"version {d.version} checksum {d.applied_checksum[:12]} -> "
+                                f"{d.file_checksum[:12]}")
+            result.message = "; ".join(done) if done else "nothing to repair"
+            for item in done:
+                log.info("repaired", what=item)
+        return result
+
+    def baseline(self, version: Version) -> RunResult:
+        with self._session(lock=True):
+            history = self._read_history()
+            if history.applied:
+                raise BlockedError(
+                    f"{self.spec.database} already has applied versions (current "
+                    f"{history.current}); baseline only adopts a database dbroll has not managed",
+                )
+            if self.mset.get(version) is None:
+                raise ConfigError(
+                    f"baseline version {version} has no migration in {self.mset.root}",
+                    hint="choose one of: " + ", ".join(str(v) for v in self.mset.versions[-10:]),
+                )
+            cur = self._control.cursor()
+            result = RunResult("baseline")
+            for m in self.mset.migrations:
+                if m.version > version:
+                    break
+                H.insert_event(cur, self.opts.context, kind="baseline", version=m.version,
+                               description=m.description, script=m.up.path,
+                               checksum=m.up.sha256, status=H.SUCCESS, applied=True)
+                result.steps.append(StepResult(Step("baseline", m.version, m.description, m.up),
+                                               "baselined", 0, 0, "none"))
+            result.message = (f"baselined {len(result.steps)} version(s) up to {version}; "
+                              "nothing was run")
+        return result
+
+    def validate(self) -> State:
+        """Analyze without failing on the first problem: the caller reports all of it."""
+        state = self.status()
+        for m in self.mset.migrations:
+            self._statements(m.up)
+            if m.undo is not None:
+                self._statements(m.undo)
+        return state
+
+    # ---------------------------------------------------------------- execution
+
+    def _step_for_row(self, row: H.HistoryRow) -> Step:
+        if row.kind in ("migrate", "undo") and row.version:
+            m = self.mset.get(Version.parse(row.version))
+            script = None if m is None else (m.up if row.kind == "migrate" else m.undo)
+            if script is None:
+                raise BlockedError(
+                    f"cannot resume {row.subject} ({row.kind}): no local script for it in "
+                    f"{self.mset.root}",
+                    hint="run resume from the image that has it, or `dbroll repair --as ...`",
+                )
+            step = Step(row.kind, m.version, m.description, script, m.transaction)
+        elif row.kind == "repeatable":
+            r = next((r for r in self.mset.repeatables if r.script.path == row.script), None)
+            if r is None:
+                raise BlockedError(f"cannot resume repeatable {row.script}: the file is gone",
+                                   hint="`dbroll repair --as reverted` to clear it")
+            step = Step("repeatable", None, r.description, r.script)
+        else:
+            raise BlockedError(f"cannot resume a {row.kind} event (#{row.id})",
+                               hint="`dbroll repair --as applied|reverted`")
+        if row.checksum and row.checksum != step.script.sha256:
+            raise BlockedError(
+                f"{step.script.path} changed since {row.subject} stopped at statement "
+                f"{row.statements_done + 1}: statement numbers may no longer match",
+                hint="restore the file as it was, or finish by hand and run "
+                "`dbroll repair --as applied|reverted`",
+            )
+        return step
+
+    def _transactional(self, step: Step, stmts: list[Statement]) -> bool:
+        return step.transaction_allowed and bool(stmts) and all(is_dml(s) for s in stmts)
+
+    def _run_steps(
+        self, result: RunResult, steps: list[Step], *, start_at: int = 0,
+        uncertain_first: bool = False,
+    ) -> None:
+        for step in steps:
+            stmts = self._statements(step.script)
+            mode = "transaction" if self._transactional(step, stmts) else "per-statement"
+            if result.dry_run:
+                result.steps.append(StepResult(step, "would-run", len(stmts), 0, mode))
+                log.info(f"would {step.kind}", version=step.label, description=step.description,
+                         statements=len(stmts), mode=mode)
+                continue
+            t0 = time.monotonic()
+            res = StepResult(step, "running", len(stmts), start_at, mode)
+            result.steps.append(res)
+            try:
+                if mode == "transaction":
+                    self._run_transaction(step, stmts)
+                else:
+                    self._run_per_statement(step, stmts, start_at, uncertain_first)
+            except MigrationFailedError as e:
+                res.status = "failed"
+                res.statements_done = e.statement - 1
+                res.duration_ms = int((time.monotonic() - t0) * 1000)
+                raise
+            res.status = "undone" if step.kind == "undo" else "applied"
+            res.statements_done = len(stmts)
+            res.duration_ms = int((time.monotonic() - t0) * 1000)
+            log.info(step.kind, version=step.label, description=step.description,
+                     statements=len(stmts), mode=mode, ms=res.duration_ms)
+            if any(changes_session(s) for s in stmts):
+                self._reset_work()
+            start_at, uncertain_first = 0, False
+
+    def _insert_running(self, step: Step, total: int, done: int) -> int:
+        return H.insert_event(
+            self._control.cursor(), self.opts.context, kind=step.kind, version=step.version,
+            description=step.description, script=step.script.path, checksum=step.script.sha256,
+            statements_done=done, statements_total=total,
+        )
+
+    def _applied_after(self, step: Step) -> bool | None:
+        return {"migrate": True, "undo": False}.get(step.kind)
+
+    def _fail(self, row_id: int, step: Step, stmts: list[Statement], index: int, done: int,
+              err: BaseException, *, cls: type[MigrationFailedError] = MigrationFailedError,
+              extra: str = "") -> MigrationFailedError:
+        stmt = stmts[index]
+        text = (f"statement {index + 1} of {len(stmts)} (line {stmt.line}: {stmt.first_line}) "
+                f"failed: {_mysql_text(err)}{extra}")
+        try:
+            H.finish_event(self._control.cursor(), row_id, status=H.FAILED, statements_done=done,
+                           error=text[:4000])
+        except pymysql.MySQLError as e2:
+            log.error("could not record the failure in history", error=_mysql_text(e2))
+        what = f"{step.kind} {step.label} ({step.script.path})"
+        return cls(
+            f"{what}: {text}",
+            version=str(step.version) if step.version is not None else None,
+            statement=index + 1,
+            hint=f"nothing after statement {done} ran. Fix the cause, then `dbroll resume` "
+            f"(continues at statement {done + 1}); `dbroll status` shows the blocked row",
+        )
+
+    def _execute(self, cur: Any, text: str) -> None:
+        cur.execute(text)
+        while True:
+            cur.fetchall()
+            if not cur.nextset():
+                break
+
+    def _backoff(self, attempt: int) -> float:
+        return min(self.opts.retry_max_delay, self.opts.retry_base_delay * (2 ** attempt))
+
+    def _run_transaction(self, step: Step, stmts: list[Statement]) -> None:
+        row_id = self._insert_running(step, len(stmts), 0)
+        for attempt in range(self.opts.lock_retries + 1):
+            cur = self._work_cursor()
+            index = 0
+            try:
+                self._work.begin()
+                for index, stmt in enumerate(stmts):
+                    self._execute(cur, stmt.text)
+                H.finish_event(cur, row_id, status=H.SUCCESS, statements_done=len(stmts),
+                               applied=self._applied_after(step), qualified=self._qualified)
+                self._work.commit()
+                return
+            except pymysql.MySQLError as e:
+                try:
+                    self._work.rollback()
+                except pymysql.MySQLError:
+                    self._reset_work()
+                if _mysql_code(e) in RETRYABLE and attempt < self.opts.lock_retries:
+                    delay = self._backoff(attempt)
+                    log.warning("lock wait in transaction; retrying", version=step.label,
+                                attempt=attempt + 1, delay_s=delay, error=_mysql_text(e))
+                    self._sleep(delay)
+                    continue
+                raise self._fail(row_id, step, stmts, index, 0, e,
+                                 extra=" (the transaction was rolled back: nothing changed)") from None
+
+    def _run_per_statement(self, step: Step, stmts: list[Statement], start_at: int,
+                           uncertain_first: bool) -> None:
+        row_id = self._insert_running(step, len(stmts), start_at)
+        control = self._control.cursor()
+        n = len(stmts)
+        for index in range(start_at, n):
+            stmt = stmts[index]
+            dml = is_dml(stmt)
+            attempt = 0
+            while True:
+                cur = self._work_cursor()
+                try:
+                    if dml:
+                        # the statement and its progress commit together: exact even on kill -9
+                        self._work.begin()
+                        self._execute(cur, stmt.text)
+                        cur.execute(f"UPDATE {self._qualified} SET statements_done = %s "
+                                    "WHERE id = %s", (index + 1, row_id))
+                        self._work.commit()
+                    else:
+                        self._execute(cur, stmt.text)
+                    break
+                except pymysql.MySQLError as e:
+                    code = _mysql_code(e)
+                    if dml:
+                        try:
+                            self._work.rollback()
+                        except pymysql.MySQLError:
+                            self._reset_work()
+                    if uncertain_first and index == start_at and code in ALREADY_IN_EFFECT:
+                        log.warning(
+                            "statement already in effect: the previous runner was stopped after "
+                            "it committed and before it was recorded; counting it as done",
+                            version=step.label, statement=index + 1, line=stmt.line,
+                            mariadb=_mysql_text(e))
+                        break
+                    if code in RETRYABLE and attempt < self.opts.lock_retries:
+                        delay = self._backoff(attempt)
+                        attempt += 1
+                        log.warning("statement waits on a lock held by another session; retrying",
+                                    version=step.label, statement=index + 1, attempt=attempt,
+                                    of=self.opts.lock_retries, delay_s=delay)
+                        self._sleep(delay)
+                        continue
+                    if code in RETRYABLE:
+                        raise self._fail(row_id, step, stmts, index, index, e, cls=LockWaitError,
+                                         extra=f" after {attempt + 1} attempts of "
+                                         f"{self.opts.lock_wait_timeout} s; "
+                                         + self._describe_blockers()) from None
+                    raise self._fail(row_id, step, stmts, index, index, e) from None
+            if index + 1 < n and not dml:
+                H.mark_progress(control, row_id, index + 1)
+        H.finish_event(control, row_id, status=H.SUCCESS, statements_done=n,
+                       applied=self._applied_after(step))
+
+    def _describe_blockers(self) -> str:
+        """Name the sessions holding open transactions (the usual metadata-lock blockers)."""
+        own = {self._control.thread_id(), self._work.thread_id() if self._work else None}
+        cur = self._control.cursor()
+        try:
+            cur.execute(
+                "SELECT p.ID, p.USER, p.HOST, p.DB, p.COMMAND, p.TIME, "
+                "LEFT(COALESCE(t.trx_query, p.INFO, ''), 200), t.trx_started "
+                "FROM information_schema.INNODB_TRX t "
+                "JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id "
+                "ORDER BY t.trx_started"
+            )
+            rows = [r for r in cur.fetchall() if r[0] not in own]
+        except pymysql.MySQLError as e:
+            return f"could not read the blocking sessions: {_mysql_text(e)}"
+        if not rows:
+            return "no open transaction found now (the blocker may have finished)"
+        parts = []
+        for id_, user, host, db, command, secs, query, trx_started in rows[:5]:
+            q = f", last query: {query!r}" if query else ""
+            parts.append(
+                f"connection {id_} ({user}@{host}, db {db}, {command} for {secs} s, "
+                f"transaction open since {trx_started}{q})"
+            )
+        return ("blocked by " + "; ".join(parts)
+                + ". End that transaction (or KILL the connection) and resume")

@@ -1,0 +1,90 @@
+"""One exception tree: every user-facing failure is a DbrollError.
+
+Each error carries the process exit code the CLI uses and an optional hint that says
+what to do next. Anything that is not a DbrollError is a bug and shows its traceback.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_BLOCKED = 3
+EXIT_BUSY = 4
+
+
+class DbrollError(Exception):
+    """Root of every error dbroll reports to a user."""
+
+    exit_code = EXIT_FAILED
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message}\n  hint: {self.hint}"
+        return self.message
+
+
+class ConfigError(DbrollError):
+    """Bad flags, environment or configuration (exit 2)."""
+
+    exit_code = EXIT_USAGE
+
+
+class MigrationFileError(ConfigError):
+    """A migration folder or file that cannot be read as a migration set (exit 2).
+
+    `path` names the file (or folder) at fault.
+    """
+
+    def __init__(self, path: str, message: str, *, hint: str | None = None) -> None:
+        super().__init__(f"{path}: {message}", hint=hint)
+        self.path = path
+
+
+class BlockedError(DbrollError):
+    """The database or plan needs a human decision before anything runs (exit 3)."""
+
+    exit_code = EXIT_BLOCKED
+
+
+class ChecksumDriftError(BlockedError):
+    """An applied script's file changed since it was applied (exit 3)."""
+
+
+class HistoryGapError(BlockedError):
+    """The database has an applied version inside the local range that no file has (exit 3)."""
+
+
+class BusyError(DbrollError):
+    """Another runner holds the database lock (exit 4)."""
+
+    exit_code = EXIT_BUSY
+
+
+class DatabaseError(DbrollError):
+    """The database refused or failed an operation (exit 1)."""
+
+
+class MigrationFailedError(DatabaseError):
+    """A migration statement failed; the history row records where (exit 1)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        version: str | None,
+        statement: int,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.version = version
+        self.statement = statement
+
+
+class LockWaitError(MigrationFailedError):
+    """A DDL statement kept timing out on a metadata lock held by another session."""

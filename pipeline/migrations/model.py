@@ -1,0 +1,133 @@
+"""The in-memory model of a migration folder: versions, scripts, migrations, sets.
+
+Pure data, standard library only. `pipeline.migrations.formats` builds these from files.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+__all__ = ["ZERO", "Migration", "MigrationSet", "Repeatable", "Script", "Version"]
+
+_VERSION_RE = re.compile(r"[0-9]+(?:[._][0-9]+)*")
+_SEPARATOR_RE = re.compile(r"[._]")
+
+
+def _strip_trailing_zeros(parts: Iterable[int]) -> tuple[int, ...]:
+    out = list(parts)
+    while out and out[-1] == 0:
+        out.pop()
+    return tuple(out)
+
+
+@dataclass(frozen=True, order=True)
+class Version:
+    """A migration version, compared numerically component by component.
+
+    `text` is the version as written in the file name; it takes no part in equality,
+    ordering or hashing. `parts` holds the numeric components with trailing zero
+    components removed, so "1", "1.0" and "1_0_0" are the same version, "2_1" equals
+    "2.1" and "1.10" sorts after "1.9".
+    """
+
+    text: str = field(compare=False)
+    parts: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        parts = tuple(self.parts)
+        for part in parts:
+            if not isinstance(part, int) or isinstance(part, bool) or part < 0:
+                raise ValueError(f"version components must be non-negative ints: {parts!r}")
+        object.__setattr__(self, "parts", _strip_trailing_zeros(parts))
+
+    @classmethod
+    def parse(cls, text: str) -> Version:
+        """Parse digits separated by "." or "_" ("1", "1.10", "2_1", "20240101120000")."""
+        if not isinstance(text, str) or not _VERSION_RE.fullmatch(text):
+            raise ValueError(f"invalid version {text!r}: expected digits separated by '.' or '_'")
+        return cls(text=text, parts=tuple(int(p) for p in _SEPARATOR_RE.split(text)))
+
+    def __str__(self) -> str:
+        """Canonical form: components joined by "." without leading or trailing zeros."""
+        if not self.parts:
+            return "0"
+        return ".".join(str(p) for p in self.parts)
+
+
+ZERO = Version.parse("0")
+
+
+@dataclass(frozen=True)
+class Script:
+    """One SQL script.
+
+    `path` is relative to the migration set root with POSIX separators. `sha256` is the
+    hex digest of the script's bytes: the raw file bytes for whole-file formats, or the
+    UTF-8 bytes of the section text for a dbmate section. `text` is the decoded UTF-8
+    with a leading byte order mark removed.
+    """
+
+    path: str
+    sha256: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Migration:
+    """A versioned migration: a forward script and, when one exists, its undo."""
+
+    version: Version
+    description: str
+    up: Script
+    undo: Script | None
+    transaction: bool = True
+
+
+@dataclass(frozen=True)
+class Repeatable:
+    """A Flyway repeatable migration (R__<name>.sql)."""
+
+    name: str
+    description: str
+    script: Script
+
+
+@dataclass(frozen=True)
+class MigrationSet:
+    """Every migration in one folder, ascending by version, plus repeatables by name.
+
+    The constructor accepts any iterables, sorts them and stores tuples; two migrations
+    whose versions compare equal raise ValueError.
+    """
+
+    root: str
+    format: str
+    migrations: tuple[Migration, ...]
+    repeatables: tuple[Repeatable, ...] = ()
+
+    def __post_init__(self) -> None:
+        migrations = tuple(sorted(self.migrations, key=lambda m: m.version))
+        by_version: dict[Version, Migration] = {}
+        for migration in migrations:
+            if migration.version in by_version:
+                raise ValueError(f"duplicate migration version {migration.version}")
+            by_version[migration.version] = migration
+        object.__setattr__(self, "migrations", migrations)
+        object.__setattr__(
+            self, "repeatables", tuple(sorted(self.repeatables, key=lambda r: r.name))
+        )
+        object.__setattr__(self, "_by_version", by_version)
+
+    def get(self, version: Version) -> Migration | None:
+        """The migration with this version (numeric equality), or None."""
+        return self._by_version.get(version)  # type: ignore[attr-defined]
+
+    @property
+    def versions(self) -> tuple[Version, ...]:
+        return tuple(m.version for m in self.migrations)
+
+    @property
+    def latest(self) -> Version | None:
+        return self.migrations[-1].version if self.migrations else None

@@ -1,0 +1,202 @@
+"""Shared fixtures: a real MariaDB server, a fresh database per test, migration folders.
+
+Server, in this order: MARIADB_DSN if set (a root-capable DSN); a Docker engine if one
+answers (testcontainers, mariadb:10.11); else Debian's mariadbd started here in a temp
+dir. No server -> the test fails with the command that installs one; it never skips.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pymysql
+import pytest
+
+from pipeline.db.connect import ConnectionSpec, connect, parse_dsn
+from pipeline.devdb import INSTALL_HINT, MariaDBServer, make_template
+from pipeline.errors import ConfigError
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Server:
+    admin: ConnectionSpec          # can create and drop databases
+    origin: str                    # dsn | docker | local
+
+    def create_database(self) -> ConnectionSpec:
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        conn = connect(self.admin, database=False)
+        try:
+            conn.cursor().execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+        finally:
+            conn.close()
+        return self.admin.with_database(name)
+
+    def drop_database(self, spec: ConnectionSpec) -> None:
+        conn = connect(self.admin, database=False)
+        try:
+            conn.cursor().execute(f"DROP DATABASE IF EXISTS `{spec.database}`")
+        finally:
+            conn.close()
+
+
+def _docker_answers() -> bool:
+    try:
+        import docker
+
+        docker.from_env().ping()
+        return True
+    except Exception:  # noqa: BLE001 - no engine is the common case here
+        return False
+
+
+@pytest.fixture(scope="session")
+def mariadb() -> Iterator[Server]:
+    dsn = os.environ.get("MARIADB_DSN")
+    if dsn:
+        yield Server(parse_dsn(dsn), "dsn")
+        return
+    if _docker_answers():
+        from testcontainers.mysql import MySqlContainer
+
+        with MySqlContainer("mariadb:10.11", username="root", password="test",
+                            dbname="mysql") as c:
+            spec = ConnectionSpec(host=c.get_container_host_ip(),
+                                  port=int(c.get_exposed_port(3306)), user="root",
+                                  password="test", database="mysql")
+            yield Server(spec, "docker")
+        return
+    try:
+        template = make_template()
+        server = MariaDBServer.start(template)
+    except ConfigError as e:
+        pytest.fail(f"no MariaDB server for the tests: {e}\n{INSTALL_HINT}", pytrace=False)
+    try:
+        yield Server(server.spec, "local")
+    finally:
+        server.stop()
+        shutil.rmtree(template, ignore_errors=True)
+
+
+@pytest.fixture
+def db(mariadb: Server) -> Iterator[ConnectionSpec]:
+    """A fresh, empty database for this test; dropped afterwards."""
+    spec = mariadb.create_database()
+    try:
+        yield spec
+    finally:
+        mariadb.drop_database(spec)
+
+
+@pytest.fixture
+def dsn(db: ConnectionSpec) -> str:
+    return db.to_dsn()
+
+
+def query(spec: ConnectionSpec, sql: str, args: tuple = ()) -> list[tuple]:
+    conn = connect(spec)
+    try:
+        cur = conn.cursor()
+        cur.execute(sql, args or None)
+        return list(cur.fetchall())
+    finally:
+        conn.close()
+
+
+def schema_objects(spec: ConnectionSpec, *, exclude: tuple[str, ...] = ("dbroll_history",
+                                                                         "dbroll_lock")) -> dict:
+    """SHOW CREATE of every table, view, routine, trigger and event, AUTO_INCREMENT removed."""
+    import re
+
+    conn = connect(spec)
+    out: dict[str, str] = {}
+    try:
+        cur = conn.cursor()
+        cur.execute("SHOW FULL TABLES")
+        for name, kind in cur.fetchall():
+            if name in exclude:
+                continue
+            if kind == "VIEW":
+                cur.execute(f"SHOW CREATE VIEW `{name}`")
+                out[f"view {name}"] = cur.fetchone()[1]
+            else:
+                cur.execute(f"SHOW CREATE TABLE `{name}`")
+                out[f"table {name}"] = re.sub(r" AUTO_INCREMENT=\d+", "", cur.fetchone()[1])
+        for kind in ("PROCEDURE", "FUNCTION"):
+            cur.execute(f"SHOW {kind} STATUS WHERE Db = DATABASE()")
+            for row in cur.fetchall():
+                cur.execute(f"SHOW CREATE {kind} `{row[1]}`")
+                out[f"{kind.lower()} {row[1]}"] = cur.fetchone()[2]
+        cur.execute("SHOW TRIGGERS")
+        for row in cur.fetchall():
+            cur.execute(f"SHOW CREATE TRIGGER `{row[0]}`")
+            out[f"trigger {row[0]}"] = cur.fetchone()[2]
+        cur.execute("SHOW EVENTS")
+        for row in cur.fetchall():
+            cur.execute(f"SHOW CREATE EVENT `{row[1]}`")
+            out[f"event {row[1]}"] = cur.fetchone()[3]
+    finally:
+        conn.close()
+    # the database name appears in view and routine bodies; normalise it away
+    return {k: v.replace(f"`{spec.database}`.", "") for k, v in out.items()}
+
+
+def write_files(root: Path, files: dict[str, str]) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (root / name).write_text(textwrap.dedent(text).lstrip("\n"))
+    return root
+
+
+def mariadb_client(spec: ConnectionSpec, sql: str) -> None:
+    """Apply SQL with the plain `mariadb` client: the reference behaviour."""
+    client = shutil.which("mariadb") or shutil.which("mysql")
+    assert client, INSTALL_HINT
+    cmd = [client, "--no-defaults", f"-h{spec.host}", f"-P{spec.port}", f"-u{spec.user}",
+           spec.database]
+    env = dict(os.environ, MYSQL_PWD=spec.password) if spec.password else None
+    subprocess.run(cmd, input=sql, text=True, check=True, env=env, capture_output=True)
+
+
+def run_cli(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run `python -m pipeline ...` as a real process, JSON logs on stderr."""
+    full_env = dict(os.environ, DBROLL_LOG_FORMAT="json", **(env or {}))
+    return subprocess.run([sys.executable, "-m", "pipeline", *args], capture_output=True,
+                          text=True, env=full_env, timeout=timeout, cwd=REPO)
+
+
+__all__ = ["CliResult", "Server", "dbroll", "mariadb_client", "query", "run_cli", "schema_objects", "write_files",
+           "pymysql"]
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def json(self):
+        import json
+
+        return json.loads(self.stdout)
+
+
+def dbroll(*args: str, env: dict | None = None) -> CliResult:
+    """Run the CLI in-process (click's CliRunner): fast, same code path as the console script."""
+    from click.testing import CliRunner
+
+    from pipeline.cli import cli
+
+    runner = CliRunner()
+    result = runner.invoke(cli, ["--log-format", "json", *args], env=env, catch_exceptions=False)
+    return CliResult(result.exit_code, result.stdout, result.stderr)
