@@ -88,3 +88,15 @@ class MigrationFailedError(DatabaseError):
 
 class LockWaitError(MigrationFailedError):
     """A DDL statement kept timing out on a metadata lock held by another session."""
+
+
+class AwsError(DbrollError):
+    """An AWS call failed; `resource` names what it was about (exit 1)."""
+
+    def __init__(self, resource: str, message: str, *, hint: str | None = None) -> None:
+        super().__init__(f"{resource}: {message}", hint=hint)
+        self.resource = resource
+
+
+class NotFoundError(ConfigError):
+    """A named image, manifest, bundle or AWS resource does not exist (exit 2)."""

@@ -44,6 +44,7 @@ CREATE TABLE IF NOT EXISTS `{TABLE}` (
   image VARCHAR(255) NULL,
   run_id VARCHAR(255) NULL,
   host VARCHAR(255) NULL,
+  bundle CHAR(64) NULL COMMENT 'sha256 of the rollback bundle that ran this event',
   KEY version_idx (version)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COMMENT='dbroll: append-only migration history'
 """
@@ -62,7 +63,7 @@ CREATE TABLE IF NOT EXISTS `{LOCK_TABLE}` (
 COLUMNS = (
     "id", "version", "description", "kind", "script", "checksum", "status", "applied",
     "statements_done", "statements_total", "error", "started_at", "finished_at",
-    "duration_ms", "installed_by", "image", "run_id", "host",
+    "duration_ms", "installed_by", "image", "run_id", "host", "bundle",
 )
 
 
@@ -86,6 +87,7 @@ class HistoryRow:
     image: str | None
     run_id: str | None
     host: str | None
+    bundle: str | None = None
 
     @classmethod
     def from_tuple(cls, values: tuple[Any, ...]) -> HistoryRow:
@@ -190,6 +192,7 @@ class EventContext:
     image: str | None = None
     run_id: str | None = None
     host: str | None = None
+    bundle: str | None = None
 
 
 def insert_event(
@@ -212,16 +215,16 @@ def insert_event(
     cur.execute(
         f"INSERT INTO `{TABLE}` (version, description, kind, script, checksum, status, applied, "
         "statements_done, statements_total, error, started_at, finished_at, duration_ms, "
-        "installed_by, image, run_id, host) VALUES "
+        "installed_by, image, run_id, host, bundle) VALUES "
         "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, NOW(6), "
         + ("NOW(6), 0" if ended else "NULL, NULL")
-        + ", %s, %s, %s, %s)",
+        + ", %s, %s, %s, %s, %s)",
         (
             str(version) if version is not None else None,
             description[:255], kind, script, checksum, status,
             None if applied is None else int(applied),
             statements_done, statements_total, error,
-            ctx.installed_by[:128], ctx.image, ctx.run_id, ctx.host,
+            ctx.installed_by[:128], ctx.image, ctx.run_id, ctx.host, ctx.bundle,
         ),
     )
     return cur.lastrowid

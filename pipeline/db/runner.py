@@ -20,8 +20,9 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 import pymysql
 import structlog
@@ -35,14 +36,16 @@ from pipeline.errors import (
     BusyError,
     ChecksumDriftError,
     ConfigError,
-    DatabaseError,
     HistoryGapError,
     LockWaitError,
     MigrationFailedError,
 )
 from pipeline.log import redact
-from pipeline.migrations.model import ZERO, Migration, MigrationSet, Script, Version
+from pipeline.migrations.model import ZERO, MigrationSet, Script, Version
 from pipeline.migrations.sqlsplit import SplitError, Statement, split_statements
+
+if TYPE_CHECKING:  # the runner executes plans but does not depend on the planner
+    from pipeline.plan import Plan, PlanStep
 
 log = structlog.get_logger(__name__)
 
@@ -190,14 +193,14 @@ class Runner:
     def __init__(
         self,
         spec: ConnectionSpec,
-        migrations: MigrationSet,
+        migrations: MigrationSet | None,
         options: RunnerOptions | None = None,
         *,
         connector: Callable[..., Any] = connect,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.spec = spec
-        self.mset = migrations
+        self.mset = migrations or MigrationSet("<none>", "empty", ())
         self.opts = options or RunnerOptions()
         self._connect = connector
         self._sleep = sleep
@@ -539,6 +542,117 @@ class Runner:
             result.message = (f"baselined {len(result.steps)} version(s) up to {version}; "
                               "nothing was run")
         return result
+
+    def apply_plan(self, plan: Plan, files: Mapping[str, bytes], *, bundle_sha256: str,
+                   dry_run: bool = False) -> RunResult:
+        """Run a rollback bundle's plan: refuse a stale plan, continue a partly run one."""
+        started = time.monotonic()
+        if plan.blocked:
+            raise BlockedError(
+                "the bundle's plan is blocked: " + "; ".join(b.message for b in plan.blockers),
+                hint="resolve the blockers and plan again")
+        steps = [self._plan_step(s, files) for s in plan.steps]
+        versioned = [(st, ps) for st, ps in zip(steps, plan.steps, strict=True)
+                     if ps.action in ("undo", "migrate")]
+        ctx = replace(self.opts.context, bundle=bundle_sha256,
+                      image=plan.source.digest if plan.direction == "rollback"
+                      else plan.target.digest or self.opts.context.image)
+        self.opts = replace(self.opts, context=ctx)
+        result = RunResult("apply-bundle", dry_run=dry_run)
+        with self._session(lock=not dry_run):
+            history = self._read_history()
+            live = {str(v): row.checksum for v, row in history.applied.items()}
+            b = history.blocked
+            resume_row = None
+            if b is not None:
+                match = next((st for st, ps in versioned if b.version == ps.version
+                              and b.kind == ps.action and b.checksum == st.script.sha256), None)
+                if match is None:
+                    raise BlockedError(
+                        f"{b.subject} ({b.kind}) is {b.status}, and this bundle does not "
+                        "contain that step",
+                        hint="`dbroll status` shows it; resume it with the image that ran it, "
+                        "or `dbroll repair --as applied|reverted`")
+                resume_row = b
+                # the blocked step has not taken effect yet: count it as still to do
+            done = self._steps_done(plan, live, history, resume_row)
+            if plan.strategy == "code-only":
+                if any(r.kind == "code_rollback" and r.bundle == bundle_sha256
+                       for r in history.rows):
+                    result.message = "already done: this code-only rollback is recorded"
+                    return result
+                if not dry_run:
+                    H.insert_event(
+                        self._control.cursor(), ctx, kind="code_rollback", version=None,
+                        description=(f"code-only rollback to {plan.target.label}; kept applied: "
+                                     + ", ".join(r.version for r in plan.reverted))[:255],
+                        script=None, checksum=None, status=H.SUCCESS)
+                result.message = (f"code-only rollback recorded: {len(plan.reverted)} additive "
+                                  "migration(s) stay applied; no schema change")
+                return result
+            todo = [st for st, _ in versioned[done:]]
+            ran = history.repeatables
+            todo += [st for st, ps in zip(steps, plan.steps, strict=True)
+                     if ps.action == "repeatable" and ran.get(st.script.path) != st.script.sha256]
+            if not todo:
+                result.message = "already in the target state: nothing to do"
+                return result
+            if done:
+                log.info("continuing a partly applied bundle", steps_done=done,
+                         steps_left=len(versioned) - done)
+            for i, step in enumerate(todo):
+                first = i == 0 and resume_row is not None
+                start = resume_row.statements_done if first else 0
+                stmts = self._statements(step.script)
+                txn = self._transactional(step, stmts)
+                self._run_steps(result, [step], start_at=0 if txn else start,
+                                uncertain_first=first and resume_row.status == H.RUNNING
+                                and not txn)
+        result.duration_ms = int((time.monotonic() - started) * 1000)
+        n = sum(1 for s in result.steps if s.status in ("undone", "applied", "would-run"))
+        result.message = (f"would run {n} step(s)" if dry_run
+                          else f"{plan.direction} to {plan.target.label}: ran {n} step(s)")
+        return result
+
+    def _plan_step(self, ps: PlanStep, files: Mapping[str, bytes]) -> Step:
+        data = files.get(ps.path)
+        if data is None:
+            raise BlockedError(f"the bundle lacks {ps.path}")
+        script = Script(path=ps.source, sha256=ps.sha256, text=data.decode("utf-8-sig"))
+        version = Version.parse(ps.version) if ps.version else None
+        return Step(ps.action, version, ps.description, script, ps.transaction)
+
+    def _steps_done(self, plan: Plan, live: dict[str, str | None], history: History,
+                    resume_row: H.HistoryRow | None) -> int:
+        """How many of the plan's versioned steps the live history already shows; or stale."""
+        expected = dict(plan.expected_applied)
+        versioned = [s for s in plan.steps if s.action in ("undo", "migrate")]
+        live_set = {str(Version.parse(v)) for v in live}
+        state = {str(Version.parse(v)) for v in expected}
+        for k in range(len(versioned) + 1):
+            if state == live_set:
+                if plan.from_history:
+                    for v, checksum in expected.items():
+                        if v in live and checksum and live[v] and live[v] != checksum:
+                            raise BlockedError(
+                                f"stale plan: version {v} was re-applied with checksum "
+                                f"{live[v][:12]} after planning (plan: {checksum[:12]})",
+                                hint="plan again against the live database")
+                return k
+            if k == len(versioned):
+                break
+            step = versioned[k]
+            v = str(Version.parse(step.version))
+            if step.action == "undo":
+                state.discard(v)
+            else:
+                state.add(v)
+        exp = ", ".join(sorted(expected)) or "(none)"
+        now = ", ".join(sorted(live)) or "(none)"
+        raise BlockedError(
+            f"stale plan: the database's applied versions ({now}) are not what the plan "
+            f"expects ({exp}) nor a partial run of it; nothing was changed",
+            hint="someone deployed or migrated after the plan was made: plan again")
 
     def validate(self) -> State:
         """Analyze without failing on the first problem: the caller reports all of it."""

@@ -14,11 +14,20 @@ The result can be sent to the server one statement at a time (PyMySQL runs one s
 * compound statements written without a DELIMITER change (dbmate style): a statement that
   starts with ``CREATE [OR REPLACE] [DEFINER = user] [AGGREGATE] PROCEDURE | FUNCTION |
   TRIGGER | EVENT`` or with ``BEGIN NOT ATOMIC`` only ends at a ``;`` outside every
-  ``BEGIN ... END`` / ``CASE ... END [CASE]`` block.
+  ``BEGIN ... END`` / ``CASE ... END [CASE]`` block (keywords outside quotes and comments,
+  as whole words; ``END IF/LOOP/WHILE/REPEAT/FOR`` leave the depth alone because their
+  openers are not counted: ``IF(`` is also a function).
 
 Each statement keeps its text exactly as written (comments inside it included), from its
 first significant character up to its delimiter, trailing whitespace removed, together with
 the 1-based line it starts on. Comment-only segments are not statements.
+
+Deliberate differences from the client: a ``;`` inside ``/*! ... */`` does not split (the
+client would split there and send half a comment); backslashes do not escape inside backtick
+identifiers (the server's rule); DELIMITER is only recognised at the start of a line (the
+client also takes it after other text on a line); ``\\g``/``\\G`` and other client commands
+are not recognised; comments are kept in the statement text (the client strips them unless
+``--comments``); the NO_BACKSLASH_ESCAPES sql_mode is not modelled.
 
 The scanner makes a single pass over the script and jumps over quotes and comments with
 precompiled regular expressions, so even large dumps split in a few milliseconds.
@@ -108,19 +117,24 @@ _DELIMITER_LINE = r"(?P<dl>^[ \t]*+(?i:delimiter)(?=[ \t\r\n]|\Z))"
 _QUOTE = r"(?P<q>['\"`])"
 _LINE_COMMENT = r"(?P<lc>\#|--(?=[ \t\n\r\f\v]|\Z))"
 _BLOCK_COMMENT = r"(?P<bc>/\*)"
-_KEYWORD = r"(?P<kw>(?<![\w$@.])(?i:begin|case|end)(?![\w$]))"
+_KEYWORD_WORD = r"(?<![\w$@.])(?i:begin|case|end)(?![\w$])"
+_KEYWORD = rf"(?P<kw>{_KEYWORD_WORD})"
+
+
+_Patterns = tuple[
+    re.Pattern[str], re.Pattern[str], re.Pattern[str], re.Pattern[str], re.Pattern[str]
+]
 
 
 @lru_cache(maxsize=32)
-def _scanners(
-    delimiter: str,
-) -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
-    """Patterns for one delimiter: between statements, in a statement, in a compound statement.
+def _scanners(delimiter: str) -> _Patterns:
+    """Patterns for one delimiter.
 
-    The first three find the next token; the delimiter comes first, like in the client, and
-    at any position the leftmost token wins. The fourth is the fast path inside a plain
-    statement: anchored at a position, it runs over everything that cannot end the statement
-    or start a comment or a DELIMITER line (complete quoted strings included) in one call.
+    `between`, `inside` and `compound` find the next token between statements, in a plain
+    statement and in a compound statement (where BEGIN/CASE/END count); the delimiter comes
+    first, like in the client, and at any position the leftmost token wins. `skip` and
+    `skip_compound` are the fast path: anchored at a position, they run in one call over
+    everything that cannot be such a token (complete quoted strings included).
     """
     delim = re.escape(delimiter)
     common = [f"(?P<d>{delim})", _DELIMITER_LINE, _QUOTE, _LINE_COMMENT, _BLOCK_COMMENT]
@@ -131,14 +145,16 @@ def _scanners(
     specials = "'\"`#/-\n"
     first = delimiter[0]
     stops = "'\"`#/\\-\n" + ("" if first in specials else re.escape(first))
-    steps = [f"[^{stops}]++", r"\n", _QUOTED, r"/(?!\*)", r"-(?!-(?:[ \t\n\r\f\v]|\Z))"]
+    steps = [r"\n", _QUOTED, r"/(?!\*)", r"-(?!-(?:[ \t\n\r\f\v]|\Z))"]
     if first not in specials:
         steps.append(re.escape(first))
-    skip = re.compile(
-        rf"(?:(?!{delim})(?!^[ \t]*+(?i:delimiter)(?:[ \t\r\n]|\Z))(?:{'|'.join(steps)}))*+",
-        re.M | re.S,
-    )
-    return between, inside, compound, skip
+    guard = rf"(?!{delim})(?!^[ \t]*+(?i:delimiter)(?:[ \t\r\n]|\Z))"
+    skip = re.compile(rf"(?:{guard}(?:[^{stops}]++|{'|'.join(steps)}))*+", re.M | re.S)
+    # In a compound statement (only ever with the ';' delimiter) whole words are stepped
+    # over, unless they are a keyword.
+    word_steps = rf"(?!{_KEYWORD_WORD})[\w$@.]++|[^\w$@.{stops}]++"
+    skip_compound = re.compile(rf"(?:{guard}(?:{word_steps}|{'|'.join(steps)}))*+", re.M | re.S)
+    return between, inside, compound, skip, skip_compound
 
 
 # --- the scanner ------------------------------------------------------------------------
@@ -153,12 +169,14 @@ def split_statements(script: str) -> list[Statement]:
     n = len(script)
     statements: list[Statement] = []
 
-    # Line numbers: positions asked for only grow, so count newlines incrementally.
+    # Line numbers: positions asked for (almost) only grow, so count newlines incrementally.
     counted_to = 0
     counted_line = 1
 
     def line_at(pos: int) -> int:
         nonlocal counted_to, counted_line
+        if pos < counted_to:
+            counted_to, counted_line = 0, 1
         if pos > counted_to:
             counted_line += script.count("\n", counted_to, pos)
             counted_to = pos
@@ -169,7 +187,7 @@ def split_statements(script: str) -> list[Statement]:
         statements.append(Statement(text, line_at(start)))
 
     delimiter = ";"
-    between, inside, in_compound, skip = _scanners(delimiter)
+    between, inside, in_compound, skip, skip_compound = _scanners(delimiter)
     start = -1  # first significant character of the pending statement, -1 if none
     compound = False
     depth = 0
@@ -178,11 +196,12 @@ def split_statements(script: str) -> list[Statement]:
     while True:
         if start < 0:
             m = between.search(script, pos)
-        elif compound:
-            m = in_compound.search(script, pos)
         else:
-            pos = skip.match(script, pos).end()  # type: ignore[union-attr]  # always matches
-            m = inside.search(script, pos)
+            # The skip patterns always match (possibly the empty string).
+            skipped = (skip_compound if compound else skip).match(script, pos)
+            if skipped is not None:
+                pos = skipped.end()
+            m = (in_compound if compound else inside).search(script, pos)
         if m is None:
             break
         kind = m.lastgroup
@@ -209,9 +228,7 @@ def split_statements(script: str) -> list[Statement]:
             rest = _QUOTE_REST[quote].match(script, at + 1)
             if rest is None:
                 line = line_at(at)
-                raise SplitError(
-                    f"unterminated {_QUOTE_NAME[quote]} starting at line {line}", line
-                )
+                raise SplitError(f"unterminated {_QUOTE_NAME[quote]} starting at line {line}", line)
             pos = rest.end()
 
         elif kind == "lc":
@@ -249,7 +266,7 @@ def split_statements(script: str) -> list[Statement]:
             if eol < 0:
                 eol = n
             delimiter = _parse_delimiter(script[m.end() : eol], line_at(at))
-            between, inside, in_compound, skip = _scanners(delimiter)
+            between, inside, in_compound, skip, skip_compound = _scanners(delimiter)
             pos = eol
 
     if start >= 0:
@@ -270,4 +287,3 @@ def _parse_delimiter(arg: str, line: int) -> str:
     if "\\" in token:
         raise SplitError(f"DELIMITER at line {line} contains a backslash", line)
     return token
-
