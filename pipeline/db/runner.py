@@ -795,8 +795,12 @@ class Runner:
                                 attempt=attempt + 1, delay_s=delay, error=_mysql_text(e))
                     self._sleep(delay)
                     continue
-                raise self._fail(row_id, step, stmts, index, 0, e,
-                                 extra=" (the transaction was rolled back: nothing changed)") from None
+                extra = " (the transaction was rolled back: nothing changed)"
+                if _mysql_code(e) in RETRYABLE:
+                    extra += f" after {attempt + 1} attempts; " + self._describe_blockers()
+                raise self._fail(row_id, step, stmts, index, 0, e, cls=LockWaitError
+                                 if _mysql_code(e) in RETRYABLE else MigrationFailedError,
+                                 extra=extra) from None
 
     def _run_per_statement(self, step: Step, stmts: list[Statement], start_at: int,
                            uncertain_first: bool) -> None:
@@ -854,28 +858,46 @@ class Runner:
                        applied=self._applied_after(step))
 
     def _describe_blockers(self) -> str:
-        """Name the sessions holding open transactions (the usual metadata-lock blockers)."""
+        """Name the sessions that hold what the statement waits for.
+
+        Exact when the metadata_lock_info plugin is installed (holders of metadata locks in
+        this schema); otherwise the open InnoDB transactions, those whose session is in this
+        schema first (the usual metadata-lock blockers).
+        """
         own = {self._control.thread_id(), self._work.thread_id() if self._work else None}
         cur = self._control.cursor()
+        exact: set[int] = set()
+        try:
+            cur.execute("SELECT DISTINCT THREAD_ID FROM information_schema.METADATA_LOCK_INFO "
+                        "WHERE TABLE_SCHEMA = %s", (self.spec.database,))
+            exact = {r[0] for r in cur.fetchall()} - own
+        except pymysql.MySQLError:
+            pass  # plugin not installed: fall back to open transactions
         try:
             cur.execute(
                 "SELECT p.ID, p.USER, p.HOST, p.DB, p.COMMAND, p.TIME, "
                 "LEFT(COALESCE(t.trx_query, p.INFO, ''), 200), t.trx_started "
-                "FROM information_schema.INNODB_TRX t "
-                "JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id "
-                "ORDER BY t.trx_started"
+                "FROM information_schema.PROCESSLIST p "
+                "LEFT JOIN information_schema.INNODB_TRX t ON p.ID = t.trx_mysql_thread_id "
+                "WHERE t.trx_id IS NOT NULL OR p.ID IN ("
+                + (",".join(str(int(x)) for x in exact) or "NULL") + ") "
+                "ORDER BY (p.DB <=> %s) DESC, t.trx_started",
+                (self.spec.database,),
             )
             rows = [r for r in cur.fetchall() if r[0] not in own]
         except pymysql.MySQLError as e:
             return f"could not read the blocking sessions: {_mysql_text(e)}"
+        if exact:
+            rows = [r for r in rows if r[0] in exact]
         if not rows:
-            return "no open transaction found now (the blocker may have finished)"
+            return ("no open transaction found now: the blocker may have finished, or holds "
+                    "LOCK TABLES (look for it in SHOW PROCESSLIST)")
         parts = []
         for id_, user, host, db, command, secs, query, trx_started in rows[:5]:
             q = f", last query: {query!r}" if query else ""
-            parts.append(
-                f"connection {id_} ({user}@{host}, db {db}, {command} for {secs} s, "
-                f"transaction open since {trx_started}{q})"
-            )
-        return ("blocked by " + "; ".join(parts)
+            since = f"transaction open since {trx_started}" if trx_started else "holds a lock"
+            parts.append(f"connection {id_} ({user}@{host}, db {db}, {command} for {secs} s, "
+                         f"{since}{q})")
+        more = f" (and {len(rows) - 5} more open transactions)" if len(rows) > 5 else ""
+        return ("blocked by " + "; ".join(parts) + more
                 + ". End that transaction (or KILL the connection) and resume")

@@ -1,0 +1,143 @@
+"""Several `dbroll migrate` processes on one database, and a runner lock held elsewhere.
+
+* 8 real processes started at once on a fresh database (`--lock-timeout 60`): each exits 0
+  (it applied, or found nothing to do) or 4 (busy); every version is applied by exactly
+  one of them; the history has one successful `migrate` row per version and nothing
+  failed or running; the schema equals a clean run's.
+* `GET_LOCK('dbroll:<db>', 0)` held by another connection: `migrate --lock-timeout 1`
+  exits 4, names the holder's connection id, and changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import pytest
+
+from pipeline.db.connect import connect
+from tests.conftest import run_cli, schema_objects
+from tests.integration.test_crash_resume import (
+    MIGRATIONS,
+    VERSIONS,
+    check_clean_history,
+    effects,
+    history_rows,
+    start_migrate,
+    write_migrations,
+)
+
+RUNNERS = 8
+
+
+@pytest.fixture(scope="module")
+def clean_schema(mariadb, tmp_path_factory) -> dict:
+    """The schema a single, undisturbed run produces."""
+    migrations = write_migrations(tmp_path_factory.mktemp("clean") / "migrations")
+    spec = mariadb.create_database()
+    try:
+        proc = run_cli("migrate", "--dsn", spec.to_dsn(), "--migrations", str(migrations))
+        assert proc.returncode == 0, proc.stderr
+        return schema_objects(spec)
+    finally:
+        mariadb.drop_database(spec)
+
+
+@pytest.mark.timeout(240)
+def test_eight_runners_started_at_once(db, tmp_path, clean_schema):
+    migrations = write_migrations(tmp_path / "migrations")
+    procs = [
+        start_migrate(db.to_dsn(), migrations, "--lock-timeout", "60", "--json")
+        for _ in range(RUNNERS)
+    ]
+    outputs = []
+    for p in procs:
+        out, err = p.communicate(timeout=200)
+        outputs.append((p.returncode, out.decode(), err.decode()))
+
+    codes = [c for c, _, _ in outputs]
+    for code, out, err in outputs:
+        assert code in (0, 4), f"a runner exited {code}\nstdout: {out}\nstderr: {err}"
+    assert 0 in codes, codes
+
+    # who applied what, from the runners' own reports: every version exactly once
+    applied_by = {v: 0 for v in VERSIONS}
+    for code, out, _err in outputs:
+        if code != 0:
+            continue
+        for step in json.loads(out)["steps"]:
+            assert step["kind"] == "migrate", step
+            assert step["status"] == "applied", step
+            applied_by[step["version"]] += 1
+    assert applied_by == {v: 1 for v in VERSIONS}, applied_by
+
+    rows = history_rows(db)
+    assert [r for r in rows if r["status"] in ("failed", "running")] == []
+    assert {r["kind"] for r in rows} == {"migrate"}, rows
+    assert len(rows) == len(VERSIONS), [(r["id"], r["version"], r["status"]) for r in rows]
+    check_clean_history(db, migrations)
+    assert schema_objects(db) == clean_schema
+    assert all(all(e) for e in effects(db).values())
+    # nobody holds the runner lock any more
+    assert (
+        run_cli(
+            "migrate", "--dsn", db.to_dsn(), "--migrations", str(migrations), "--lock-timeout", "0"
+        ).returncode
+        == 0
+    )
+
+
+def _tables(spec) -> set[str]:
+    conn = connect(spec)
+    try:
+        cur = conn.cursor()
+        cur.execute("SHOW TABLES")
+        return {r[0] for r in cur.fetchall()}
+    finally:
+        conn.close()
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("before", ["fresh", "two_applied"])
+def test_lock_held_by_another_connection(db, tmp_path, before):
+    migrations = write_migrations(tmp_path / "migrations")
+    dsn = db.to_dsn()
+    if before == "two_applied":
+        proc = run_cli("migrate", "--dsn", dsn, "--migrations", str(migrations), "--target", "2")
+        assert proc.returncode == 0, proc.stderr
+    tables_before = _tables(db)
+    history_before = history_rows(db)
+    schema_before = schema_objects(db)
+
+    holder = connect(db)
+    try:
+        cur = holder.cursor()
+        cur.execute("SELECT GET_LOCK(%s, 0), CONNECTION_ID()", (f"dbroll:{db.database}",))
+        got, holder_id = cur.fetchone()
+        assert got == 1
+
+        t0 = time.monotonic()
+        proc = run_cli(
+            "migrate", "--dsn", dsn, "--migrations", str(migrations), "--lock-timeout", "1"
+        )
+        waited = time.monotonic() - t0
+        assert proc.returncode == 4, (proc.returncode, proc.stdout, proc.stderr)
+        assert re.search(rf"\bconnection {holder_id}\b", proc.stderr), proc.stderr
+        assert "busy" in proc.stderr, proc.stderr
+        print(f"migrate gave up after {waited:.2f}s")
+
+        # untouched: no history row, no table beyond dbroll's own, same schema
+        assert history_rows(db) == history_before
+        assert _tables(db) - tables_before <= {"dbroll_history", "dbroll_lock"}
+        assert schema_objects(db) == schema_before
+        # the holder still has its lock (dbroll did not take or break it)
+        cur.execute("SELECT IS_USED_LOCK(%s)", (f"dbroll:{db.database}",))
+        assert cur.fetchone()[0] == holder_id
+    finally:
+        holder.close()
+
+    # once the holder is gone, the same command goes through
+    proc = run_cli("migrate", "--dsn", dsn, "--migrations", str(migrations), "--lock-timeout", "10")
+    assert proc.returncode == 0, proc.stderr
+    check_clean_history(db, migrations, MIGRATIONS)
