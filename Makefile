@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-slow lint deps sysdeps venv clean
+.PHONY: test test-slow lint deps sysdeps venv clean bench
 
 sysdeps:
 	@if ! command -v mariadbd >/dev/null 2>&1 && [ ! -x /usr/sbin/mariadbd ]; then \
@@ -30,6 +30,9 @@ test: deps
 
 test-slow: deps
 	$(PY) -m pytest -m slow -q
+
+bench: deps
+	bash bench/run.sh
 
 lint: venv
 	$(VENV)/bin/ruff check pipeline tests

@@ -145,6 +145,14 @@ def log_options(f: Callable[..., Any]) -> Callable[..., Any]:
                         help="Logs on stderr: console on a TTY, JSON lines otherwise.")(f)
 
 
+def aws_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option("--prefix", envvar="DBROLL_PREFIX", default="dbroll", show_default=True,
+                     help="Key prefix inside the bucket. [env DBROLL_PREFIX]")(f)
+    return click.option("--bucket", envvar="DBROLL_BUCKET", metavar="BUCKET",
+                        help="S3 bucket for manifests, bundles and audit records. "
+                        "[env DBROLL_BUCKET]")(f)
+
+
 def json_option(f: Callable[..., Any]) -> Callable[..., Any]:
     f = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")(f)
     return log_options(f)
@@ -310,18 +318,36 @@ def undo(dsn, dsn_secret, migrations_dir, lock_timeout, lock_wait_timeout, lock_
 @cli.command()
 @db_options
 @migrations_option
+@click.option("--image", "images", multiple=True, metavar="REF",
+              help="Images (ECR refs or local manifests) to check against the schema; status "
+              "then names the oldest one that can run on it. Repeatable.")
+@aws_options
 @json_option
 @handle_errors
-def status(dsn, dsn_secret, migrations_dir, as_json):
+def status(dsn, dsn_secret, migrations_dir, images, bucket, prefix, as_json):
     """Where the database stands: current version, applied, pending, blocked.
 
     Reads only; creates nothing. With --json: current_version, applied, pending, future,
-    gaps, drift, blocked (null or {version, kind, statements_done, error, ...}).
+    gaps, drift, blocked (null or {version, kind, statements_done, error, ...}), and with
+    --image: compat (per image) and oldest_compatible.
     """
     runner = build_runner(dsn, dsn_secret, migrations_dir)
     state = runner.status()
     data = state.to_dict()
     data["database"] = runner.spec.describe()
+    if images:
+        from pipeline.plan import check_compat
+
+        source = manifest_source(bucket, prefix)
+        loaded = [(ref, *source.load(ref)) for ref in images]
+        known = [m for _, m, _ in loaded]
+        data["compat"] = []
+        for ref, m, image in sorted(loaded, key=lambda x: x[1].versions):
+            c = check_compat(m, state.applied, known)
+            data["compat"].append({"ref": ref, "image": image.label, "compatible": c.compatible,
+                                   "reason": c.reason})
+        data["oldest_compatible"] = next(
+            (c["ref"] for c in data["compat"] if c["compatible"]), None)
     if as_json:
         emit_json(data)
         return
@@ -348,6 +374,11 @@ def status(dsn, dsn_secret, migrations_dir, as_json):
         click.echo("           next: `dbroll resume`, or `dbroll repair --as applied|reverted`")
     else:
         click.echo("blocked:   no")
+    if images:
+        for c in data["compat"]:
+            click.echo(f"image:     {c['ref']}: "
+                       + ("can run on this schema" if c["compatible"] else f"NO ({c['reason']})"))
+        click.echo(f"oldest compatible image: {data['oldest_compatible'] or '(none)'}")
 
 
 @cli.command()
@@ -436,6 +467,370 @@ def baseline(dsn, dsn_secret, migrations_dir, version, as_json):
     """Adopt an existing database: record versions up to VERSION as applied; run nothing."""
     runner = build_runner(dsn, dsn_secret, migrations_dir)
     render_run(runner.baseline(parse_version(version, "--version")), as_json)
+
+
+# ------------------------------------------------------------------ AWS adapters
+
+
+def boto_client(service: str) -> Any:
+    """The only place that creates AWS clients (endpoint from AWS_ENDPOINT_URL if set)."""
+    import boto3
+
+    return boto3.session.Session().client(service)
+
+
+def manifest_source(bucket: str | None, prefix: str) -> Any:
+    from pipeline.refs import ManifestSource
+
+    if not bucket:
+        return ManifestSource()
+    from pipeline.aws.ecr import Registry
+    from pipeline.aws.store import ArtifactStore
+
+    return ManifestSource(Registry(boto_client("ecr")),
+                          ArtifactStore(boto_client("s3"), bucket, prefix))
+
+
+def read_bundle_ref(ref: str, bucket: str | None, prefix: str) -> Any:
+    """A bundle from a local file or s3:// URI, verified."""
+    from pathlib import Path
+
+    from pipeline.bundle import read_bundle
+
+    if ref.startswith("s3://"):
+        from pipeline.aws.store import ArtifactStore, parse_s3_uri
+
+        b, _ = parse_s3_uri(ref)
+        data = ArtifactStore(boto_client("s3"), bucket or b, prefix).get_uri(ref)
+    else:
+        path = Path(ref)
+        if not path.is_file():
+            raise ConfigError(f"bundle {ref} does not exist",
+                              hint="make one with `dbroll plan ... --out bundle.tgz`")
+        data = path.read_bytes()
+    return read_bundle(data, source=ref)
+
+
+# ------------------------------------------------------------------ build stage
+
+
+@cli.group()
+def manifest() -> None:
+    """Build, publish and show image manifests (migrations with undo scripts and checksums)."""
+
+
+@manifest.command("build")
+@migrations_option
+@click.option("--out", "outdir", required=True, metavar="OUTDIR",
+              help="Directory to write manifest.json and its sql/ files into (COPY it into "
+              "the image).")
+@click.option("--app-version", metavar="V", envvar="DBROLL_APP_VERSION",
+              help="The application version this build is (shown in plans).")
+@json_option
+@handle_errors
+def manifest_build(migrations_dir, outdir, app_version, as_json):
+    """Write OUTDIR/manifest.json and print its sha256.
+
+    \b
+    Set the sha256 as an image label at build time:
+      SHA=$(dbroll manifest build --migrations migrations --out build/dbroll)
+      docker build --label io.dbroll.manifest.sha256=$SHA .
+    """
+    from pipeline.manifest import build_manifest, write_manifest
+    from pipeline.migrations.formats import load_migration_set
+
+    m = build_manifest(load_migration_set(migrations_dir), app_version=app_version)
+    path = write_manifest(m, outdir)
+    if as_json:
+        emit_json({"sha256": m.sha256, "path": str(path), "migrations": len(m.migrations),
+                   "latest": str(m.latest) if m.latest else None})
+    else:
+        click.echo(m.sha256)
+
+
+@manifest.command("publish")
+@click.option("--manifest", "manifest_dir", required=True, metavar="OUTDIR",
+              help="The directory `dbroll manifest build` wrote.")
+@click.option("--image", "image", required=True, metavar="REF",
+              help="ECR image: repo:tag, repo@sha256:..., or a full ECR URI.")
+@aws_options
+@json_option
+@handle_errors
+def manifest_publish(manifest_dir, image, bucket, prefix, as_json):
+    """Upload a manifest to S3 under the image's digest (immutable; same one again: no-op)."""
+    from pipeline.aws.ecr import Registry
+    from pipeline.aws.store import ArtifactStore
+    from pipeline.manifest import load_manifest
+
+    m = load_manifest(manifest_dir)
+    ref = Registry(boto_client("ecr")).resolve(image)
+    store = ArtifactStore(boto_client("s3"), bucket or "", prefix)
+    uri, created = store.publish_manifest(m, ref.repository, ref.digest)
+    data = {"uri": uri, "created": created, "digest": ref.digest, "sha256": m.sha256}
+    if as_json:
+        emit_json(data)
+    else:
+        click.echo(f"{'published' if created else 'already published (same manifest)'}: {uri}")
+
+
+@manifest.command("show")
+@click.argument("ref")
+@aws_options
+@json_option
+@handle_errors
+def manifest_show(ref, bucket, prefix, as_json):
+    """Show a manifest: REF is a local manifest dir/file, or an ECR image (tag or digest)."""
+    m, image = manifest_source(bucket, prefix).load(ref)
+    if as_json:
+        emit_json({**m.to_dict(), "sha256": m.sha256, "image": image.to_dict()})
+        return
+    click.echo(f"image:    {image.label}")
+    click.echo(f"manifest: {m.sha256}  ({m.format}, app version {m.app_version or '-'})")
+    rows = [(str(x.version), x.description[:40], x.klass, "yes" if x.undo else "NO",
+             len(x.findings)) for x in m.migrations]
+    if rows:
+        click.echo(table(("version", "description", "class", "undo", "findings"), rows))
+    for r in m.repeatables:
+        click.echo(f"repeatable: {r.script.source}")
+
+
+@cli.command()
+@migrations_option
+@click.option("--since", metavar="VERSION",
+              help="Only migrations newer than VERSION (e.g. the deployed one).")
+@json_option
+@handle_errors
+def lint(migrations_dir, since, as_json):
+    """Classify migrations as additive, data, breaking or unknown (expand/contract).
+
+    Exit 1 when a selected migration has a breaking or unknown finding that is not
+    accepted with `-- dbroll:allow <code> <reason>` in its file.
+    """
+    from pipeline.migrations.formats import load_migration_set
+    from pipeline.migrations.lint import lint_set
+
+    mset = load_migration_set(migrations_dir)
+    lints = lint_set(mset, parse_version(since, "--since") if since else None)
+    blocking = [f for x in lints for f in x.blocking]
+    if as_json:
+        emit_json({"migrations": [{"version": str(x.version), "class": x.klass,
+                                   "findings": [f.to_dict() for f in x.findings]}
+                                  for x in lints],
+                   "blocking": len(blocking)})
+    else:
+        for x in lints:
+            for f in x.findings:
+                mark = "allowed" if f.allowed else f.klass
+                click.echo(f"{f.path}:{f.line}: {f.code} [{mark}] {f.message}")
+                if f.hint and not f.allowed:
+                    click.echo(f"    instead: {f.hint}")
+        counts = {}
+        for x in lints:
+            counts[x.klass] = counts.get(x.klass, 0) + 1
+        click.echo(f"{len(lints)} migration(s): "
+                   + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+                   + f"; {len(blocking)} blocking finding(s)")
+    if blocking:
+        from pipeline.errors import DbrollError
+
+        raise DbrollError(f"{len(blocking)} breaking finding(s) not accepted",
+                          hint="change the migration the expand/contract way, or accept it with "
+                          "`-- dbroll:allow <code> <reason>`")
+
+
+# ------------------------------------------------------------------ plan, bundles
+
+
+def _history_for(dsn: str | None, dsn_secret: str | None) -> Any:
+    if not dsn and not dsn_secret:
+        return None
+    from pipeline.db.runner import Runner
+
+    return Runner(build_spec(dsn, dsn_secret), None).history()
+
+
+@cli.command()
+@click.option("--from", "from_ref", metavar="REF",
+              help="The deployed image (ECR ref or local manifest).")
+@click.option("--from-service", metavar="CLUSTER/SERVICE",
+              help="Read the deployed image from an ECS service instead of --from.")
+@click.option("--container", metavar="NAME", help="The app container (when the task has several).")
+@click.option("--to", "to_ref", required=True, metavar="REF",
+              help="The target image (ECR ref or local manifest).")
+@db_options
+@click.option("--strategy", type=click.Choice(["auto", "undo", "code-only"]), default="auto",
+              show_default=True, envvar="DBROLL_STRATEGY",
+              help="auto: code-only when every migration to revert is additive, else undo.")
+@click.option("--force-code-only", is_flag=True,
+              help="Allow code-only over breaking migrations (you know the old code copes).")
+@click.option("--out", "out", metavar="FILE", help="Write the rollback bundle (tar.gz) here.")
+@click.option("--markdown", "markdown", metavar="FILE",
+              help="Write the plan as markdown (for a manual-approval page).")
+@aws_options
+@json_option
+@handle_errors
+def plan(from_ref, from_service, container, to_ref, dsn, dsn_secret, strategy, force_code_only,
+         out, markdown, bucket, prefix, as_json):
+    """Plan a rollback (or forward move) between two images, and package it as a bundle.
+
+    With --dsn the plan uses the database's live history (and refuses what it cannot
+    explain); without it, the deployed manifest stands in for the history. Exit 3 when
+    the plan is blocked; the reasons say what to do.
+    """
+    from pathlib import Path
+
+    from pipeline.deploy import plan_rollback, require_unblocked
+    from pipeline.plan import render_markdown, render_text
+
+    if bool(from_ref) == bool(from_service):
+        raise ConfigError("give exactly one of --from REF and --from-service CLUSTER/SERVICE")
+    service = None
+    if from_service:
+        from pipeline.aws.ecs import Ecs
+
+        cluster, _, svc = from_service.partition("/")
+        if not svc:
+            raise ConfigError(f"--from-service {from_service!r}: expected CLUSTER/SERVICE")
+        service = (Ecs(boto_client("ecs")), cluster, svc, container)
+    planned = plan_rollback(manifest_source(bucket, prefix), to_ref=to_ref, from_ref=from_ref,
+                            from_service=service, history=_history_for(dsn, dsn_secret),
+                            strategy=strategy, force_code_only=force_code_only)
+    p = planned.plan
+    if markdown:
+        Path(markdown).write_text(render_markdown(p))
+    bundle_sha = None
+    if out and not p.blocked:
+        from pipeline.bundle import bundle_sha256
+
+        data = planned.bundle()
+        Path(out).write_bytes(data)
+        bundle_sha = bundle_sha256(data)
+    if as_json:
+        emit_json({**p.to_dict(), "blocked": p.blocked, "bundle": out if bundle_sha else None,
+                   "bundle_sha256": bundle_sha})
+    else:
+        click.echo(render_text(p))
+        if bundle_sha:
+            click.echo(f"bundle: {out} (sha256 {bundle_sha})")
+    require_unblocked(p)
+
+
+@cli.group()
+def bundle() -> None:
+    """Verify and inspect rollback bundles."""
+
+
+@bundle.command("verify")
+@click.argument("ref", metavar="FILE|s3://...")
+@aws_options
+@json_option
+@handle_errors
+def bundle_verify(ref, bucket, prefix, as_json):
+    """Check a bundle's structure and every checksum; exit 3 if anything is off."""
+    b = read_bundle_ref(ref, bucket, prefix)
+    if as_json:
+        emit_json({"ok": True, "sha256": b.sha256, "files": sorted(b.files)})
+    else:
+        click.echo(f"ok: {ref} (sha256 {b.sha256}, {len(b.files)} script(s))")
+
+
+@bundle.command("show")
+@click.argument("ref", metavar="FILE|s3://...")
+@aws_options
+@json_option
+@handle_errors
+def bundle_show(ref, bucket, prefix, as_json):
+    """Show the plan inside a bundle."""
+    from pipeline.plan import Plan, render_text
+
+    b = read_bundle_ref(ref, bucket, prefix)
+    if as_json:
+        emit_json({"sha256": b.sha256, "plan": b.plan, "files": sorted(b.files)})
+    else:
+        click.echo(render_text(Plan.from_dict(b.plan)))
+        click.echo(f"bundle sha256 {b.sha256}")
+
+
+@cli.command("apply-bundle")
+@click.argument("ref", metavar="FILE|s3://...")
+@db_options
+@runner_options
+@click.option("--dry-run", is_flag=True, help="Check the bundle and the database; change nothing.")
+@aws_options
+@json_option
+@handle_errors
+def apply_bundle(ref, dsn, dsn_secret, lock_timeout, lock_wait_timeout, lock_retries, dry_run,
+                 bucket, prefix, as_json):
+    """Run a rollback bundle against the database (in the one-off task).
+
+    Verifies the bundle, takes the runner lock, checks that the live history is what the
+    plan expected (else exit 3, nothing changed), then runs the undo steps with the
+    engine's rules and re-applies the target's repeatables. Running it again continues a
+    partly applied bundle, or says it is already done.
+    """
+    from pipeline.db.runner import Runner, RunnerOptions
+    from pipeline.plan import Plan
+
+    b = read_bundle_ref(ref, bucket, prefix)
+    try:
+        the_plan = Plan.from_dict(b.plan)
+    except (KeyError, TypeError, ValueError) as e:
+        raise ConfigError(f"bundle {ref}: its plan is not a dbroll plan ({e})") from None
+    spec = build_spec(dsn, dsn_secret)
+    runner = Runner(spec, None, RunnerOptions(
+        context=event_context(spec), lock_timeout=lock_timeout,
+        lock_wait_timeout=lock_wait_timeout, lock_retries=lock_retries))
+    render_run(runner.apply_plan(the_plan, b.files, bundle_sha256=b.sha256, dry_run=dry_run),
+               as_json)
+
+
+@cli.command()
+@click.argument("refs", nargs=-1, required=True, metavar="REF...")
+@db_options
+@click.option("--manifest", "schema_ref", metavar="REF",
+              help="Judge against the schema this image's migrations produce, not a live DB.")
+@aws_options
+@json_option
+@handle_errors
+def compat(refs, dsn, dsn_secret, schema_ref, bucket, prefix, as_json):
+    """Can each image run on the current schema? (its "minimum application version")
+
+    Yes when every applied version the image does not know is additive. Exit 3 when an
+    image is not compatible.
+    """
+    from pipeline.errors import BlockedError
+    from pipeline.plan import check_compat
+
+    source = manifest_source(bucket, prefix)
+    images = [source.load(r) for r in refs]
+    known = [m for m, _ in images]
+    if schema_ref:
+        schema_manifest, _ = source.load(schema_ref)
+        applied = list(schema_manifest.versions)
+        known.append(schema_manifest)
+    else:
+        history = _history_for(dsn, dsn_secret)
+        if history is None:
+            raise ConfigError("compat needs the schema: --dsn/--dsn-secret or --manifest REF")
+        applied = list(history.applied)
+    results = []
+    for ref, (m, image) in zip(refs, images, strict=True):
+        c = check_compat(m, applied, known)
+        results.append({"ref": ref, "image": image.label, "compatible": c.compatible,
+                        "unknown_versions": list(c.unknown_versions),
+                        "first_breaking": c.first_breaking, "reason": c.reason})
+    if as_json:
+        emit_json({"results": results})
+    else:
+        for r in results:
+            verdict = "yes" if r["compatible"] else f"NO: {r['reason']}"
+            extra = (f" (runs on {len(r['unknown_versions'])} newer additive version(s))"
+                     if r["compatible"] and r["unknown_versions"] else "")
+            click.echo(f"{r['ref']}: {verdict}{extra}")
+    bad = [r["ref"] for r in results if not r["compatible"]]
+    if bad:
+        raise BlockedError("not compatible with the current schema: " + ", ".join(bad),
+                           hint="roll back with --strategy undo, or deploy a newer image")
 
 
 def main() -> None:

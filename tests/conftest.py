@@ -174,7 +174,7 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 120) -> subpro
                           text=True, env=full_env, timeout=timeout, cwd=REPO)
 
 
-__all__ = ["CliResult", "Server", "dbroll", "mariadb_client", "query", "run_cli", "schema_objects", "write_files",
+__all__ = ["CliResult", "Moto", "Server", "dbroll", "push_image", "mariadb_client", "query", "run_cli", "schema_objects", "write_files",
            "pymysql"]
 
 
@@ -200,3 +200,61 @@ def dbroll(*args: str, env: dict | None = None) -> CliResult:
     runner = CliRunner()
     result = runner.invoke(cli, ["--log-format", "json", *args], env=env, catch_exceptions=False)
     return CliResult(result.exit_code, result.stdout, result.stderr)
+
+
+@dataclass
+class Moto:
+    endpoint: str
+    env: dict
+
+    def client(self, service: str):
+        import boto3
+
+        return boto3.client(service, endpoint_url=self.endpoint, region_name="eu-west-1",
+                            aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def aws(moto_server, monkeypatch) -> Iterator[Moto]:
+    """A clean moto account for this test; boto3 in-process and child processes reach it."""
+    import urllib.request
+
+    urllib.request.urlopen(urllib.request.Request(f"{moto_server}/moto-api/reset",
+                                                  method="POST")).read()
+    env = {"AWS_ENDPOINT_URL": moto_server, "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "eu-west-1",
+           "AWS_REGION": "eu-west-1"}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    yield Moto(moto_server, env)
+
+
+def push_image(ecr, repository: str, tag: str, content: str) -> str:
+    """Put an image manifest into moto ECR; returns its real digest."""
+    import hashlib
+    import json
+
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 1,
+                   "digest": "sha256:" + hashlib.sha256(content.encode()).hexdigest()},
+        "layers": [],
+    })
+    digest = "sha256:" + hashlib.sha256(manifest.encode()).hexdigest()
+    ecr.put_image(repositoryName=repository, imageManifest=manifest, imageTag=tag,
+                  imageDigest=digest)
+    return digest

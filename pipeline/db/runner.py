@@ -778,7 +778,7 @@ class Runner:
             index = 0
             try:
                 self._work.begin()
-                for index, stmt in enumerate(stmts):
+                for index, stmt in enumerate(stmts):  # noqa: B007 - index names the failure
                     self._execute(cur, stmt.text)
                 H.finish_event(cur, row_id, status=H.SUCCESS, statements_done=len(stmts),
                                applied=self._applied_after(step), qualified=self._qualified)

@@ -96,7 +96,7 @@ def test_dsn_secret_from_secrets_manager(secret_user, tmp_path):
         broken = run_cli("status", "--dsn-secret", "app/broken", "--migrations", str(mdir),
                          env=env)
         assert broken.returncode == 2 and "not JSON" in broken.stderr
-        for p in (p, missing, broken):
-            assert PASSWORD not in p.stdout + p.stderr
+        for proc in (p, missing, broken):
+            assert PASSWORD not in proc.stdout + proc.stderr
     finally:
         server.stop()

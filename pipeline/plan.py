@@ -1,0 +1,456 @@
+"""The rollback (or forward) plan: pure, from values.
+
+``make_plan(deployed, target, history, strategy)`` compares the manifest of the deployed
+image with the target image's (and, when given, the database's own history) and returns a
+frozen :class:`Plan`: the strategy, ordered steps, blockers with what to do, and the
+history the database must show for the plan to still be valid. Executing it is someone
+else's job (``dbroll apply-bundle``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.db.history import History
+from pipeline.manifest import Manifest, ManifestMigration
+from pipeline.migrations.lint import ADDITIVE, BREAKING, DATA, SEVERITY, UNKNOWN
+from pipeline.migrations.model import Version
+
+PLAN_SCHEMA = "dbroll.plan/v1"
+STRATEGIES = ("auto", "undo", "code-only")
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """An image as the plan knows it: by digest, never only by tag."""
+
+    repository: str | None = None
+    digest: str | None = None
+    tag: str | None = None
+    manifest_sha256: str | None = None
+    app_version: str | None = None
+
+    @property
+    def label(self) -> str:
+        name = self.repository or "local"
+        if self.tag:
+            name += f":{self.tag}"
+        if self.digest:
+            name += f"@{self.digest[:19]}"
+        elif self.manifest_sha256:
+            name += f" (manifest {self.manifest_sha256[:12]})"
+        return name
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"repository": self.repository, "digest": self.digest, "tag": self.tag,
+                "manifest_sha256": self.manifest_sha256, "app_version": self.app_version}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ImageRef:
+        return cls(**{k: d.get(k) for k in ("repository", "digest", "tag", "manifest_sha256",
+                                              "app_version")})
+
+
+@dataclass(frozen=True)
+class PlanStep:
+    action: str                 # undo | migrate | repeatable
+    version: str | None
+    description: str
+    klass: str
+    path: str                   # the file inside the bundle
+    source: str                 # the file in the migration folder (as history records it)
+    sha256: str
+    transaction: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"action": self.action, "version": self.version, "description": self.description,
+                "class": self.klass, "path": self.path, "source": self.source,
+                "sha256": self.sha256, "transaction": self.transaction}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> PlanStep:
+        return cls(d["action"], d.get("version"), d.get("description", ""), d.get("class", ""),
+                   d["path"], d["source"], d["sha256"], bool(d.get("transaction", True)))
+
+
+@dataclass(frozen=True)
+class Blocker:
+    code: str
+    message: str
+    hint: str
+    version: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "hint": self.hint,
+                "version": self.version}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Blocker:
+        return cls(d["code"], d["message"], d.get("hint", ""), d.get("version"))
+
+
+@dataclass(frozen=True)
+class Reverted:
+    """A version the rollback takes away from the code's view, with its class and reason."""
+
+    version: str
+    description: str
+    klass: str
+    findings: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"version": self.version, "description": self.description, "class": self.klass,
+                "findings": list(self.findings)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Reverted:
+        return cls(d["version"], d.get("description", ""), d.get("class", ""),
+                   tuple(d.get("findings", ())))
+
+
+@dataclass(frozen=True)
+class Plan:
+    direction: str                          # rollback | forward | none
+    strategy: str                           # code-only | undo | migrate | none
+    requested: str                          # the strategy asked for
+    source: ImageRef
+    target: ImageRef
+    steps: tuple[PlanStep, ...] = ()
+    reverted: tuple[Reverted, ...] = ()
+    warnings: tuple[str, ...] = ()
+    blockers: tuple[Blocker, ...] = ()
+    expected_applied: tuple[tuple[str, str | None], ...] = ()   # (version, checksum) before
+    after_applied: tuple[str, ...] = ()                          # versions applied after
+    from_history: bool = False              # expectations read from the live database
+    extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def blocked(self) -> bool:
+        return bool(self.blockers)
+
+    @property
+    def summary(self) -> str:
+        """One line, for a pipeline variable or an approval page."""
+        if self.blocked:
+            return (f"BLOCKED: {self.direction} {self.source.label} -> {self.target.label}: "
+                    + "; ".join(b.message for b in self.blockers[:2]))
+        if self.direction == "none":
+            return f"nothing to do: {self.target.label} has the same migrations as deployed"
+        versions = ", ".join(r.version for r in self.reverted) or "-"
+        if self.strategy == "code-only":
+            return (f"code-only rollback to {self.target.label}: {len(self.reverted)} additive "
+                    f"migration(s) stay applied ({versions}); no schema change, no data loss")
+        if self.strategy == "undo":
+            return (f"undo rollback to {self.target.label}: revert {len(self.reverted)} "
+                    f"migration(s) ({versions}) newest first"
+                    + (f", then {self.repeatable_count} repeatable(s)" if self.repeatable_count
+                       else ""))
+        return (f"forward deploy to {self.target.label}: apply "
+                f"{sum(1 for s in self.steps if s.action == 'migrate')} migration(s)")
+
+    @property
+    def repeatable_count(self) -> int:
+        return sum(1 for s in self.steps if s.action == "repeatable")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": PLAN_SCHEMA,
+            "direction": self.direction,
+            "strategy": self.strategy,
+            "requested": self.requested,
+            "summary": self.summary,
+            "source": self.source.to_dict(),
+            "target": self.target.to_dict(),
+            "steps": [s.to_dict() for s in self.steps],
+            "reverted": [r.to_dict() for r in self.reverted],
+            "warnings": list(self.warnings),
+            "blockers": [b.to_dict() for b in self.blockers],
+            "expected": {
+                "from_history": self.from_history,
+                "applied": [{"version": v, "checksum": c} for v, c in self.expected_applied],
+                "after": list(self.after_applied),
+            },
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Plan:
+        if d.get("schema") != PLAN_SCHEMA:
+            raise ValueError(f"not a {PLAN_SCHEMA} plan")
+        exp = d.get("expected", {})
+        return cls(
+            direction=d["direction"], strategy=d["strategy"], requested=d.get("requested", ""),
+            source=ImageRef.from_dict(d["source"]), target=ImageRef.from_dict(d["target"]),
+            steps=tuple(PlanStep.from_dict(s) for s in d.get("steps", ())),
+            reverted=tuple(Reverted.from_dict(r) for r in d.get("reverted", ())),
+            warnings=tuple(d.get("warnings", ())),
+            blockers=tuple(Blocker.from_dict(b) for b in d.get("blockers", ())),
+            expected_applied=tuple((a["version"], a.get("checksum"))
+                                   for a in exp.get("applied", ())),
+            after_applied=tuple(exp.get("after", ())),
+            from_history=bool(exp.get("from_history", False)),
+        )
+
+
+# ---------------------------------------------------------------- compatibility
+
+
+@dataclass(frozen=True)
+class Compat:
+    """Can an image run on a schema? Yes when every applied version it lacks is additive."""
+
+    compatible: bool
+    unknown_versions: tuple[str, ...]       # applied, not in the image
+    first_breaking: str | None = None
+    reason: str = ""
+
+
+def effective_class(m: ManifestMigration, created_in_range: frozenset[str]) -> str:
+    """A migration's class for a rollback over a range: data written only into tables the
+    range itself created goes away with them, so it counts as additive."""
+    if not m.findings:
+        return m.klass
+    classes = []
+    for f in m.findings:
+        if f.klass == DATA and f.table and f.table in created_in_range:
+            classes.append(ADDITIVE)
+        else:
+            classes.append(f.klass)
+    return max(classes, key=lambda c: SEVERITY.get(c, 3))
+
+
+def check_compat(image: Manifest, applied: Iterable[Version],
+                 known: Iterable[Manifest]) -> Compat:
+    """Whether `image` can run on a schema with `applied` versions.
+
+    Classes of the versions the image lacks come from `known` manifests (any that has them);
+    a version no manifest knows counts as unknown, so as not compatible.
+    """
+    lookup: dict[Version, ManifestMigration] = {}
+    for man in known:
+        for m in man.migrations:
+            lookup.setdefault(m.version, m)
+    missing = sorted(v for v in applied if image.get(v) is None)
+    for v in missing:
+        m = lookup.get(v)
+        klass = effective_class(m, frozenset()) if m else UNKNOWN
+        if klass != ADDITIVE:
+            why = (f"version {v} ({m.description}) is {klass}" if m
+                   else f"version {v} is in no known manifest (also name the image that "
+                   "applied it)")
+            return Compat(False, tuple(map(str, missing)), str(v), why)
+    return Compat(True, tuple(map(str, missing)))
+
+
+# ---------------------------------------------------------------- the plan
+
+
+def make_plan(
+    deployed: Manifest,
+    target: Manifest,
+    history: History | None = None,
+    *,
+    strategy: str = "auto",
+    force_code_only: bool = False,
+    source: ImageRef | None = None,
+    target_ref: ImageRef | None = None,
+) -> Plan:
+    """Plan the move from the deployed image to the target image."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}")
+    source = source or ImageRef(manifest_sha256=deployed.sha256, app_version=deployed.app_version)
+    target_ref = target_ref or ImageRef(manifest_sha256=target.sha256,
+                                        app_version=target.app_version)
+    blockers: list[Blocker] = []
+    warnings: list[str] = []
+    D, T = set(deployed.versions), set(target.versions)
+
+    if history is not None:
+        applied = {v: (row.checksum or None) for v, row in history.applied.items()}
+        b = history.blocked
+        if b is not None:
+            blockers.append(Blocker(
+                "history-blocked",
+                f"{b.subject} ({b.kind}) is {b.status} at statement {b.statements_done + 1}",
+                "finish it first: `dbroll resume`, or `dbroll repair --as applied|reverted`",
+                b.version,
+            ))
+    else:
+        applied = {m.version: m.up.sha256 for m in deployed.migrations}
+    A = set(applied)
+    expected = tuple((str(v), applied[v]) for v in sorted(A))
+
+    strangers = sorted(v for v in A if v not in D and v not in T)
+    for v in strangers:
+        blockers.append(Blocker(
+            "unknown-version", f"the database has version {v}, which neither image knows",
+            "it was applied by hand or from another branch: deploy the image that has it, or "
+            "undo it with that image's migrations first", str(v)))
+    for v in sorted(A & D):
+        recorded = applied[v]
+        if recorded and recorded != deployed.get(v).up.sha256:
+            blockers.append(Blocker(
+                "checksum", f"version {v}: the database ran a script with checksum "
+                f"{recorded[:12]}, the deployed image has {deployed.get(v).up.sha256[:12]}",
+                "the deployed image is not the one that migrated this database; plan from the "
+                "image that did (or `dbroll repair --checksums` if the change is known)", str(v)))
+    for v in sorted(A & D & T):
+        if deployed.get(v).up.sha256 != target.get(v).up.sha256:
+            warnings.append(f"version {v} differs between the deployed and the target image "
+                            "(edited after release)")
+
+    if T - D and D - T:
+        blockers.append(Blocker(
+            "divergent", "the target has versions the deployed image never had: "
+            + ", ".join(map(str, sorted(T - D))),
+            "the images come from diverging branches; roll back to a common ancestor first"))
+        direction = "rollback"
+    elif T - D:
+        direction = "forward"
+    elif D - T:
+        direction = "rollback"
+    else:
+        direction = "forward" if T - A else "none"
+
+    if direction == "forward":
+        steps = tuple(
+            PlanStep("migrate", str(m.version), m.description, m.klass, m.up.path, m.up.source,
+                     m.up.sha256, m.transaction)
+            for m in target.migrations if m.version not in A)
+        after = tuple(str(v) for v in sorted(A | {m.version for m in target.migrations}))
+        return Plan("forward", "migrate", strategy, source, target_ref, steps, (),
+                    tuple(warnings), tuple(blockers), expected, after, history is not None)
+
+    to_revert = sorted((v for v in A if v not in T and v in D), reverse=True)
+    for v in sorted(D - T - A):
+        warnings.append(f"version {v} of the deployed image is not applied in the database; "
+                        "nothing to revert for it")
+    pending_target = sorted(T - A)
+    if pending_target:
+        warnings.append("target versions not applied in the database (its container applies "
+                        "them at start): " + ", ".join(map(str, pending_target)))
+    range_migs = [deployed.get(v) for v in to_revert]
+    created = frozenset(t for m in range_migs for t in m.created_tables)
+    reverted = tuple(
+        Reverted(str(m.version), m.description, effective_class(m, created),
+                 tuple(f"{f.code} ({f.path}:{f.line}): {f.message}" for f in m.findings))
+        for m in range_migs)
+    not_additive = [r for r in reverted if r.klass != ADDITIVE]
+    after = tuple(str(v) for v in sorted(A - set(to_revert)))
+
+    if not to_revert:
+        return Plan("none", "none", strategy, source, target_ref, (), (), tuple(warnings),
+                    tuple(blockers), expected, tuple(str(v) for v in sorted(A)),
+                    history is not None)
+
+    chosen = strategy
+    if strategy == "auto":
+        chosen = "code-only" if not not_additive else "undo"
+    if chosen == "code-only":
+        hard = [r for r in not_additive if r.klass in (BREAKING, UNKNOWN)]
+        if hard and not force_code_only:
+            blockers.append(Blocker(
+                "not-additive", "code-only rollback refused: "
+                + ", ".join(f"version {r.version} is {r.klass}" for r in hard),
+                "the old code may not run on this schema: use --strategy undo (or auto), or "
+                "--force-code-only if you know the old code copes", hard[0].version))
+        for r in not_additive:
+            if r not in hard or force_code_only:
+                warnings.append(f"version {r.version} is {r.klass}; code-only keeps it applied")
+        return Plan("rollback", "code-only", strategy, source, target_ref, (), reverted,
+                    tuple(warnings), tuple(blockers), expected,
+                    tuple(str(v) for v in sorted(A)), history is not None)
+
+    steps: list[PlanStep] = []
+    for m in range_migs:
+        if m.undo is None:
+            blockers.append(Blocker(
+                "missing-undo", f"version {m.version} ({m.up.source}) has no undo script",
+                "write its undo script and rebuild the deployed image's manifest, or roll "
+                "forward with a new migration instead", str(m.version)))
+            continue
+        steps.append(PlanStep("undo", str(m.version), m.description,
+                              effective_class(m, created), m.undo.path, m.undo.source,
+                              m.undo.sha256, m.transaction))
+    deployed_reps = {r.name: r.script.sha256 for r in deployed.repeatables}
+    ran = history.repeatables if history is not None else None
+    for r in target.repeatables:
+        current = ran.get(r.script.source) if ran is not None else deployed_reps.get(r.name)
+        if current != r.script.sha256:
+            steps.append(PlanStep("repeatable", None, r.description, ADDITIVE, r.script.path,
+                                  r.script.source, r.script.sha256))
+    return Plan("rollback", "undo", strategy, source, target_ref, tuple(steps), reverted,
+                tuple(warnings), tuple(blockers), expected, after, history is not None)
+
+
+
+# ---------------------------------------------------------------- files and renderings
+
+
+def plan_files(plan: Plan, deployed: Manifest, target: Manifest) -> dict[str, bytes]:
+    """The scripts a bundle of this plan must carry: undo from the deployed image's
+    manifest, migrate and repeatable scripts from the target's."""
+    files: dict[str, bytes] = {}
+    for step in plan.steps:
+        source = deployed if step.action == "undo" else target
+        data = source.files.get(step.path)
+        if data is None:
+            raise ValueError(f"{step.path} is not in the manifest")
+        files[step.path] = data
+    return files
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[str, ...]], *, markdown: bool) -> str:
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
+        return "\n".join(lines)
+    cells = [header, *rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    out = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    out.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
+def _rows(plan: Plan) -> list[tuple[str, ...]]:
+    rows: list[tuple[str, ...]] = []
+    if plan.strategy == "code-only":
+        for r in plan.reverted:
+            rows.append((r.version, r.description[:48], r.klass, "keep (code-only)"))
+    for s in plan.steps:
+        action = {"undo": "undo", "migrate": "apply", "repeatable": "re-apply"}[s.action]
+        rows.append((s.version or s.source, s.description[:48], s.klass, action))
+    return rows
+
+
+def render_text(plan: Plan) -> str:
+    out = [plan.summary, f"  from {plan.source.label}", f"  to   {plan.target.label}",
+           f"  strategy {plan.strategy} (asked: {plan.requested}); "
+           f"history {'from the live database' if plan.from_history else 'from the manifests'}"]
+    rows = _rows(plan)
+    if rows:
+        out += ["", _table(("version", "description", "class", "action"), rows, markdown=False)]
+    for w in plan.warnings:
+        out.append(f"warning: {w}")
+    for b in plan.blockers:
+        out.append(f"BLOCKED [{b.code}]: {b.message}\n  what to do: {b.hint}")
+    return "\n".join(out)
+
+
+def render_markdown(plan: Plan) -> str:
+    out = [f"**{plan.summary}**", "",
+           f"- from: `{plan.source.label}`", f"- to: `{plan.target.label}`",
+           f"- strategy: **{plan.strategy}** (asked: {plan.requested})",
+           f"- history: {'live database' if plan.from_history else 'manifests only'}", ""]
+    rows = _rows(plan)
+    if rows:
+        out += [_table(("version", "description", "class", "action"), rows, markdown=True), ""]
+    risks = [f"- version {r.version} ({r.klass}): {f}" for r in plan.reverted
+             for f in r.findings]
+    if plan.blockers or plan.warnings or risks:
+        out.append("### Risks")
+        out += [f"- **blocked** ({b.code}): {b.message}. {b.hint}" for b in plan.blockers]
+        out += [f"- {w}" for w in plan.warnings]
+        out += risks
+    return "\n".join(out) + "\n"

@@ -1,0 +1,183 @@
+"""The build stage end to end: manifests in moto ECR/S3 -> plan -> bundle -> apply-bundle."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import dbroll, push_image, query, schema_objects, write_files
+
+pytestmark = pytest.mark.e2e
+
+V1 = {
+    "V1__customers.sql": "CREATE TABLE customers (id INT AUTO_INCREMENT PRIMARY KEY, "
+                         "name VARCHAR(100) NOT NULL);",
+    "U1__customers.sql": "DROP TABLE customers;",
+    "V2__orders.sql": "CREATE TABLE orders (id INT AUTO_INCREMENT PRIMARY KEY, "
+                      "customer_id INT NOT NULL, total DECIMAL(10,2) NOT NULL DEFAULT 0);",
+    "U2__orders.sql": "DROP TABLE orders;",
+    "R__views.sql": "CREATE OR REPLACE VIEW order_totals AS SELECT customer_id, SUM(total) AS t "
+                    "FROM orders GROUP BY customer_id;",
+}
+# v2: an additive table and a defaulted column (code-only safe)
+V2 = {**V1,
+      "V3__coupons.sql": "CREATE TABLE coupons (code VARCHAR(20) PRIMARY KEY);\n"
+                         "ALTER TABLE orders ADD COLUMN coupon VARCHAR(20) NULL;",
+      "U3__coupons.sql": "ALTER TABLE orders DROP COLUMN coupon;\nDROP TABLE coupons;"}
+# v3: breaking: a column renamed, and the view changes with it
+V3 = {**V2,
+      "V4__rename_name.sql": "ALTER TABLE customers RENAME COLUMN name TO full_name;",
+      "U4__rename_name.sql": "ALTER TABLE customers RENAME COLUMN full_name TO name;",
+      "R__views.sql": "CREATE OR REPLACE VIEW order_totals AS SELECT customer_id, "
+                      "SUM(total) AS t, COUNT(*) AS n FROM orders GROUP BY customer_id;"}
+
+
+@pytest.fixture
+def release(tmp_path, aws):
+    """Three releases built and published: ECR repo `shop` with tags v1..v3, bucket `art`."""
+    ecr, s3 = aws.client("ecr"), aws.client("s3")
+    ecr.create_repository(repositoryName="shop")
+    s3.create_bucket(Bucket="art", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    out = {}
+    for name, files in (("v1", V1), ("v2", V2), ("v3", V3)):
+        mdir = write_files(tmp_path / "src" / name, files)
+        built = dbroll("manifest", "build", "--migrations", str(mdir), "--out",
+                       str(tmp_path / "build" / name), "--app-version", name)
+        assert built.exit_code == 0, built.stderr
+        sha = built.stdout.strip()
+        digest = push_image(ecr, "shop", name, f"image {name}")
+        pub = dbroll("manifest", "publish", "--manifest", str(tmp_path / "build" / name),
+                     "--image", f"shop:{name}", "--bucket", "art")
+        assert pub.exit_code == 0, pub.stderr
+        assert "published" in pub.stdout and digest in pub.stdout
+        out[name] = {"dir": mdir, "build": tmp_path / "build" / name, "sha": sha,
+                     "digest": digest}
+    return out
+
+
+def test_manifest_build_publish_show(release, aws, tmp_path):
+    doc = json.loads((release["v3"]["build"] / "manifest.json").read_text())
+    assert doc["schema"] == "dbroll.manifest/v1"
+    assert [m["version"] for m in doc["migrations"]] == ["1", "2", "3", "4"]
+    assert [m["class"] for m in doc["migrations"]][2:] == ["additive", "breaking"]
+    # publishing the same manifest again is a no-op
+    again = dbroll("manifest", "publish", "--manifest", str(release["v3"]["build"]),
+                   "--image", "shop:v3", "--bucket", "art")
+    assert again.exit_code == 0 and "already published" in again.stdout
+    # another manifest for the same digest is refused
+    clash = dbroll("manifest", "publish", "--manifest", str(release["v2"]["build"]),
+                   "--image", f"shop@{release['v3']['digest']}", "--bucket", "art")
+    assert clash.exit_code == 3 and "different manifest" in clash.stderr
+    # show by tag and by digest gives the same manifest
+    by_tag = dbroll("manifest", "show", "shop:v3", "--bucket", "art", "--json").json
+    by_digest = dbroll("manifest", "show", f"shop@{release['v3']['digest']}", "--bucket", "art",
+                       "--json").json
+    assert by_tag["sha256"] == by_digest["sha256"] == release["v3"]["sha"]
+    assert by_tag["image"]["digest"] == release["v3"]["digest"]
+    local = dbroll("manifest", "show", str(release["v3"]["build"]), "--json").json
+    assert local["sha256"] == release["v3"]["sha"]
+    missing = dbroll("manifest", "show", "shop:v9", "--bucket", "art")
+    assert missing.exit_code == 2 and "shop:v9" in missing.stderr
+
+
+def test_rollback_plan_bundle_apply(release, aws, mariadb, db, tmp_path):
+    dsn = db.to_dsn()
+    assert dbroll("migrate", "--dsn", dsn, "--migrations", str(release["v3"]["dir"])).exit_code == 0
+    query(db, "INSERT INTO customers (full_name) VALUES ('ann')")
+
+    bundle = tmp_path / "rb.tgz"
+    md = tmp_path / "plan.md"
+    r = dbroll("plan", "--from", "shop:v3", "--to", "shop:v1", "--dsn", dsn, "--bucket", "art",
+               "--out", str(bundle), "--markdown", str(md), "--json")
+    assert r.exit_code == 0, r.stderr
+    plan = r.json
+    assert plan["strategy"] == "undo" and plan["direction"] == "rollback"
+    assert [(s["action"], s["version"] or s["source"]) for s in plan["steps"]] == [
+        ("undo", "4"), ("undo", "3"), ("repeatable", "R__views.sql")]
+    assert plan["source"]["digest"] == release["v3"]["digest"]
+    assert plan["target"]["digest"] == release["v1"]["digest"]
+    assert md.read_text().startswith("**undo rollback")
+    assert dbroll("bundle", "verify", str(bundle)).exit_code == 0
+
+    # the bundle runs from S3 with no image and no repo
+    s3 = aws.client("s3")
+    s3.put_object(Bucket="art", Key="dbroll/bundles/rb.tgz", Body=bundle.read_bytes())
+    applied = dbroll("apply-bundle", "s3://art/dbroll/bundles/rb.tgz", "--dsn", dsn)
+    assert applied.exit_code == 0, applied.stderr
+
+    reference = mariadb.create_database()
+    try:
+        assert dbroll("migrate", "--dsn", reference.to_dsn(), "--migrations",
+                      str(release["v1"]["dir"])).exit_code == 0
+        assert schema_objects(db) == schema_objects(reference)
+    finally:
+        mariadb.drop_database(reference)
+    assert query(db, "SELECT name FROM customers") == [("ann",)]  # data kept through the undo
+    rows = query(db, "SELECT version, kind, status, bundle, image FROM dbroll_history "
+                     "WHERE kind IN ('undo', 'repeatable') ORDER BY id")
+    sha = dbroll("bundle", "verify", str(bundle), "--json").json["sha256"]
+    assert [(v, k, s) for v, k, s, *_ in rows][-3:] == [
+        ("4", "undo", "success"), ("3", "undo", "success"), (None, "repeatable", "success")]
+    assert all(b == sha and i == release["v3"]["digest"] for *_, b, i in rows[-3:])
+    st = dbroll("status", "--dsn", dsn, "--migrations", str(release["v1"]["dir"]), "--json").json
+    assert st["applied"] == ["1", "2"] and st["blocked"] is None
+
+    # a second apply is a no-op
+    before = query(db, "SELECT COUNT(*) FROM dbroll_history")
+    again = dbroll("apply-bundle", str(bundle), "--dsn", dsn)
+    assert again.exit_code == 0 and "nothing to do" in again.stdout
+    assert query(db, "SELECT COUNT(*) FROM dbroll_history") == before
+
+
+def test_stale_plan_is_refused_before_any_change(release, aws, db, tmp_path):
+    dsn = db.to_dsn()
+    assert dbroll("migrate", "--dsn", dsn, "--migrations", str(release["v2"]["dir"])).exit_code == 0
+    bundle = tmp_path / "rb.tgz"
+    r = dbroll("plan", "--from", "shop:v2", "--to", "shop:v1", "--dsn", dsn, "--bucket", "art",
+               "--strategy", "undo", "--out", str(bundle))
+    assert r.exit_code == 0, r.stderr
+    # someone deploys v3 after the plan was made
+    assert dbroll("migrate", "--dsn", dsn, "--migrations", str(release["v3"]["dir"])).exit_code == 0
+    before_rows = query(db, "SELECT * FROM dbroll_history")
+    before_schema = schema_objects(db)
+    stale = dbroll("apply-bundle", str(bundle), "--dsn", dsn)
+    assert stale.exit_code == 3 and "stale plan" in stale.stderr
+    assert query(db, "SELECT * FROM dbroll_history") == before_rows
+    assert schema_objects(db) == before_schema
+
+
+def test_code_only_rollback_records_a_row_and_changes_no_schema(release, aws, db, tmp_path):
+    dsn = db.to_dsn()
+    assert dbroll("migrate", "--dsn", dsn, "--migrations", str(release["v2"]["dir"])).exit_code == 0
+    before = schema_objects(db)
+    bundle = tmp_path / "co.tgz"
+    r = dbroll("plan", "--from", "shop:v2", "--to", "shop:v1", "--dsn", dsn, "--bucket", "art",
+               "--out", str(bundle), "--json")
+    assert r.exit_code == 0 and r.json["strategy"] == "code-only"
+    assert [x["version"] for x in r.json["reverted"]] == ["3"]
+    assert dbroll("apply-bundle", str(bundle), "--dsn", dsn).exit_code == 0
+    assert schema_objects(db) == before
+    rows = query(db, "SELECT kind, status FROM dbroll_history WHERE kind = 'code_rollback'")
+    assert rows == [("code_rollback", "success")]
+    # the v1 image's container starts on the v2 schema: tolerated as "future"
+    start = dbroll("migrate", "--dsn", dsn, "--migrations", str(release["v1"]["dir"]))
+    assert start.exit_code == 0 and "ahead" in start.stdout
+    # classes of versions an image lacks come from the manifests given (v2 knows version 3)
+    compat = dbroll("compat", "shop:v1", "shop:v2", "--dsn", dsn, "--bucket", "art", "--json")
+    assert compat.exit_code == 0, compat.stderr
+    assert [x["compatible"] for x in compat.json["results"]] == [True, True]
+    assert compat.json["results"][0]["unknown_versions"] == ["3"]
+    alone = dbroll("compat", "shop:v1", "--dsn", dsn, "--bucket", "art")
+    assert alone.exit_code == 3 and "version 3 is in no known manifest" in alone.stdout
+    st = dbroll("status", "--dsn", dsn, "--migrations", str(release["v2"]["dir"]), "--image",
+                "shop:v2", "--image", "shop:v1", "--bucket", "art", "--json").json
+    assert st["oldest_compatible"] == "shop:v1"
+    # and code-only over a breaking change is refused
+    assert dbroll("migrate", "--dsn", dsn, "--migrations", str(release["v3"]["dir"])).exit_code == 0
+    refused = dbroll("plan", "--from", "shop:v3", "--to", "shop:v1", "--dsn", dsn, "--bucket",
+                     "art", "--strategy", "code-only")
+    assert refused.exit_code == 3 and "not-additive" in refused.stdout
+    compat = dbroll("compat", "shop:v1", "shop:v3", "--dsn", dsn, "--bucket", "art", "--json")
+    assert compat.exit_code == 3
+    assert [x["compatible"] for x in compat.json["results"]] == [False, True]

@@ -1,0 +1,203 @@
+"""The rollback plan: every strategy, every blocker, forward and rollback (pure)."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+
+import pytest
+
+from pipeline.db.history import History, HistoryRow
+from pipeline.manifest import Manifest, ManifestMigration, ManifestRepeatable, ScriptRef
+from pipeline.migrations.lint import Finding
+from pipeline.migrations.model import Version
+from pipeline.plan import Plan, check_compat, make_plan, render_markdown, render_text
+
+CLASSES = {"a": "additive", "b": "breaking", "d": "data", "u": "unknown"}
+
+
+def sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def entry(version: str, klass: str = "additive", *, undo: bool = True, body: str = "",
+          created: tuple[str, ...] = (), data_table: str | None = None) -> ManifestMigration:
+    up_text = body or f"-- up {version}"
+    findings = ()
+    if klass != "additive":
+        findings = (Finding(code=f"{klass}-thing", klass=klass, path=f"V{version}__x.sql",
+                            line=1, message=f"{klass} change", hint="do it in steps",
+                            table=data_table),)
+    return ManifestMigration(
+        version=Version.parse(version), description=f"m{version}",
+        up=ScriptRef(f"sql/up/{version}__m.sql", f"V{version}__m.sql", sha(up_text)),
+        undo=ScriptRef(f"sql/undo/{version}__m.sql", f"U{version}__m.sql", sha(f"undo {version}"))
+        if undo else None,
+        transaction=True, klass=klass, findings=findings, created_tables=created)
+
+
+def manifest(*entries: ManifestMigration, repeatables: dict[str, str] | None = None) -> Manifest:
+    reps = tuple(ManifestRepeatable(n, n, ScriptRef(f"sql/repeatable/{n}.sql", f"R__{n}.sql",
+                                                    sha(body)))
+                 for n, body in (repeatables or {}).items())
+    return Manifest("1.0", "flyway", tuple(entries), reps)
+
+
+def spec(s: str) -> Manifest:
+    """'1a 2a 3b' -> versions 1..3 with classes additive, additive, breaking."""
+    return manifest(*(entry(tok[:-1], CLASSES[tok[-1]]) for tok in s.split()))
+
+
+_ids = iter(range(1, 100_000))
+
+
+def hrow(version, kind="migrate", status="success", checksum=None, script=None, done=0):
+    applied = {"migrate": True, "undo": False}.get(kind) if status == "success" else None
+    return HistoryRow(next(_ids), version, "", kind, script, checksum, status, applied, done,
+                      None, None, datetime(2026, 1, 1), None, None, "t", None, None, None)
+
+
+def history_of(m: Manifest, versions: list[str] | None = None) -> History:
+    rows = [hrow(str(x.version), checksum=x.up.sha256) for x in m.migrations
+            if versions is None or str(x.version) in versions]
+    return History(tuple(rows))
+
+
+@pytest.mark.parametrize(
+    ("deployed", "target", "strategy", "want_strategy", "want_steps", "want_blockers"),
+    [
+        ("1a 2a 3a", "1a", "auto", "code-only", [], []),
+        ("1a 2a 3b", "1a", "auto", "undo", ["undo 3", "undo 2"], []),
+        ("1a 2d", "1a", "auto", "undo", ["undo 2"], []),
+        ("1a 2u", "1a", "auto", "undo", ["undo 2"], []),
+        ("1a 2a 3a", "1a", "undo", "undo", ["undo 3", "undo 2"], []),
+        ("1a 2b", "1a", "code-only", "code-only", [], ["not-additive"]),
+        ("1a 2u", "1a", "code-only", "code-only", [], ["not-additive"]),
+        ("1a 2d", "1a", "code-only", "code-only", [], []),
+        ("1a 2a", "1a 2a", "auto", "none", [], []),
+        ("1a", "1a 2a 3b", "auto", "migrate", ["migrate 2", "migrate 3"], []),
+        ("1a 2a 3a 4b 5a 6a 7d 8a 9a 10a 11a 12a", "1a 2a 3a", "auto", "undo",
+         [f"undo {v}" for v in range(12, 3, -1)], []),
+        ("1a 2a 3a 4a 5a 6a 7a 8a 9a 10a 11a 12a", "1a 2a 3a", "auto", "code-only", [], []),
+        ("1.1a 1.2a 1.10b", "1.1a 1.2a", "auto", "undo", ["undo 1.10"], []),
+    ],
+)
+def test_strategies_from_manifests(deployed, target, strategy, want_strategy, want_steps,
+                                   want_blockers):
+    p = make_plan(spec(deployed), spec(target), strategy=strategy)
+    assert p.strategy == want_strategy
+    assert [f"{s.action} {s.version}" for s in p.steps] == want_steps
+    assert [b.code for b in p.blockers] == want_blockers
+    assert Plan.from_dict(p.to_dict()) == p  # the bundle's plan.json round-trips
+
+
+def test_force_code_only_turns_the_blocker_into_a_warning():
+    p = make_plan(spec("1a 2b"), spec("1a"), strategy="code-only", force_code_only=True)
+    assert not p.blocked and p.strategy == "code-only"
+    assert any("version 2 is breaking" in w for w in p.warnings)
+
+
+def test_missing_undo_blocks_undo_but_not_code_only():
+    d = manifest(entry("1"), entry("2", "breaking", undo=False), entry("3", "additive"))
+    p = make_plan(d, spec("1a"))
+    assert [b.code for b in p.blockers] == ["missing-undo"] and p.blockers[0].version == "2"
+    assert "V2__m.sql" in p.blockers[0].message
+    d2 = manifest(entry("1"), entry("2", undo=False))
+    assert not make_plan(d2, spec("1a")).blocked  # additive: code-only needs no undo
+
+
+def test_unknown_db_version_blocks():
+    d, t = spec("1a 2a 3b"), spec("1a")
+    h = History((*history_of(d).rows, hrow("7", checksum="x")))
+    p = make_plan(d, t, h)
+    assert "unknown-version" in [b.code for b in p.blockers]
+    assert any(b.version == "7" for b in p.blockers)
+
+
+@pytest.mark.parametrize("status", ["failed", "running"])
+def test_failed_or_running_row_blocks(status):
+    d, t = spec("1a 2b"), spec("1a")
+    h = History((*history_of(d).rows, hrow("3", status=status, done=2)))
+    p = make_plan(d, t, h)
+    assert "history-blocked" in [b.code for b in p.blockers]
+    assert "statement 3" in p.blockers[0].message
+
+
+def test_checksum_in_db_differing_from_deployed_manifest_blocks():
+    d, t = spec("1a 2b"), spec("1a")
+    h = History((hrow("1", checksum=d.get(Version.parse("1")).up.sha256),
+                 hrow("2", checksum="f" * 64)))
+    p = make_plan(d, t, h)
+    assert [b.code for b in p.blockers] == ["checksum"] and p.blockers[0].version == "2"
+
+
+def test_divergent_branches_block():
+    p = make_plan(spec("1a 2a 3a"), spec("1a 2a 4a"))
+    assert "divergent" in [b.code for b in p.blockers] and "4" in p.blockers[0].message
+
+
+def test_history_drives_what_is_reverted():
+    # the deployed image has 1..4 but the database never got 4: only 3 and 2 are reverted
+    d, t = spec("1a 2b 3b 4b"), spec("1a")
+    p = make_plan(d, t, history_of(d, ["1", "2", "3"]))
+    assert [s.version for s in p.steps] == ["3", "2"]
+    assert p.from_history and p.expected_applied == tuple(
+        (v, d.get(Version.parse(v)).up.sha256) for v in ("1", "2", "3"))
+    assert p.after_applied == ("1",)
+    assert any("version 4" in w for w in p.warnings)
+
+
+def test_skipped_versions_in_history():
+    d, t = spec("1a 2b 3b 4b"), spec("1a 2b")
+    p = make_plan(d, t, history_of(d, ["1", "2", "4"]))  # 3 was skipped (never applied)
+    assert [s.version for s in p.steps] == ["4"]
+
+
+def test_data_into_tables_created_in_the_range_counts_as_additive():
+    d = manifest(entry("1"), entry("2", created=("coupons",)),
+                 entry("3", "data", data_table="coupons"))
+    p = make_plan(d, spec("1a"))
+    assert p.strategy == "code-only" and [r.klass for r in p.reverted] == ["additive"] * 2
+    d2 = manifest(entry("1"), entry("2", created=("coupons",)),
+                  entry("3", "data", data_table="customers"))
+    assert make_plan(d2, spec("1a")).strategy == "undo"
+
+
+def test_target_repeatables_are_reapplied_when_they_differ():
+    d = manifest(entry("1"), entry("2", "breaking"), repeatables={"views": "new", "same": "x"})
+    t = manifest(entry("1"), repeatables={"views": "old", "same": "x"})
+    p = make_plan(d, t)
+    assert [(s.action, s.source) for s in p.steps] == [("undo", "U2__m.sql"),
+                                                      ("repeatable", "R__views.sql")]
+
+
+def test_renderings_name_versions_and_blockers():
+    p = make_plan(spec("1a 2a 3b"), spec("1a"))
+    text, md = render_text(p), render_markdown(p)
+    for out in (text, md):
+        assert "undo" in out and "3" in out and "breaking" in out
+    assert md.startswith("**undo rollback") and "| version |" in md
+    blocked = make_plan(spec("1a 2b"), spec("1a"), strategy="code-only")
+    assert "BLOCKED" in render_text(blocked) and "not-additive" in render_text(blocked)
+    assert blocked.summary.startswith("BLOCKED")
+
+
+def test_compat_uses_the_same_rule_as_code_only():
+    v3 = spec("1a 2a 3a 4b")
+    applied = list(v3.versions)
+    ok = check_compat(spec("1a 2a"), applied[:3], [v3])
+    assert ok.compatible and ok.unknown_versions == ("3",)
+    bad = check_compat(spec("1a 2a"), applied, [v3])
+    assert not bad.compatible and bad.first_breaking == "4"
+    unknown = check_compat(spec("1a"), [Version.parse("1"), Version.parse("9")], [v3])
+    assert not unknown.compatible and unknown.first_breaking == "9"
+
+
+@pytest.mark.parametrize("n", [10, 1000])
+def test_plans_scale(n):
+    d = manifest(*(entry(str(i), "breaking" if i % 7 == 0 else "additive")
+                   for i in range(1, n + 1)))
+    t = manifest(*d.migrations[: n // 2])
+    p = make_plan(d, t, history_of(d))
+    assert len(p.steps) == n - n // 2
+    assert [int(s.version) for s in p.steps] == list(range(n, n // 2, -1))
