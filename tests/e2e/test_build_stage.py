@@ -181,3 +181,23 @@ def test_code_only_rollback_records_a_row_and_changes_no_schema(release, aws, db
     compat = dbroll("compat", "shop:v1", "shop:v3", "--dsn", dsn, "--bucket", "art", "--json")
     assert compat.exit_code == 3
     assert [x["compatible"] for x in compat.json["results"]] == [False, True]
+
+
+def test_plan_from_an_ecs_service_uses_the_running_digest(release, aws, db, tmp_path):
+    ecs = aws.client("ecs")
+    ecs.create_cluster(clusterName="prod")
+    image = f"123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop@{release['v3']['digest']}"
+    td = ecs.register_task_definition(family="shop", containerDefinitions=[
+        {"name": "app", "image": image, "memory": 256, "essential": True},
+        {"name": "sidecar", "image": "public.ecr.aws/nginx/nginx:latest", "memory": 64},
+    ])["taskDefinition"]["taskDefinitionArn"]
+    ecs.create_service(cluster="prod", serviceName="web", taskDefinition=td, desiredCount=1)
+    dsn = db.to_dsn()
+    assert dbroll("migrate", "--dsn", dsn, "--migrations", str(release["v3"]["dir"])).exit_code == 0
+    r = dbroll("plan", "--from-service", "prod/web", "--to", "shop:v2", "--dsn", dsn,
+               "--bucket", "art", "--json")
+    assert r.exit_code == 0, r.stderr
+    assert r.json["source"]["digest"] == release["v3"]["digest"]
+    assert [s["version"] for s in r.json["steps"] if s["action"] == "undo"] == ["4"]
+    missing = dbroll("plan", "--from-service", "prod/nope", "--to", "shop:v2", "--bucket", "art")
+    assert missing.exit_code == 2 and "prod/nope" in missing.stderr
