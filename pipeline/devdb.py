@@ -50,6 +50,10 @@ def find_binaries() -> tuple[str, str]:
 
 
 def scratch_root() -> str:
+    """Where throwaway data directories go: $DBROLL_SCRATCH, else /dev/shm, else TMPDIR."""
+    if os.environ.get("DBROLL_SCRATCH"):
+        Path(os.environ["DBROLL_SCRATCH"]).mkdir(parents=True, exist_ok=True)
+        return os.environ["DBROLL_SCRATCH"]
     shm = Path("/dev/shm")
     if shm.is_dir() and os.access(shm, os.W_OK):
         return str(shm)

@@ -127,11 +127,17 @@ def spec_from_secret(secret_string: str, secret_id: str, database: str | None = 
     )
 
 
-def _ssl_kwargs(opts: dict[str, str]) -> dict[str, Any]:
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _ssl_kwargs(opts: dict[str, str], host: str = "") -> dict[str, Any]:
+    """TLS options for PyMySQL. Without any, PyMySQL tries TLS opportunistically (unverified,
+    and building its context costs ~40 ms a connection); on loopback that buys nothing."""
     mode = opts.get("ssl", "").lower()
     kw: dict[str, Any] = {}
-    if mode == "disabled":
-        return kw
+    if mode == "disabled" or (not mode and not any(k in opts for k in (
+            "ssl_ca", "ssl_cert", "ssl_key")) and (host in _LOOPBACK or "unix_socket" in opts)):
+        return {"ssl_disabled": True}
     for key in ("ssl_ca", "ssl_cert", "ssl_key"):
         if opts.get(key):
             kw[key] = opts[key]
@@ -159,7 +165,7 @@ def connect(spec: ConnectionSpec, *, database: bool = True, autocommit: bool = T
     else:
         kwargs["host"] = spec.host
         kwargs["port"] = spec.port
-    kwargs.update(_ssl_kwargs(opts))
+    kwargs.update(_ssl_kwargs(opts, spec.host))
     try:
         return pymysql.connect(**kwargs)
     except pymysql.MySQLError as e:

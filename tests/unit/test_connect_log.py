@@ -53,14 +53,16 @@ def test_bad_dsn_errors_hide_the_password(dsn, needle):
 
 
 def test_ssl_options():
-    assert _ssl_kwargs({}) == {}
+    assert _ssl_kwargs({}) == {}  # remote: PyMySQL's opportunistic TLS
+    assert _ssl_kwargs({}, "127.0.0.1") == {"ssl_disabled": True}
     kw = _ssl_kwargs({"ssl": "required"})
     assert kw["ssl"] == {} and kw["ssl_verify_cert"] is False
     kw = _ssl_kwargs({"ssl_ca": "/ca.pem"})
     assert kw["ssl_ca"] == "/ca.pem" and kw["ssl_verify_cert"] is True
     kw = _ssl_kwargs({"ssl": "verify_identity", "ssl_ca": "/ca.pem"})
     assert kw["ssl_verify_identity"] is True
-    assert _ssl_kwargs({"ssl": "disabled", "ssl_ca": "/ca.pem"}) == {}
+    assert _ssl_kwargs({"ssl": "disabled", "ssl_ca": "/ca.pem"}) == {"ssl_disabled": True}
+    assert _ssl_kwargs({"ssl": "required"}, "127.0.0.1")["ssl"] == {}
 
 
 def test_secret_string():
