@@ -148,7 +148,8 @@ def _ssl_kwargs(opts: dict[str, str], host: str = "") -> dict[str, Any]:
     return kw
 
 
-def connect(spec: ConnectionSpec, *, database: bool = True, autocommit: bool = True) -> pymysql.Connection:
+def connect(spec: ConnectionSpec, *, database: bool = True, autocommit: bool = True,
+            multi_statements: bool = False) -> pymysql.Connection:
     """Open a connection; failures become DatabaseError naming host and database, never the password."""
     opts = dict(spec.options)
     kwargs: dict[str, Any] = dict(
@@ -160,6 +161,10 @@ def connect(spec: ConnectionSpec, *, database: bool = True, autocommit: bool = T
         connect_timeout=float(opts.get("connect_timeout", 10)),
         local_infile=False,
     )
+    if multi_statements:
+        from pymysql.constants import CLIENT
+
+        kwargs["client_flag"] = CLIENT.MULTI_STATEMENTS
     if opts.get("unix_socket"):
         kwargs["unix_socket"] = opts["unix_socket"]
     else:

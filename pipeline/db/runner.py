@@ -161,6 +161,59 @@ class RunResult:
         }
 
 
+class ControlCursor:
+    """The control connection's cursor. Writes that may wait (a migration's success mark)
+    are deferred and sent in the same round trip as the next control statement (the next
+    migration's running row): one round trip per migration saved, and nothing reordered.
+    A crash in between leaves the same record as a crash right after the last statement."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.cur = conn.cursor()
+        self.pending: list[str] = []
+
+    def _sql(self, sql: str, args: Any) -> str:
+        return self.cur.mogrify(sql, args) if args is not None else sql
+
+    def execute(self, sql: str, args: Any = None) -> int:
+        query = self._sql(sql, args)
+        if self.pending:
+            query = ";\n".join([*self.pending, query])
+            self.pending = []
+        n = self.cur.execute(query)
+        while self.cur.nextset():  # the last result (the caller's statement) stays current
+            pass
+        return n
+
+    def defer(self, sql: str, args: Any = None) -> None:
+        self.pending.append(self._sql(sql, args))
+
+    def flush(self) -> None:
+        if self.pending:
+            query = ";\n".join(self.pending)
+            self.pending = []
+            self.cur.execute(query)
+            while self.cur.nextset():
+                pass
+
+    def fetchone(self) -> Any:
+        return self.cur.fetchone()
+
+    def fetchall(self) -> Any:
+        return self.cur.fetchall()
+
+    @property
+    def lastrowid(self) -> int:
+        return self.cur.lastrowid
+
+
+class _Deferred:
+    """A cursor-like view whose execute() defers to the next round trip."""
+
+    def __init__(self, ctl: ControlCursor) -> None:
+        self.execute = ctl.defer
+
+
 def split_script(script: Script, version: Version | None = None) -> list[Statement]:
     try:
         return split_statements(script.text)
@@ -213,11 +266,12 @@ class Runner:
 
     @contextmanager
     def _session(self, *, lock: bool) -> Iterator[None]:
-        self._control = self._connect(self.spec)
+        self._control = self._connect(self.spec, multi_statements=True)
+        self._ctl = ControlCursor(self._control)
         try:
             if lock:
                 self._acquire_lock()
-                cur = self._control.cursor()
+                cur = self._ctl
                 H.ensure_tables(cur)
                 cur.execute(
                     f"REPLACE INTO `{H.LOCK_TABLE}` (name, connection_id, host, pid, run_id, "
@@ -226,6 +280,7 @@ class Runner:
                      self.opts.context.run_id),
                 )
             yield
+            self._ctl.flush()
         finally:
             for conn in (self._work, self._control):
                 if conn is not None:
@@ -237,7 +292,7 @@ class Runner:
 
     def _acquire_lock(self) -> None:
         name = lock_name(self.spec.database)
-        cur = self._control.cursor()
+        cur = self._ctl
         cur.execute("SELECT GET_LOCK(%s, 0)", (name,))
         if cur.fetchone()[0] == 1:
             return
@@ -257,7 +312,7 @@ class Runner:
         )
 
     def _describe_lock_holder(self, name: str) -> str:
-        cur = self._control.cursor()
+        cur = self._ctl
         cur.execute("SELECT IS_USED_LOCK(%s)", (name,))
         conn_id = cur.fetchone()[0]
         if conn_id is None:
@@ -303,7 +358,7 @@ class Runner:
             self._work = None
 
     def _read_history(self) -> History:
-        return H.read_history(self._control.cursor())
+        return H.read_history(self._ctl)
 
     def _statements(self, script: Script) -> list[Statement]:
         stmts = self._scripts.get(script.sha256)
@@ -471,7 +526,7 @@ class Runner:
         with self._session(lock=True):
             state = analyze(self.mset, self._read_history())
             result = RunResult("repair", state=state)
-            cur = self._control.cursor()
+            cur = self._ctl
             ctx = self.opts.context
             done = []
             b = state.blocked
@@ -529,7 +584,7 @@ class Runner:
                     f"baseline version {version} has no migration in {self.mset.root}",
                     hint="choose one of: " + ", ".join(str(v) for v in self.mset.versions[-10:]),
                 )
-            cur = self._control.cursor()
+            cur = self._ctl
             result = RunResult("baseline")
             for m in self.mset.migrations:
                 if m.version > version:
@@ -583,7 +638,7 @@ class Runner:
                     return result
                 if not dry_run:
                     H.insert_event(
-                        self._control.cursor(), ctx, kind="code_rollback", version=None,
+                        self._ctl, ctx, kind="code_rollback", version=None,
                         description=(f"code-only rollback to {plan.target.label}; kept applied: "
                                      + ", ".join(r.version for r in plan.reverted))[:255],
                         script=None, checksum=None, status=H.SUCCESS)
@@ -733,7 +788,7 @@ class Runner:
 
     def _insert_running(self, step: Step, total: int, done: int) -> int:
         return H.insert_event(
-            self._control.cursor(), self.opts.context, kind=step.kind, version=step.version,
+            self._ctl, self.opts.context, kind=step.kind, version=step.version,
             description=step.description, script=step.script.path, checksum=step.script.sha256,
             statements_done=done, statements_total=total,
         )
@@ -748,7 +803,7 @@ class Runner:
         text = (f"statement {index + 1} of {len(stmts)} (line {stmt.line}: {stmt.first_line}) "
                 f"failed: {_mysql_text(err)}{extra}")
         try:
-            H.finish_event(self._control.cursor(), row_id, status=H.FAILED, statements_done=done,
+            H.finish_event(self._ctl, row_id, status=H.FAILED, statements_done=done,
                            error=text[:4000])
         except pymysql.MySQLError as e2:
             log.error("could not record the failure in history", error=_mysql_text(e2))
@@ -805,7 +860,7 @@ class Runner:
     def _run_per_statement(self, step: Step, stmts: list[Statement], start_at: int,
                            uncertain_first: bool) -> None:
         row_id = self._insert_running(step, len(stmts), start_at)
-        control = self._control.cursor()
+        control = self._ctl
         n = len(stmts)
         for index in range(start_at, n):
             stmt = stmts[index]
@@ -854,7 +909,8 @@ class Runner:
                     raise self._fail(row_id, step, stmts, index, index, e) from None
             if index + 1 < n and not dml:
                 H.mark_progress(control, row_id, index + 1)
-        H.finish_event(control, row_id, status=H.SUCCESS, statements_done=n,
+        # sent with the next control statement (usually the next migration's running row)
+        H.finish_event(_Deferred(self._ctl), row_id, status=H.SUCCESS, statements_done=n,
                        applied=self._applied_after(step))
 
     def _describe_blockers(self) -> str:
@@ -865,7 +921,7 @@ class Runner:
         schema first (the usual metadata-lock blockers).
         """
         own = {self._control.thread_id(), self._work.thread_id() if self._work else None}
-        cur = self._control.cursor()
+        cur = self._ctl
         exact: set[int] = set()
         try:
             cur.execute("SELECT DISTINCT THREAD_ID FROM information_schema.METADATA_LOCK_INFO "

@@ -201,3 +201,40 @@ def test_plan_from_an_ecs_service_uses_the_running_digest(release, aws, db, tmp_
     assert [s["version"] for s in r.json["steps"] if s["action"] == "undo"] == ["4"]
     missing = dbroll("plan", "--from-service", "prod/nope", "--to", "shop:v2", "--bucket", "art")
     assert missing.exit_code == 2 and "prod/nope" in missing.stderr
+
+
+def test_failed_bundle_step_blocks_then_a_rerun_continues(release, aws, db, tmp_path):
+    dsn = db.to_dsn()
+    assert dbroll("migrate", "--dsn", dsn, "--migrations", str(release["v3"]["dir"])).exit_code == 0
+    bundle = tmp_path / "rb.tgz"
+    assert dbroll("plan", "--from", "shop:v3", "--to", "shop:v1", "--dsn", dsn, "--bucket", "art",
+                  "--out", str(bundle)).exit_code == 0
+    # U3 drops orders.coupon then coupons: make its second statement fail
+    query(db, "CREATE TABLE blocker (code VARCHAR(20), FOREIGN KEY (code) REFERENCES "
+              "coupons (code))")
+    failed = dbroll("apply-bundle", str(bundle), "--dsn", dsn)
+    assert failed.exit_code == 1 and "statement 2 of 2" in failed.stderr
+    st = dbroll("status", "--dsn", dsn, "--migrations", str(release["v3"]["dir"]), "--json").json
+    assert st["blocked"]["version"] == "3" and st["blocked"]["kind"] == "undo"
+    assert st["blocked"]["statements_done"] == 1
+    assert st["applied"] == ["1", "2", "3"]  # 4 was undone, 3 is half way
+    query(db, "DROP TABLE blocker")  # the operator removes the cause
+    again = dbroll("apply-bundle", str(bundle), "--dsn", dsn)
+    assert again.exit_code == 0, again.stderr
+    st = dbroll("status", "--dsn", dsn, "--migrations", str(release["v1"]["dir"]), "--json").json
+    assert st["applied"] == ["1", "2"] and st["blocked"] is None
+    assert query(db, "SHOW TABLES LIKE 'coupons'") == []
+
+
+def test_bundle_show_prints_the_plan(release, aws, tmp_path):
+    bundle = tmp_path / "rb.tgz"
+    assert dbroll("plan", "--from", "shop:v3", "--to", "shop:v2", "--bucket", "art", "--out",
+                  str(bundle)).exit_code == 0
+    shown = dbroll("bundle", "show", str(bundle))
+    assert shown.exit_code == 0 and "undo rollback" in shown.stdout and "4" in shown.stdout
+    as_json = dbroll("bundle", "show", str(bundle), "--json").json
+    assert as_json["plan"]["strategy"] == "undo"
+    assert as_json["files"] == ["sql/repeatable/views.sql", "sql/undo/4__rename_name.sql"]
+    (tmp_path / "bad.tgz").write_bytes(bundle.read_bytes()[:-30])
+    bad = dbroll("bundle", "verify", str(tmp_path / "bad.tgz"))
+    assert bad.exit_code == 3 and "bad.tgz" in bad.stderr
