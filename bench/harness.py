@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 WORK = Path(os.environ.get("BENCH_WORK", REPO / "bench" / ".work")).resolve()
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 RUNS = int(os.environ.get("BENCH_RUNS", "3" if QUICK else "5"))
-DBROLL = str(REPO / ".venv" / "bin" / "dbroll")
+DBROLL = os.environ.get("BENCH_DBROLL") or str(REPO / ".venv" / "bin" / "dbroll")
 YOYO = str(REPO / ".venv" / "bin" / "yoyo")
 DBMATE = WORK / "node_modules" / "@dbmate" / "linux-x64" / "bin" / "dbmate"
 LIQUIBASE = WORK / "node_modules" / "liquibase" / "dist" / "liquibase" / "liquibase"
@@ -134,7 +134,7 @@ class Dbroll(Tool):
 
     def prepare(self, root, n, k):
         self.dir = root / "dbroll"
-        self.dir.mkdir(parents=True)
+        self.dir.mkdir(parents=True, exist_ok=True)
         for i in range(1, n + 1):
             up, down = statements(i, k)
             (self.dir / f"V{i}__t{i}.sql").write_text("".join(f"{s};\n" for s in up))

@@ -259,11 +259,9 @@ def render_run(result: Any, as_json: bool) -> None:
 
 
 def table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:
-    cells = [tuple(str(c) for c in header)] + [tuple(str(c) for c in r) for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    from pipeline.render import render_table
+
+    return render_table(header, rows)
 
 
 # ------------------------------------------------------------------ commands

@@ -17,6 +17,7 @@ from pipeline.db.history import History
 from pipeline.manifest import Manifest, ManifestMigration
 from pipeline.migrations.lint import ADDITIVE, BREAKING, DATA, SEVERITY, UNKNOWN
 from pipeline.migrations.model import Version
+from pipeline.render import render_table
 
 PLAN_SCHEMA = "dbroll.plan/v1"
 STRATEGIES = ("auto", "undo", "code-only")
@@ -401,18 +402,6 @@ def plan_files(plan: Plan, deployed: Manifest, target: Manifest) -> dict[str, by
     return files
 
 
-def _table(header: tuple[str, ...], rows: list[tuple[str, ...]], *, markdown: bool) -> str:
-    if markdown:
-        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
-        return "\n".join(lines)
-    cells = [header, *rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    out = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
-    out.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(out)
-
-
 def _rows(plan: Plan) -> list[tuple[str, ...]]:
     rows: list[tuple[str, ...]] = []
     if plan.strategy == "code-only":
@@ -430,7 +419,7 @@ def render_text(plan: Plan) -> str:
            f"history {'from the live database' if plan.from_history else 'from the manifests'}"]
     rows = _rows(plan)
     if rows:
-        out += ["", _table(("version", "description", "class", "action"), rows, markdown=False)]
+        out += ["", render_table(("version", "description", "class", "action"), rows)]
     for w in plan.warnings:
         out.append(f"warning: {w}")
     for b in plan.blockers:
@@ -445,7 +434,7 @@ def render_markdown(plan: Plan) -> str:
            f"- history: {'live database' if plan.from_history else 'manifests only'}", ""]
     rows = _rows(plan)
     if rows:
-        out += [_table(("version", "description", "class", "action"), rows, markdown=True), ""]
+        out += [render_table(("version", "description", "class", "action"), rows, markdown=True), ""]
     risks = [f"- version {r.version} ({r.klass}): {f}" for r in plan.reverted
              for f in r.findings]
     if plan.blockers or plan.warnings or risks:
