@@ -17,7 +17,7 @@ import tarfile
 import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from pipeline.errors import BlockedError
 
@@ -48,7 +48,7 @@ def bundle_sha256(data: bytes) -> str:
 
 
 def _path_problem(path: str) -> str | None:
-    if not path or "\\" in path or "\x00" in path:
+    if not path or any(c in path for c in "\\\x00\n\r"):
         return "bad characters in path"
     if path.startswith("/"):
         return "absolute path"
@@ -60,18 +60,19 @@ def _path_problem(path: str) -> str | None:
     return None
 
 
-def referenced_files(plan: Any) -> Iterator[tuple[str, str | None]]:
-    """(path, sha256 or None) for every `path` key under the plan whose value is in sql/."""
-    if isinstance(plan, dict):
-        path = plan.get("path")
-        if isinstance(path, str) and path.startswith("sql/"):
-            sha = plan.get("sha256")
-            yield path, sha if isinstance(sha, str) else None
-        for value in plan.values():
-            yield from referenced_files(value)
-    elif isinstance(plan, list):
-        for value in plan:
-            yield from referenced_files(value)
+def referenced_files(plan: Any) -> Iterator[tuple[str, Any]]:
+    """(path, sibling `sha256` value or None) for every `path` key under the plan whose value
+    is a string starting with sql/, walking dicts and lists (iteratively: depth is no limit)."""
+    stack = [plan]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            path = node.get("path")
+            if isinstance(path, str) and path.startswith("sql/"):
+                yield path, node.get("sha256")
+            stack.extend(reversed(list(node.values())))
+        elif isinstance(node, list):
+            stack.extend(reversed(node))
 
 
 def _plan_bytes(plan: dict) -> bytes:
@@ -79,20 +80,34 @@ def _plan_bytes(plan: dict) -> bytes:
 
 
 def write_bundle(plan: dict, files: Mapping[str, bytes]) -> bytes:
-    """The bundle's bytes: identical for identical inputs, so its sha256 identifies it."""
+    """The bundle's bytes: identical for identical inputs, so its sha256 identifies it.
+
+    Bad paths or a plan naming a file that is not given are caller bugs (ValueError).
+    """
+    if not isinstance(plan, dict):
+        raise ValueError("the plan must be a dict")
     for path in files:
-        problem = _path_problem(path)
+        problem = _path_problem(path) if isinstance(path, str) else "path is not a string"
         if problem or not path.startswith("sql/"):
             raise ValueError(f"bundle entry {path!r}: {problem or 'scripts live under sql/'}")
+        if not isinstance(files[path], bytes | bytearray):
+            raise ValueError(f"bundle entry {path!r}: content must be bytes")
+    dirs = {p.rsplit("/", 1)[0] for p in files}
+    dirs |= {d[:i] for d in dirs for i in range(len(d)) if d[i] == "/"}
+    clash = sorted(dirs & set(files))
+    if clash:
+        raise ValueError(f"bundle entry {clash[0]!r} is both a file and a folder")
     for path, _sha in referenced_files(plan):
         if path not in files:
             raise ValueError(f"the plan references {path}, which is not among the files")
-    entries = {PLAN: _plan_bytes(plan), **dict(files)}
+    entries = {PLAN: _plan_bytes(plan), **{p: bytes(d) for p, d in files.items()}}
     sums = "".join(f"{hashlib.sha256(entries[p]).hexdigest()}  {p}\n" for p in sorted(entries))
-    order = [SUMS, PLAN, *sorted(files)]
     entries[SUMS] = sums.encode()
+    order = [SUMS, PLAN, *sorted(files)]
     raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+    # PAX only adds extended headers when a name needs them (long or non-ASCII); those carry
+    # no timestamps, so the output stays deterministic.
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT, encoding="utf-8") as tar:
         for name in order:
             data = entries[name]
             info = tarfile.TarInfo(name)
@@ -109,15 +124,19 @@ def write_bundle(plan: dict, files: Mapping[str, bytes]) -> bytes:
 
 
 class _BoundedGunzip(io.RawIOBase):
-    """Decompresses gzip data, refusing to produce more than `limit` bytes (gzip bombs)."""
+    """Decompresses one gzip stream, refusing to produce more than `limit` bytes (gzip bombs)
+    and refusing truncated input or bytes after the end of the stream."""
+
+    CHUNK = 1 << 16
 
     def __init__(self, data: bytes, limit: int, fail: Any) -> None:
         self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
         self._src = memoryview(data)
         self._pos = 0
         self._buf = b""
+        self._off = 0
         self._tail = b""
-        self._out = 0
+        self.produced = 0
         self._limit = limit
         self._fail = fail
 
@@ -125,58 +144,65 @@ class _BoundedGunzip(io.RawIOBase):
         return True
 
     def readinto(self, b: Any) -> int:
-        while not self._buf:
+        while self._off >= len(self._buf):
             if self._d.eof:
+                if self._d.unused_data or self._pos < len(self._src):
+                    self._fail("unexpected data after the end of the gzip stream", None)
                 return 0
             if self._tail:
                 src = self._tail
             else:
                 if self._pos >= len(self._src):
                     self._fail("archive is truncated", None)
-                src = bytes(self._src[self._pos:self._pos + 65536])
+                src = bytes(self._src[self._pos : self._pos + self.CHUNK])
                 self._pos += len(src)
             try:
-                self._buf = self._d.decompress(src, 1 << 20)
+                self._buf = self._d.decompress(src, self.CHUNK)
             except zlib.error as e:
-                self._fail(f"not a gzip archive ({e})", None)
+                self._fail(f"not a gzip archive or corrupt ({e})", None)
+            self._off = 0
             self._tail = self._d.unconsumed_tail
-            self._out += len(self._buf)
-            if self._out > self._limit:
-                self._fail(f"uncompressed size exceeds {self._limit} bytes", None)
-        n = min(len(b), len(self._buf))
-        b[:n] = self._buf[:n]
-        self._buf = self._buf[n:]
+            self.produced += len(self._buf)
+            if self.produced > self._limit:
+                self._fail(f"uncompressed size exceeds {self._limit} bytes (gzip bomb?)", None)
+        n = min(len(b), len(self._buf) - self._off)
+        b[:n] = self._buf[self._off : self._off + n]
+        self._off += n
         return n
+
+
+def _tar_limit() -> int:
+    # tar and PAX headers plus padding add at most ~4 KiB per entry, plus the end records
+    return MAX_TOTAL_BYTES + 4096 * (MAX_ENTRIES + 2) + 2 * tarfile.RECORDSIZE
 
 
 def read_bundle(data: bytes, source: str = "<bundle>") -> Bundle:
     """Verify and read a bundle in memory; any doubt is a BundleError and nothing is used."""
 
-    def fail(what: str, entry: str | None) -> None:
-        raise BundleError(f"bundle {source}: {what}" + (f" ({entry})" if entry else ""),
-                          hint=HINT)
+    def fail(what: str, entry: str | None) -> NoReturn:
+        raise BundleError(f"bundle {source}: {what}" + (f" ({entry})" if entry else ""), hint=HINT)
 
     if len(data) > MAX_COMPRESSED_BYTES:
         fail(f"{len(data)} bytes is over the {MAX_COMPRESSED_BYTES}-byte limit", None)
     if data[:2] != b"\x1f\x8b":
         fail("not a gzip archive", None)
-    # tar headers and padding add at most 1.5 KiB per entry on top of the content
-    stream = io.BufferedReader(
-        _BoundedGunzip(data, MAX_TOTAL_BYTES + 1536 * (MAX_ENTRIES + 2) + 10240, fail))
+    raw = _BoundedGunzip(data, _tar_limit(), fail)
+    stream = io.BufferedReader(raw)
     entries: dict[str, bytes] = {}
     total = 0
     try:
-        with tarfile.open(fileobj=stream, mode="r|") as tar:
+        with tarfile.open(fileobj=stream, mode="r|", encoding="utf-8", errors="strict") as tar:
             for member in tar:
                 name = member.name
                 if len(entries) >= MAX_ENTRIES:
                     fail(f"more than {MAX_ENTRIES} entries", name)
-                if not member.isfile():
-                    fail("only regular files are allowed, not links, devices or directories",
-                         name)
+                if not member.isreg():
+                    fail("only regular files are allowed, not links, devices or directories", name)
                 problem = _path_problem(name)
                 if problem:
                     fail(problem, name)
+                if name not in (PLAN, SUMS) and not name.startswith("sql/"):
+                    fail("unexpected entry: a bundle holds plan.json, SHA256SUMS and sql/", name)
                 if name in entries:
                     fail("duplicate entry", name)
                 if member.size > MAX_FILE_BYTES:
@@ -191,9 +217,15 @@ def read_bundle(data: bytes, source: str = "<bundle>") -> Bundle:
                 if total > MAX_TOTAL_BYTES:
                     fail(f"entries exceed {MAX_TOTAL_BYTES} bytes in all", name)
                 entries[name] = blob
+        # the rest must be tar padding and the gzip trailer: read it so truncation, bombs and
+        # trailing data are noticed even after the last member
+        while stream.read(tarfile.RECORDSIZE):
+            pass
     except tarfile.TarError as e:
         fail(f"not a valid tar archive ({e})", None)
-    except (EOFError, OSError) as e:
+    except UnicodeError as e:
+        fail(f"an entry name is not UTF-8 ({e})", None)
+    except (EOFError, OSError, ValueError) as e:
         fail(f"archive is truncated or corrupt ({e})", None)
 
     if SUMS not in entries:
@@ -202,13 +234,21 @@ def read_bundle(data: bytes, source: str = "<bundle>") -> Bundle:
         fail("plan.json is missing", PLAN)
     listed: dict[str, str] = {}
     try:
-        lines = entries[SUMS].decode("utf-8").splitlines()
+        lines = entries[SUMS].decode("utf-8").split("\n")
     except UnicodeDecodeError:
-        lines = ["\x00"]
+        fail("SHA256SUMS is not UTF-8", SUMS)
+    if lines[-1] == "":
+        lines.pop()
     for i, line in enumerate(lines, 1):
         digest, sep, path = line.partition("  ")
-        if (not sep or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest)
-                or not path or path in listed):
+        if (
+            not sep
+            or len(digest) != 64
+            or any(c not in "0123456789abcdef" for c in digest)
+            or not path
+            or path in listed
+            or path == SUMS
+        ):
             fail(f"SHA256SUMS line {i} is malformed", SUMS)
         listed[path] = digest
     for name, blob in entries.items():
@@ -223,16 +263,16 @@ def read_bundle(data: bytes, source: str = "<bundle>") -> Bundle:
             fail("SHA256SUMS lists a file the bundle lacks", path)
     try:
         plan = json.loads(entries[PLAN].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        fail(f"plan.json is not JSON ({e})", PLAN)
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        fail(f"plan.json is not JSON in UTF-8 ({type(e).__name__}: {str(e)[:200]})", PLAN)
     if not isinstance(plan, dict):
         fail("plan.json is not a JSON object", PLAN)
     files = {n: b for n, b in entries.items() if n.startswith("sql/")}
     for path, sha in referenced_files(plan):
         if path not in files:
             fail("the plan references a file the bundle lacks", path)
-        if sha is not None and hashlib.sha256(files[path]).hexdigest() != sha:
-            fail("file differs from the checksum the plan records", path)
+        if sha is not None and sha != hashlib.sha256(files[path]).hexdigest():
+            fail("file differs from the sha256 the plan records", path)
     return Bundle(plan=plan, files=files, sha256=bundle_sha256(data), source=source)
 
 

@@ -106,17 +106,31 @@ def migrations_option(f: Callable[..., Any]) -> Callable[..., Any]:
 
 def runner_options(f: Callable[..., Any]) -> Callable[..., Any]:
     opts = [
-        click.option("--lock-timeout", type=click.FloatRange(0), default=60.0, show_default=True,
-                     envvar="DBROLL_LOCK_TIMEOUT",
-                     help="Seconds to wait while another dbroll runner works on this database; "
-                     "then exit 4."),
-        click.option("--lock-wait-timeout", type=click.IntRange(0), default=5, show_default=True,
-                     envvar="DBROLL_LOCK_WAIT_TIMEOUT",
-                     help="Seconds one DDL attempt may wait for a metadata lock (0: never "
-                     "queue). Short, so the app's queries never pile up behind a migration."),
-        click.option("--lock-retries", type=click.IntRange(0), default=10, show_default=True,
-                     envvar="DBROLL_LOCK_RETRIES",
-                     help="Retries, with backoff, of a statement that timed out on a lock."),
+        click.option(
+            "--lock-timeout",
+            type=click.FloatRange(0),
+            default=60.0,
+            show_default=True,
+            envvar="DBROLL_LOCK_TIMEOUT",
+            help="Seconds to wait while another dbroll runner works on this database; then exit 4.",
+        ),
+        click.option(
+            "--lock-wait-timeout",
+            type=click.IntRange(0),
+            default=5,
+            show_default=True,
+            envvar="DBROLL_LOCK_WAIT_TIMEOUT",
+            help="Seconds one DDL attempt may wait for a metadata lock (0: never "
+            "queue). Short, so the app's queries never pile up behind a migration.",
+        ),
+        click.option(
+            "--lock-retries",
+            type=click.IntRange(0),
+            default=10,
+            show_default=True,
+            envvar="DBROLL_LOCK_RETRIES",
+            help="Retries, with backoff, of a statement that timed out on a lock.",
+        ),
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -138,19 +152,39 @@ def _log_callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any
 
 def log_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """--log-format and -v are accepted after the command name too."""
-    f = click.option("-v", "--verbose", is_flag=True, default=None, expose_value=False,
-                     callback=_log_callback, help="Debug logging.")(f)
-    return click.option("--log-format", type=click.Choice(["auto", "console", "json"]),
-                        default=None, expose_value=False, callback=_log_callback,
-                        help="Logs on stderr: console on a TTY, JSON lines otherwise.")(f)
+    f = click.option(
+        "-v",
+        "--verbose",
+        is_flag=True,
+        default=None,
+        expose_value=False,
+        callback=_log_callback,
+        help="Debug logging.",
+    )(f)
+    return click.option(
+        "--log-format",
+        type=click.Choice(["auto", "console", "json"]),
+        default=None,
+        expose_value=False,
+        callback=_log_callback,
+        help="Logs on stderr: console on a TTY, JSON lines otherwise.",
+    )(f)
 
 
 def aws_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    f = click.option("--prefix", envvar="DBROLL_PREFIX", default="dbroll", show_default=True,
-                     help="Key prefix inside the bucket. [env DBROLL_PREFIX]")(f)
-    return click.option("--bucket", envvar="DBROLL_BUCKET", metavar="BUCKET",
-                        help="S3 bucket for manifests, bundles and audit records. "
-                        "[env DBROLL_BUCKET]")(f)
+    f = click.option(
+        "--prefix",
+        envvar="DBROLL_PREFIX",
+        default="dbroll",
+        show_default=True,
+        help="Key prefix inside the bucket. [env DBROLL_PREFIX]",
+    )(f)
+    return click.option(
+        "--bucket",
+        envvar="DBROLL_BUCKET",
+        metavar="BUCKET",
+        help="S3 bucket for manifests, bundles and audit records. [env DBROLL_BUCKET]",
+    )(f)
 
 
 def json_option(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -209,8 +243,9 @@ def event_context(spec: Any) -> Any:
     )
 
 
-def build_runner(dsn: str | None, dsn_secret: str | None, migrations_dir: str,
-                 **runner_kw: Any) -> Any:
+def build_runner(
+    dsn: str | None, dsn_secret: str | None, migrations_dir: str, **runner_kw: Any
+) -> Any:
     from pipeline.db.runner import Runner, RunnerOptions
     from pipeline.migrations.formats import load_migration_set
 
@@ -226,8 +261,10 @@ def parse_version(value: str, flag: str) -> Any:
     try:
         return Version.parse(value)
     except ValueError:
-        raise ConfigError(f"{flag} {value!r} is not a version",
-                          hint="versions are digits separated by '.' or '_', e.g. 12 or 1.10") from None
+        raise ConfigError(
+            f"{flag} {value!r} is not a version",
+            hint="versions are digits separated by '.' or '_', e.g. 12 or 1.10",
+        ) from None
 
 
 # ------------------------------------------------------------------ rendering
@@ -244,14 +281,21 @@ def render_run(result: Any, as_json: bool) -> None:
         emit_json(result.to_dict())
         return
     rows = [
-        (s.step.label, s.step.kind, s.step.description[:40], s.mode,
-         f"{s.statements_done}/{s.statements}", s.status,
-         f"{s.duration_ms / 1000:.3f}s" if not result.dry_run else "-")
+        (
+            s.step.label,
+            s.step.kind,
+            s.step.description[:40],
+            s.mode,
+            f"{s.statements_done}/{s.statements}",
+            s.status,
+            f"{s.duration_ms / 1000:.3f}s" if not result.dry_run else "-",
+        )
         for s in result.steps
     ]
     if rows:
-        click.echo(table(("version", "kind", "description", "mode", "statements", "status",
-                          "time"), rows))
+        click.echo(
+            table(("version", "kind", "description", "mode", "statements", "status", "time"), rows)
+        )
     for w in result.warnings:
         click.echo(f"warning: {w}")
     suffix = f" in {result.duration_ms / 1000:.2f}s" if not result.dry_run else " (dry run)"
@@ -273,26 +317,47 @@ def table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:
 @runner_options
 @click.option("--target", metavar="VERSION", help="Apply up to and including this version.")
 @click.option("--dry-run", is_flag=True, help="Show what would run; change nothing.")
-@click.option("--strict-future", is_flag=True,
-              help="Exit 3 when the database has versions newer than every local file "
-              "(default: warn and exit 0, so an older container can start).")
-@click.option("--out-of-order", is_flag=True,
-              help="Apply pending versions older than the newest applied one.")
+@click.option(
+    "--strict-future",
+    is_flag=True,
+    help="Exit 3 when the database has versions newer than every local file "
+    "(default: warn and exit 0, so an older container can start).",
+)
+@click.option(
+    "--out-of-order", is_flag=True, help="Apply pending versions older than the newest applied one."
+)
 @json_option
 @handle_errors
-def migrate(dsn, dsn_secret, migrations_dir, lock_timeout, lock_wait_timeout, lock_retries,
-            target, dry_run, strict_future, out_of_order, as_json):
+def migrate(
+    dsn,
+    dsn_secret,
+    migrations_dir,
+    lock_timeout,
+    lock_wait_timeout,
+    lock_retries,
+    target,
+    dry_run,
+    strict_future,
+    out_of_order,
+    as_json,
+):
     """Apply pending migrations (then changed repeatables), one runner at a time.
 
     Safe as a container entrypoint: concurrent starts wait for the lock and then find
     nothing to do; a schema that is ahead of this image (after a code-only rollback) is
     accepted with a warning.
     """
-    runner = build_runner(dsn, dsn_secret, migrations_dir, lock_timeout=lock_timeout,
-                          lock_wait_timeout=lock_wait_timeout, lock_retries=lock_retries,
-                          strict_future=strict_future, out_of_order=out_of_order)
-    result = runner.migrate(parse_version(target, "--target") if target else None,
-                            dry_run=dry_run)
+    runner = build_runner(
+        dsn,
+        dsn_secret,
+        migrations_dir,
+        lock_timeout=lock_timeout,
+        lock_wait_timeout=lock_wait_timeout,
+        lock_retries=lock_retries,
+        strict_future=strict_future,
+        out_of_order=out_of_order,
+    )
+    result = runner.migrate(parse_version(target, "--target") if target else None, dry_run=dry_run)
     render_run(result, as_json)
 
 
@@ -300,25 +365,49 @@ def migrate(dsn, dsn_secret, migrations_dir, lock_timeout, lock_wait_timeout, lo
 @db_options
 @migrations_option
 @runner_options
-@click.option("--target", metavar="VERSION", required=True,
-              help="Undo every applied version newer than this one (0: undo everything).")
+@click.option(
+    "--target",
+    metavar="VERSION",
+    required=True,
+    help="Undo every applied version newer than this one (0: undo everything).",
+)
 @click.option("--dry-run", is_flag=True, help="Show what would run; change nothing.")
 @json_option
 @handle_errors
-def undo(dsn, dsn_secret, migrations_dir, lock_timeout, lock_wait_timeout, lock_retries, target,
-         dry_run, as_json):
+def undo(
+    dsn,
+    dsn_secret,
+    migrations_dir,
+    lock_timeout,
+    lock_wait_timeout,
+    lock_retries,
+    target,
+    dry_run,
+    as_json,
+):
     """Run undo scripts newest first, down to (not including) --target."""
-    runner = build_runner(dsn, dsn_secret, migrations_dir, lock_timeout=lock_timeout,
-                          lock_wait_timeout=lock_wait_timeout, lock_retries=lock_retries)
+    runner = build_runner(
+        dsn,
+        dsn_secret,
+        migrations_dir,
+        lock_timeout=lock_timeout,
+        lock_wait_timeout=lock_wait_timeout,
+        lock_retries=lock_retries,
+    )
     render_run(runner.undo(parse_version(target, "--target"), dry_run=dry_run), as_json)
 
 
 @cli.command()
 @db_options
 @migrations_option
-@click.option("--image", "images", multiple=True, metavar="REF",
-              help="Images (ECR refs or local manifests) to check against the schema; status "
-              "then names the oldest one that can run on it. Repeatable.")
+@click.option(
+    "--image",
+    "images",
+    multiple=True,
+    metavar="REF",
+    help="Images (ECR refs or local manifests) to check against the schema; status "
+    "then names the oldest one that can run on it. Repeatable.",
+)
 @aws_options
 @json_option
 @handle_errors
@@ -342,19 +431,26 @@ def status(dsn, dsn_secret, migrations_dir, images, bucket, prefix, as_json):
         data["compat"] = []
         for ref, m, image in sorted(loaded, key=lambda x: x[1].versions):
             c = check_compat(m, state.applied, known)
-            data["compat"].append({"ref": ref, "image": image.label, "compatible": c.compatible,
-                                   "reason": c.reason})
+            data["compat"].append(
+                {"ref": ref, "image": image.label, "compatible": c.compatible, "reason": c.reason}
+            )
         data["oldest_compatible"] = next(
-            (c["ref"] for c in data["compat"] if c["compatible"]), None)
+            (c["ref"] for c in data["compat"] if c["compatible"]), None
+        )
     if as_json:
         emit_json(data)
         return
     click.echo(f"database:  {data['database']}")
     click.echo(f"current:   {data['current_version'] or '(none)'}")
     click.echo(f"applied:   {len(data['applied'])}")
-    click.echo(f"pending:   {len(data['pending'])}"
-               + (f" ({', '.join(data['pending'][:10])}{' …' if len(data['pending']) > 10 else ''})"
-                  if data["pending"] else ""))
+    click.echo(
+        f"pending:   {len(data['pending'])}"
+        + (
+            f" ({', '.join(data['pending'][:10])}{' …' if len(data['pending']) > 10 else ''})"
+            if data["pending"]
+            else ""
+        )
+    )
     if data["future"]:
         click.echo(f"future:    {', '.join(data['future'])} (newer than every local file)")
     if data["gaps"]:
@@ -365,8 +461,10 @@ def status(dsn, dsn_secret, migrations_dir, images, bucket, prefix, as_json):
     if b:
         subject = f"version {b['version']}" if b["version"] else b["script"]
         total = f"/{b['statements_total']}" if b["statements_total"] is not None else ""
-        click.echo(f"BLOCKED:   {subject} {b['kind']} {b['status']} after "
-                   f"{b['statements_done']}{total} statements")
+        click.echo(
+            f"BLOCKED:   {subject} {b['kind']} {b['status']} after "
+            f"{b['statements_done']}{total} statements"
+        )
         if b["error"]:
             click.echo(f"           {b['error']}")
         click.echo("           next: `dbroll resume`, or `dbroll repair --as applied|reverted`")
@@ -374,8 +472,10 @@ def status(dsn, dsn_secret, migrations_dir, images, bucket, prefix, as_json):
         click.echo("blocked:   no")
     if images:
         for c in data["compat"]:
-            click.echo(f"image:     {c['ref']}: "
-                       + ("can run on this schema" if c["compatible"] else f"NO ({c['reason']})"))
+            click.echo(
+                f"image:     {c['ref']}: "
+                + ("can run on this schema" if c["compatible"] else f"NO ({c['reason']})")
+            )
         click.echo(f"oldest compatible image: {data['oldest_compatible'] or '(none)'}")
 
 
@@ -397,8 +497,10 @@ def validate(dsn, dsn_secret, migrations_dir, as_json):
     data = state.to_dict()
     problems = []
     for d in state.drift:
-        problems.append(f"{d.path}: version {d.version} was applied with sha256 "
-                        f"{d.applied_checksum}, the file now has {d.file_checksum}")
+        problems.append(
+            f"{d.path}: version {d.version} was applied with sha256 "
+            f"{d.applied_checksum}, the file now has {d.file_checksum}"
+        )
     for v in state.gaps:
         problems.append(f"version {v} is applied but no file in {migrations_dir} has it")
     if state.blocked is not None:
@@ -409,43 +511,73 @@ def validate(dsn, dsn_secret, migrations_dir, as_json):
     else:
         for p in problems:
             click.echo(f"problem: {p}")
-        click.echo(f"{len(problems)} problem(s); {len(state.applied)} applied, "
-                   f"{len(state.pending)} pending")
+        click.echo(
+            f"{len(problems)} problem(s); {len(state.applied)} applied, "
+            f"{len(state.pending)} pending"
+        )
     if problems:
-        raise BlockedError(f"validation found {len(problems)} problem(s)",
-                           hint="`dbroll repair --checksums` accepts changed files on purpose")
+        raise BlockedError(
+            f"validation found {len(problems)} problem(s)",
+            hint="`dbroll repair --checksums` accepts changed files on purpose",
+        )
 
 
 @cli.command()
 @db_options
 @migrations_option
 @runner_options
-@click.option("--from-statement", type=click.IntRange(1), metavar="N",
-              help="Continue at statement N instead of the first one not recorded as done "
-              "(e.g. N+1 when you ran the failed statement by hand).")
+@click.option(
+    "--from-statement",
+    type=click.IntRange(1),
+    metavar="N",
+    help="Continue at statement N instead of the first one not recorded as done "
+    "(e.g. N+1 when you ran the failed statement by hand).",
+)
 @click.option("--dry-run", is_flag=True, help="Show what would run; change nothing.")
 @json_option
 @handle_errors
-def resume(dsn, dsn_secret, migrations_dir, lock_timeout, lock_wait_timeout, lock_retries,
-           from_statement, dry_run, as_json):
+def resume(
+    dsn,
+    dsn_secret,
+    migrations_dir,
+    lock_timeout,
+    lock_wait_timeout,
+    lock_retries,
+    from_statement,
+    dry_run,
+    as_json,
+):
     """Finish a failed or interrupted migration from where it stopped.
 
     The blocked history row records how many statements completed; resume runs the rest
     (a DML-only migration, which ran in one transaction, starts over). Fix the cause
     first: `dbroll status` shows the error.
     """
-    runner = build_runner(dsn, dsn_secret, migrations_dir, lock_timeout=lock_timeout,
-                          lock_wait_timeout=lock_wait_timeout, lock_retries=lock_retries)
+    runner = build_runner(
+        dsn,
+        dsn_secret,
+        migrations_dir,
+        lock_timeout=lock_timeout,
+        lock_wait_timeout=lock_wait_timeout,
+        lock_retries=lock_retries,
+    )
     render_run(runner.resume(from_statement=from_statement, dry_run=dry_run), as_json)
 
 
 @cli.command()
 @db_options
 @migrations_option
-@click.option("--as", "mark", type=click.Choice(["applied", "reverted"]),
-              help="The state you left a failed or interrupted migration in by hand.")
-@click.option("--checksums", is_flag=True,
-              help="Accept applied files whose checksum changed (records new checksums).")
+@click.option(
+    "--as",
+    "mark",
+    type=click.Choice(["applied", "reverted"]),
+    help="The state you left a failed or interrupted migration in by hand.",
+)
+@click.option(
+    "--checksums",
+    is_flag=True,
+    help="Accept applied files whose checksum changed (records new checksums).",
+)
 @json_option
 @handle_errors
 def repair(dsn, dsn_secret, migrations_dir, mark, checksums, as_json):
@@ -457,8 +589,13 @@ def repair(dsn, dsn_secret, migrations_dir, mark, checksums, as_json):
 @cli.command()
 @db_options
 @migrations_option
-@click.option("--version", "version", required=True, metavar="VERSION",
-              help="The version the existing schema corresponds to.")
+@click.option(
+    "--version",
+    "version",
+    required=True,
+    metavar="VERSION",
+    help="The version the existing schema corresponds to.",
+)
 @json_option
 @handle_errors
 def baseline(dsn, dsn_secret, migrations_dir, version, as_json):
@@ -485,8 +622,9 @@ def manifest_source(bucket: str | None, prefix: str) -> Any:
     from pipeline.aws.ecr import Registry
     from pipeline.aws.store import ArtifactStore
 
-    return ManifestSource(Registry(boto_client("ecr")),
-                          ArtifactStore(boto_client("s3"), bucket, prefix))
+    return ManifestSource(
+        Registry(boto_client("ecr")), ArtifactStore(boto_client("s3"), bucket, prefix)
+    )
 
 
 def read_bundle_ref(ref: str, bucket: str | None, prefix: str) -> Any:
@@ -503,8 +641,10 @@ def read_bundle_ref(ref: str, bucket: str | None, prefix: str) -> Any:
     else:
         path = Path(ref)
         if not path.is_file():
-            raise ConfigError(f"bundle {ref} does not exist",
-                              hint="make one with `dbroll plan ... --out bundle.tgz`")
+            raise ConfigError(
+                f"bundle {ref} does not exist",
+                hint="make one with `dbroll plan ... --out bundle.tgz`",
+            )
         data = path.read_bytes()
     return read_bundle(data, source=ref)
 
@@ -519,11 +659,19 @@ def manifest() -> None:
 
 @manifest.command("build")
 @migrations_option
-@click.option("--out", "outdir", required=True, metavar="OUTDIR",
-              help="Directory to write manifest.json and its sql/ files into (COPY it into "
-              "the image).")
-@click.option("--app-version", metavar="V", envvar="DBROLL_APP_VERSION",
-              help="The application version this build is (shown in plans).")
+@click.option(
+    "--out",
+    "outdir",
+    required=True,
+    metavar="OUTDIR",
+    help="Directory to write manifest.json and its sql/ files into (COPY it into the image).",
+)
+@click.option(
+    "--app-version",
+    metavar="V",
+    envvar="DBROLL_APP_VERSION",
+    help="The application version this build is (shown in plans).",
+)
 @json_option
 @handle_errors
 def manifest_build(migrations_dir, outdir, app_version, as_json):
@@ -540,17 +688,33 @@ def manifest_build(migrations_dir, outdir, app_version, as_json):
     m = build_manifest(load_migration_set(migrations_dir), app_version=app_version)
     path = write_manifest(m, outdir)
     if as_json:
-        emit_json({"sha256": m.sha256, "path": str(path), "migrations": len(m.migrations),
-                   "latest": str(m.latest) if m.latest else None})
+        emit_json(
+            {
+                "sha256": m.sha256,
+                "path": str(path),
+                "migrations": len(m.migrations),
+                "latest": str(m.latest) if m.latest else None,
+            }
+        )
     else:
         click.echo(m.sha256)
 
 
 @manifest.command("publish")
-@click.option("--manifest", "manifest_dir", required=True, metavar="OUTDIR",
-              help="The directory `dbroll manifest build` wrote.")
-@click.option("--image", "image", required=True, metavar="REF",
-              help="ECR image: repo:tag, repo@sha256:..., or a full ECR URI.")
+@click.option(
+    "--manifest",
+    "manifest_dir",
+    required=True,
+    metavar="OUTDIR",
+    help="The directory `dbroll manifest build` wrote.",
+)
+@click.option(
+    "--image",
+    "image",
+    required=True,
+    metavar="REF",
+    help="ECR image: repo:tag, repo@sha256:..., or a full ECR URI.",
+)
 @aws_options
 @json_option
 @handle_errors
@@ -584,8 +748,10 @@ def manifest_show(ref, bucket, prefix, as_json):
         return
     click.echo(f"image:    {image.label}")
     click.echo(f"manifest: {m.sha256}  ({m.format}, app version {m.app_version or '-'})")
-    rows = [(str(x.version), x.description[:40], x.klass, "yes" if x.undo else "NO",
-             len(x.findings)) for x in m.migrations]
+    rows = [
+        (str(x.version), x.description[:40], x.klass, "yes" if x.undo else "NO", len(x.findings))
+        for x in m.migrations
+    ]
     if rows:
         click.echo(table(("version", "description", "class", "undo", "findings"), rows))
     for r in m.repeatables:
@@ -594,8 +760,9 @@ def manifest_show(ref, bucket, prefix, as_json):
 
 @cli.command()
 @migrations_option
-@click.option("--since", metavar="VERSION",
-              help="Only migrations newer than VERSION (e.g. the deployed one).")
+@click.option(
+    "--since", metavar="VERSION", help="Only migrations newer than VERSION (e.g. the deployed one)."
+)
 @json_option
 @handle_errors
 def lint(migrations_dir, since, as_json):
@@ -611,10 +778,19 @@ def lint(migrations_dir, since, as_json):
     lints = lint_set(mset, parse_version(since, "--since") if since else None)
     blocking = [f for x in lints for f in x.blocking]
     if as_json:
-        emit_json({"migrations": [{"version": str(x.version), "class": x.klass,
-                                   "findings": [f.to_dict() for f in x.findings]}
-                                  for x in lints],
-                   "blocking": len(blocking)})
+        emit_json(
+            {
+                "migrations": [
+                    {
+                        "version": str(x.version),
+                        "class": x.klass,
+                        "findings": [f.to_dict() for f in x.findings],
+                    }
+                    for x in lints
+                ],
+                "blocking": len(blocking),
+            }
+        )
     else:
         for x in lints:
             for f in x.findings:
@@ -625,15 +801,19 @@ def lint(migrations_dir, since, as_json):
         counts = {}
         for x in lints:
             counts[x.klass] = counts.get(x.klass, 0) + 1
-        click.echo(f"{len(lints)} migration(s): "
-                   + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
-                   + f"; {len(blocking)} blocking finding(s)")
+        click.echo(
+            f"{len(lints)} migration(s): "
+            + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+            + f"; {len(blocking)} blocking finding(s)"
+        )
     if blocking:
         from pipeline.errors import DbrollError
 
-        raise DbrollError(f"{len(blocking)} breaking finding(s) not accepted",
-                          hint="change the migration the expand/contract way, or accept it with "
-                          "`-- dbroll:allow <code> <reason>`")
+        raise DbrollError(
+            f"{len(blocking)} breaking finding(s) not accepted",
+            hint="change the migration the expand/contract way, or accept it with "
+            "`-- dbroll:allow <code> <reason>`",
+        )
 
 
 # ------------------------------------------------------------------ plan, bundles
@@ -648,27 +828,61 @@ def _history_for(dsn: str | None, dsn_secret: str | None) -> Any:
 
 
 @cli.command()
-@click.option("--from", "from_ref", metavar="REF",
-              help="The deployed image (ECR ref or local manifest).")
-@click.option("--from-service", metavar="CLUSTER/SERVICE",
-              help="Read the deployed image from an ECS service instead of --from.")
+@click.option(
+    "--from", "from_ref", metavar="REF", help="The deployed image (ECR ref or local manifest)."
+)
+@click.option(
+    "--from-service",
+    metavar="CLUSTER/SERVICE",
+    help="Read the deployed image from an ECS service instead of --from.",
+)
 @click.option("--container", metavar="NAME", help="The app container (when the task has several).")
-@click.option("--to", "to_ref", required=True, metavar="REF",
-              help="The target image (ECR ref or local manifest).")
+@click.option(
+    "--to",
+    "to_ref",
+    required=True,
+    metavar="REF",
+    help="The target image (ECR ref or local manifest).",
+)
 @db_options
-@click.option("--strategy", type=click.Choice(["auto", "undo", "code-only"]), default="auto",
-              show_default=True, envvar="DBROLL_STRATEGY",
-              help="auto: code-only when every migration to revert is additive, else undo.")
-@click.option("--force-code-only", is_flag=True,
-              help="Allow code-only over breaking migrations (you know the old code copes).")
+@click.option(
+    "--strategy",
+    type=click.Choice(["auto", "undo", "code-only"]),
+    default="auto",
+    show_default=True,
+    envvar="DBROLL_STRATEGY",
+    help="auto: code-only when every migration to revert is additive, else undo.",
+)
+@click.option(
+    "--force-code-only",
+    is_flag=True,
+    help="Allow code-only over breaking migrations (you know the old code copes).",
+)
 @click.option("--out", "out", metavar="FILE", help="Write the rollback bundle (tar.gz) here.")
-@click.option("--markdown", "markdown", metavar="FILE",
-              help="Write the plan as markdown (for a manual-approval page).")
+@click.option(
+    "--markdown",
+    "markdown",
+    metavar="FILE",
+    help="Write the plan as markdown (for a manual-approval page).",
+)
 @aws_options
 @json_option
 @handle_errors
-def plan(from_ref, from_service, container, to_ref, dsn, dsn_secret, strategy, force_code_only,
-         out, markdown, bucket, prefix, as_json):
+def plan(
+    from_ref,
+    from_service,
+    container,
+    to_ref,
+    dsn,
+    dsn_secret,
+    strategy,
+    force_code_only,
+    out,
+    markdown,
+    bucket,
+    prefix,
+    as_json,
+):
     """Plan a rollback (or forward move) between two images, and package it as a bundle.
 
     With --dsn the plan uses the database's live history (and refuses what it cannot
@@ -690,9 +904,15 @@ def plan(from_ref, from_service, container, to_ref, dsn, dsn_secret, strategy, f
         if not svc:
             raise ConfigError(f"--from-service {from_service!r}: expected CLUSTER/SERVICE")
         service = (Ecs(boto_client("ecs")), cluster, svc, container)
-    planned = plan_rollback(manifest_source(bucket, prefix), to_ref=to_ref, from_ref=from_ref,
-                            from_service=service, history=_history_for(dsn, dsn_secret),
-                            strategy=strategy, force_code_only=force_code_only)
+    planned = plan_rollback(
+        manifest_source(bucket, prefix),
+        to_ref=to_ref,
+        from_ref=from_ref,
+        from_service=service,
+        history=_history_for(dsn, dsn_secret),
+        strategy=strategy,
+        force_code_only=force_code_only,
+    )
     p = planned.plan
     if markdown:
         Path(markdown).write_text(render_markdown(p))
@@ -704,8 +924,14 @@ def plan(from_ref, from_service, container, to_ref, dsn, dsn_secret, strategy, f
         Path(out).write_bytes(data)
         bundle_sha = bundle_sha256(data)
     if as_json:
-        emit_json({**p.to_dict(), "blocked": p.blocked, "bundle": out if bundle_sha else None,
-                   "bundle_sha256": bundle_sha})
+        emit_json(
+            {
+                **p.to_dict(),
+                "blocked": p.blocked,
+                "bundle": out if bundle_sha else None,
+                "bundle_sha256": bundle_sha,
+            }
+        )
     else:
         click.echo(render_text(p))
         if bundle_sha:
@@ -757,8 +983,18 @@ def bundle_show(ref, bucket, prefix, as_json):
 @aws_options
 @json_option
 @handle_errors
-def apply_bundle(ref, dsn, dsn_secret, lock_timeout, lock_wait_timeout, lock_retries, dry_run,
-                 bucket, prefix, as_json):
+def apply_bundle(
+    ref,
+    dsn,
+    dsn_secret,
+    lock_timeout,
+    lock_wait_timeout,
+    lock_retries,
+    dry_run,
+    bucket,
+    prefix,
+    as_json,
+):
     """Run a rollback bundle against the database (in the one-off task).
 
     Verifies the bundle, takes the runner lock, checks that the live history is what the
@@ -775,18 +1011,30 @@ def apply_bundle(ref, dsn, dsn_secret, lock_timeout, lock_wait_timeout, lock_ret
     except (KeyError, TypeError, ValueError) as e:
         raise ConfigError(f"bundle {ref}: its plan is not a dbroll plan ({e})") from None
     spec = build_spec(dsn, dsn_secret)
-    runner = Runner(spec, None, RunnerOptions(
-        context=event_context(spec), lock_timeout=lock_timeout,
-        lock_wait_timeout=lock_wait_timeout, lock_retries=lock_retries))
-    render_run(runner.apply_plan(the_plan, b.files, bundle_sha256=b.sha256, dry_run=dry_run),
-               as_json)
+    runner = Runner(
+        spec,
+        None,
+        RunnerOptions(
+            context=event_context(spec),
+            lock_timeout=lock_timeout,
+            lock_wait_timeout=lock_wait_timeout,
+            lock_retries=lock_retries,
+        ),
+    )
+    render_run(
+        runner.apply_plan(the_plan, b.files, bundle_sha256=b.sha256, dry_run=dry_run), as_json
+    )
 
 
 @cli.command()
 @click.argument("refs", nargs=-1, required=True, metavar="REF...")
 @db_options
-@click.option("--manifest", "schema_ref", metavar="REF",
-              help="Judge against the schema this image's migrations produce, not a live DB.")
+@click.option(
+    "--manifest",
+    "schema_ref",
+    metavar="REF",
+    help="Judge against the schema this image's migrations produce, not a live DB.",
+)
 @aws_options
 @json_option
 @handle_errors
@@ -814,21 +1062,33 @@ def compat(refs, dsn, dsn_secret, schema_ref, bucket, prefix, as_json):
     results = []
     for ref, (m, image) in zip(refs, images, strict=True):
         c = check_compat(m, applied, known)
-        results.append({"ref": ref, "image": image.label, "compatible": c.compatible,
-                        "unknown_versions": list(c.unknown_versions),
-                        "first_breaking": c.first_breaking, "reason": c.reason})
+        results.append(
+            {
+                "ref": ref,
+                "image": image.label,
+                "compatible": c.compatible,
+                "unknown_versions": list(c.unknown_versions),
+                "first_breaking": c.first_breaking,
+                "reason": c.reason,
+            }
+        )
     if as_json:
         emit_json({"results": results})
     else:
         for r in results:
             verdict = "yes" if r["compatible"] else f"NO: {r['reason']}"
-            extra = (f" (runs on {len(r['unknown_versions'])} newer additive version(s))"
-                     if r["compatible"] and r["unknown_versions"] else "")
+            extra = (
+                f" (runs on {len(r['unknown_versions'])} newer additive version(s))"
+                if r["compatible"] and r["unknown_versions"]
+                else ""
+            )
             click.echo(f"{r['ref']}: {verdict}{extra}")
     bad = [r["ref"] for r in results if not r["compatible"]]
     if bad:
-        raise BlockedError("not compatible with the current schema: " + ", ".join(bad),
-                           hint="roll back with --strategy undo, or deploy a newer image")
+        raise BlockedError(
+            "not compatible with the current schema: " + ", ".join(bad),
+            hint="roll back with --strategy undo, or deploy a newer image",
+        )
 
 
 def main() -> None:

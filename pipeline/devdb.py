@@ -45,7 +45,9 @@ def find_binaries() -> tuple[str, str]:
     server = _which("mariadbd") or _which("mysqld")
     install = _which("mariadb-install-db") or _which("mysql_install_db")
     if not server or not install:
-        raise ConfigError("no MariaDB server binaries (mariadbd) found on this machine", hint=INSTALL_HINT)
+        raise ConfigError(
+            "no MariaDB server binaries (mariadbd) found on this machine", hint=INSTALL_HINT
+        )
     return server, install
 
 
@@ -71,12 +73,22 @@ def make_template(dest: str | None = None) -> str:
     _server, install = find_binaries()
     dest = dest or tempfile.mkdtemp(prefix="dbroll-tmpl-", dir=scratch_root())
     proc = subprocess.run(
-        [install, "--no-defaults", f"--datadir={dest}", "--user=root",
-         "--auth-root-authentication-method=normal", "--skip-test-db", "--skip-name-resolve"],
-        capture_output=True, text=True,
+        [
+            install,
+            "--no-defaults",
+            f"--datadir={dest}",
+            "--user=root",
+            "--auth-root-authentication-method=normal",
+            "--skip-test-db",
+            "--skip-name-resolve",
+        ],
+        capture_output=True,
+        text=True,
     )
     if proc.returncode != 0:
-        raise ConfigError(f"mariadb-install-db failed in {dest}: {proc.stderr.strip()[-500:]}", hint=INSTALL_HINT)
+        raise ConfigError(
+            f"mariadb-install-db failed in {dest}: {proc.stderr.strip()[-500:]}", hint=INSTALL_HINT
+        )
     return dest
 
 
@@ -90,7 +102,9 @@ class MariaDBServer:
 
     @property
     def spec(self) -> ConnectionSpec:
-        return ConnectionSpec(host="127.0.0.1", port=self.port, user="root", password="", database="mysql")
+        return ConnectionSpec(
+            host="127.0.0.1", port=self.port, user="root", password="", database="mysql"
+        )
 
     def dsn(self, database: str = "mysql") -> str:
         return f"mysql://root@127.0.0.1:{self.port}/{database}"
@@ -107,14 +121,29 @@ class MariaDBServer:
         port = free_port()
         log = os.path.join(root, "err.log")
         proc = subprocess.Popen(
-            [server_bin, "--no-defaults", "--user=root", f"--datadir={datadir}",
-             f"--socket={root}/s.sock", f"--port={port}", "--bind-address=127.0.0.1",
-             f"--pid-file={root}/pid", f"--log-error={log}", "--skip-name-resolve",
-             "--skip-log-bin", "--innodb-buffer-pool-size=64M", "--innodb-log-file-size=16M",
-             "--innodb-flush-log-at-trx-commit=0", "--innodb-doublewrite=0",
-             "--max-connections=300", "--character-set-server=utf8mb4",
-             "--collation-server=utf8mb4_unicode_ci"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                server_bin,
+                "--no-defaults",
+                "--user=root",
+                f"--datadir={datadir}",
+                f"--socket={root}/s.sock",
+                f"--port={port}",
+                "--bind-address=127.0.0.1",
+                f"--pid-file={root}/pid",
+                f"--log-error={log}",
+                "--skip-name-resolve",
+                "--skip-log-bin",
+                "--innodb-buffer-pool-size=64M",
+                "--innodb-log-file-size=16M",
+                "--innodb-flush-log-at-trx-commit=0",
+                "--innodb-doublewrite=0",
+                "--max-connections=300",
+                "--character-set-server=utf8mb4",
+                "--collation-server=utf8mb4_unicode_ci",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
         server = cls(datadir=root, port=port, proc=proc)
@@ -128,7 +157,9 @@ class MariaDBServer:
             if proc.poll() is not None or time.monotonic() > deadline:
                 tail = Path(log).read_text(errors="replace")[-800:] if Path(log).exists() else ""
                 server.stop()
-                raise ConfigError(f"MariaDB did not start on port {port}: {tail}", hint=INSTALL_HINT)
+                raise ConfigError(
+                    f"MariaDB did not start on port {port}: {tail}", hint=INSTALL_HINT
+                )
             time.sleep(0.02)
 
     def stop(self) -> None:

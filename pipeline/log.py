@@ -16,7 +16,9 @@ from typing import Any
 import structlog
 
 _SECRETS: set[str] = set()
-_URL_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@\s]*)@")
+_URL_PASSWORD = re.compile(
+    r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@\s]*)@"
+)
 _SENSITIVE_KEYS = re.compile(r"pass(word)?|secret|token|credential", re.I)
 MASK = "***"
 

@@ -41,8 +41,8 @@ def sha256_hex(data: bytes) -> str:
 
 @dataclass(frozen=True)
 class ScriptRef:
-    path: str       # inside the manifest directory, e.g. sql/undo/3__add_email.sql
-    source: str     # the path in the migration folder (what the history table records)
+    path: str  # inside the manifest directory, e.g. sql/undo/3__add_email.sql
+    source: str  # the path in the migration folder (what the history table records)
     sha256: str
 
     def to_dict(self) -> dict[str, str]:
@@ -62,7 +62,7 @@ class ManifestMigration:
     transaction: bool
     klass: str
     findings: tuple[Finding, ...] = ()
-    created_tables: tuple[str, ...] = ()    # tables its forward script creates
+    created_tables: tuple[str, ...] = ()  # tables its forward script creates
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -126,8 +126,9 @@ class Manifest:
         }
 
     def canonical_bytes(self) -> bytes:
-        return (json.dumps(self.to_dict(), sort_keys=True, indent=2, ensure_ascii=False)
-                + "\n").encode()
+        return (
+            json.dumps(self.to_dict(), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+        ).encode()
 
     @property
     def sha256(self) -> str:
@@ -153,16 +154,23 @@ class Manifest:
         """The script a ref names, as the runner executes and records it."""
         data = self.files.get(ref.path)
         if data is None:
-            raise ManifestError(f"manifest lacks {ref.path} (source {ref.source})",
-                                hint="rebuild it with `dbroll manifest build`")
+            raise ManifestError(
+                f"manifest lacks {ref.path} (source {ref.source})",
+                hint="rebuild it with `dbroll manifest build`",
+            )
         text = data.decode("utf-8-sig")
         return Script(path=ref.source, sha256=ref.sha256, text=text)
 
     def to_migration_set(self, root: str = "<manifest>") -> MigrationSet:
         """The migrations as the runner knows them (scripts named by their source paths)."""
         migs = [
-            Migration(m.version, m.description, self.script(m.up),
-                      self.script(m.undo) if m.undo else None, m.transaction)
+            Migration(
+                m.version,
+                m.description,
+                self.script(m.up),
+                self.script(m.undo) if m.undo else None,
+                m.transaction,
+            )
             for m in self.migrations
         ]
         reps = [Repeatable(r.name, r.description, self.script(r.script)) for r in self.repeatables]
@@ -198,14 +206,22 @@ def build_manifest(mset: MigrationSet, *, app_version: str | None = None) -> Man
     for m in mset.migrations:
         lint = lints[m.version]
         name = f"{m.version}__{_slug(m.description)}"
-        entries.append(ManifestMigration(
-            version=m.version, description=m.description, up=ref("up", name, m.up),
-            undo=ref("undo", name, m.undo) if m.undo else None, transaction=m.transaction,
-            klass=lint.klass, findings=lint.findings,
-            created_tables=tuple(sorted(lint.created_tables)),
-        ))
-    reps = [ManifestRepeatable(r.name, r.description, ref("repeatable", _slug(r.name), r.script))
-            for r in mset.repeatables]
+        entries.append(
+            ManifestMigration(
+                version=m.version,
+                description=m.description,
+                up=ref("up", name, m.up),
+                undo=ref("undo", name, m.undo) if m.undo else None,
+                transaction=m.transaction,
+                klass=lint.klass,
+                findings=lint.findings,
+                created_tables=tuple(sorted(lint.created_tables)),
+            )
+        )
+    reps = [
+        ManifestRepeatable(r.name, r.description, ref("repeatable", _slug(r.name), r.script))
+        for r in mset.repeatables
+    ]
     return Manifest(app_version, mset.format, tuple(entries), tuple(reps), files)
 
 
@@ -222,8 +238,9 @@ def write_manifest(manifest: Manifest, outdir: str | os.PathLike) -> Path:
     return target
 
 
-def manifest_from_bytes(data: bytes, files: Mapping[str, bytes], *, source: str,
-                        verify: bool = True) -> Manifest:
+def manifest_from_bytes(
+    data: bytes, files: Mapping[str, bytes], *, source: str, verify: bool = True
+) -> Manifest:
     """Parse manifest.json bytes and check every file it names against its sha256.
 
     verify=False is for lazy file mappings that check each file when it is fetched.
@@ -256,11 +273,15 @@ def manifest_from_bytes(data: bytes, files: Mapping[str, bytes], *, source: str,
             continue
         blob = files.get(r.path)
         if blob is None:
-            raise ManifestError(f"{source}: {r.path} (version file {r.source}) is missing",
-                                hint="publish the whole manifest directory, not manifest.json alone")
+            raise ManifestError(
+                f"{source}: {r.path} (version file {r.source}) is missing",
+                hint="publish the whole manifest directory, not manifest.json alone",
+            )
         if sha256_hex(blob) != r.sha256:
-            raise ManifestError(f"{source}: {r.path} does not match its sha256 in the manifest",
-                                hint="the file was changed after the build; rebuild the manifest")
+            raise ManifestError(
+                f"{source}: {r.path} does not match its sha256 in the manifest",
+                hint="the file was changed after the build; rebuild the manifest",
+            )
     return manifest
 
 
@@ -270,8 +291,10 @@ def load_manifest(path: str | os.PathLike) -> Manifest:
     if p.is_dir():
         p = p / MANIFEST_FILE
     if not p.is_file():
-        raise ManifestError(f"{path}: no {MANIFEST_FILE} here",
-                            hint="build one with `dbroll manifest build --migrations DIR --out DIR`")
+        raise ManifestError(
+            f"{path}: no {MANIFEST_FILE} here",
+            hint="build one with `dbroll manifest build --migrations DIR --out DIR`",
+        )
     root = p.parent
     data = p.read_bytes()
     try:

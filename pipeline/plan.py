@@ -45,35 +45,59 @@ class ImageRef:
         return name
 
     def to_dict(self) -> dict[str, Any]:
-        return {"repository": self.repository, "digest": self.digest, "tag": self.tag,
-                "manifest_sha256": self.manifest_sha256, "app_version": self.app_version}
+        return {
+            "repository": self.repository,
+            "digest": self.digest,
+            "tag": self.tag,
+            "manifest_sha256": self.manifest_sha256,
+            "app_version": self.app_version,
+        }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ImageRef:
-        return cls(**{k: d.get(k) for k in ("repository", "digest", "tag", "manifest_sha256",
-                                              "app_version")})
+        return cls(
+            **{
+                k: d.get(k)
+                for k in ("repository", "digest", "tag", "manifest_sha256", "app_version")
+            }
+        )
 
 
 @dataclass(frozen=True)
 class PlanStep:
-    action: str                 # undo | migrate | repeatable
+    action: str  # undo | migrate | repeatable
     version: str | None
     description: str
     klass: str
-    path: str                   # the file inside the bundle
-    source: str                 # the file in the migration folder (as history records it)
+    path: str  # the file inside the bundle
+    source: str  # the file in the migration folder (as history records it)
     sha256: str
     transaction: bool = True
 
     def to_dict(self) -> dict[str, Any]:
-        return {"action": self.action, "version": self.version, "description": self.description,
-                "class": self.klass, "path": self.path, "source": self.source,
-                "sha256": self.sha256, "transaction": self.transaction}
+        return {
+            "action": self.action,
+            "version": self.version,
+            "description": self.description,
+            "class": self.klass,
+            "path": self.path,
+            "source": self.source,
+            "sha256": self.sha256,
+            "transaction": self.transaction,
+        }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> PlanStep:
-        return cls(d["action"], d.get("version"), d.get("description", ""), d.get("class", ""),
-                   d["path"], d["source"], d["sha256"], bool(d.get("transaction", True)))
+        return cls(
+            d["action"],
+            d.get("version"),
+            d.get("description", ""),
+            d.get("class", ""),
+            d["path"],
+            d["source"],
+            d["sha256"],
+            bool(d.get("transaction", True)),
+        )
 
 
 @dataclass(frozen=True)
@@ -84,8 +108,12 @@ class Blocker:
     version: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"code": self.code, "message": self.message, "hint": self.hint,
-                "version": self.version}
+        return {
+            "code": self.code,
+            "message": self.message,
+            "hint": self.hint,
+            "version": self.version,
+        }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Blocker:
@@ -102,29 +130,34 @@ class Reverted:
     findings: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"version": self.version, "description": self.description, "class": self.klass,
-                "findings": list(self.findings)}
+        return {
+            "version": self.version,
+            "description": self.description,
+            "class": self.klass,
+            "findings": list(self.findings),
+        }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Reverted:
-        return cls(d["version"], d.get("description", ""), d.get("class", ""),
-                   tuple(d.get("findings", ())))
+        return cls(
+            d["version"], d.get("description", ""), d.get("class", ""), tuple(d.get("findings", ()))
+        )
 
 
 @dataclass(frozen=True)
 class Plan:
-    direction: str                          # rollback | forward | none
-    strategy: str                           # code-only | undo | migrate | none
-    requested: str                          # the strategy asked for
+    direction: str  # rollback | forward | none
+    strategy: str  # code-only | undo | migrate | none
+    requested: str  # the strategy asked for
     source: ImageRef
     target: ImageRef
     steps: tuple[PlanStep, ...] = ()
     reverted: tuple[Reverted, ...] = ()
     warnings: tuple[str, ...] = ()
     blockers: tuple[Blocker, ...] = ()
-    expected_applied: tuple[tuple[str, str | None], ...] = ()   # (version, checksum) before
-    after_applied: tuple[str, ...] = ()                          # versions applied after
-    from_history: bool = False              # expectations read from the live database
+    expected_applied: tuple[tuple[str, str | None], ...] = ()  # (version, checksum) before
+    after_applied: tuple[str, ...] = ()  # versions applied after
+    from_history: bool = False  # expectations read from the live database
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -135,21 +168,28 @@ class Plan:
     def summary(self) -> str:
         """One line, for a pipeline variable or an approval page."""
         if self.blocked:
-            return (f"BLOCKED: {self.direction} {self.source.label} -> {self.target.label}: "
-                    + "; ".join(b.message for b in self.blockers[:2]))
+            return (
+                f"BLOCKED: {self.direction} {self.source.label} -> {self.target.label}: "
+                + "; ".join(b.message for b in self.blockers[:2])
+            )
         if self.direction == "none":
             return f"nothing to do: {self.target.label} has the same migrations as deployed"
         versions = ", ".join(r.version for r in self.reverted) or "-"
         if self.strategy == "code-only":
-            return (f"code-only rollback to {self.target.label}: {len(self.reverted)} additive "
-                    f"migration(s) stay applied ({versions}); no schema change, no data loss")
+            return (
+                f"code-only rollback to {self.target.label}: {len(self.reverted)} additive "
+                f"migration(s) stay applied ({versions}); no schema change, no data loss"
+            )
         if self.strategy == "undo":
-            return (f"undo rollback to {self.target.label}: revert {len(self.reverted)} "
-                    f"migration(s) ({versions}) newest first"
-                    + (f", then {self.repeatable_count} repeatable(s)" if self.repeatable_count
-                       else ""))
-        return (f"forward deploy to {self.target.label}: apply "
-                f"{sum(1 for s in self.steps if s.action == 'migrate')} migration(s)")
+            return (
+                f"undo rollback to {self.target.label}: revert {len(self.reverted)} "
+                f"migration(s) ({versions}) newest first"
+                + (f", then {self.repeatable_count} repeatable(s)" if self.repeatable_count else "")
+            )
+        return (
+            f"forward deploy to {self.target.label}: apply "
+            f"{sum(1 for s in self.steps if s.action == 'migrate')} migration(s)"
+        )
 
     @property
     def repeatable_count(self) -> int:
@@ -181,14 +221,18 @@ class Plan:
             raise ValueError(f"not a {PLAN_SCHEMA} plan")
         exp = d.get("expected", {})
         return cls(
-            direction=d["direction"], strategy=d["strategy"], requested=d.get("requested", ""),
-            source=ImageRef.from_dict(d["source"]), target=ImageRef.from_dict(d["target"]),
+            direction=d["direction"],
+            strategy=d["strategy"],
+            requested=d.get("requested", ""),
+            source=ImageRef.from_dict(d["source"]),
+            target=ImageRef.from_dict(d["target"]),
             steps=tuple(PlanStep.from_dict(s) for s in d.get("steps", ())),
             reverted=tuple(Reverted.from_dict(r) for r in d.get("reverted", ())),
             warnings=tuple(d.get("warnings", ())),
             blockers=tuple(Blocker.from_dict(b) for b in d.get("blockers", ())),
-            expected_applied=tuple((a["version"], a.get("checksum"))
-                                   for a in exp.get("applied", ())),
+            expected_applied=tuple(
+                (a["version"], a.get("checksum")) for a in exp.get("applied", ())
+            ),
             after_applied=tuple(exp.get("after", ())),
             from_history=bool(exp.get("from_history", False)),
         )
@@ -202,7 +246,7 @@ class Compat:
     """Can an image run on a schema? Yes when every applied version it lacks is additive."""
 
     compatible: bool
-    unknown_versions: tuple[str, ...]       # applied, not in the image
+    unknown_versions: tuple[str, ...]  # applied, not in the image
     first_breaking: str | None = None
     reason: str = ""
 
@@ -221,8 +265,7 @@ def effective_class(m: ManifestMigration, created_in_range: frozenset[str]) -> s
     return max(classes, key=lambda c: SEVERITY.get(c, 3))
 
 
-def check_compat(image: Manifest, applied: Iterable[Version],
-                 known: Iterable[Manifest]) -> Compat:
+def check_compat(image: Manifest, applied: Iterable[Version], known: Iterable[Manifest]) -> Compat:
     """Whether `image` can run on a schema with `applied` versions.
 
     Classes of the versions the image lacks come from `known` manifests (any that has them);
@@ -237,9 +280,11 @@ def check_compat(image: Manifest, applied: Iterable[Version],
         m = lookup.get(v)
         klass = effective_class(m, frozenset()) if m else UNKNOWN
         if klass != ADDITIVE:
-            why = (f"version {v} ({m.description}) is {klass}" if m
-                   else f"version {v} is in no known manifest (also name the image that "
-                   "applied it)")
+            why = (
+                f"version {v} ({m.description}) is {klass}"
+                if m
+                else f"version {v} is in no known manifest (also name the image that applied it)"
+            )
             return Compat(False, tuple(map(str, missing)), str(v), why)
     return Compat(True, tuple(map(str, missing)))
 
@@ -261,8 +306,9 @@ def make_plan(
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}")
     source = source or ImageRef(manifest_sha256=deployed.sha256, app_version=deployed.app_version)
-    target_ref = target_ref or ImageRef(manifest_sha256=target.sha256,
-                                        app_version=target.app_version)
+    target_ref = target_ref or ImageRef(
+        manifest_sha256=target.sha256, app_version=target.app_version
+    )
     blockers: list[Blocker] = []
     warnings: list[str] = []
     D, T = set(deployed.versions), set(target.versions)
@@ -271,12 +317,14 @@ def make_plan(
         applied = {v: (row.checksum or None) for v, row in history.applied.items()}
         b = history.blocked
         if b is not None:
-            blockers.append(Blocker(
-                "history-blocked",
-                f"{b.subject} ({b.kind}) is {b.status} at statement {b.statements_done + 1}",
-                "finish it first: `dbroll resume`, or `dbroll repair --as applied|reverted`",
-                b.version,
-            ))
+            blockers.append(
+                Blocker(
+                    "history-blocked",
+                    f"{b.subject} ({b.kind}) is {b.status} at statement {b.statements_done + 1}",
+                    "finish it first: `dbroll resume`, or `dbroll repair --as applied|reverted`",
+                    b.version,
+                )
+            )
     else:
         applied = {m.version: m.up.sha256 for m in deployed.migrations}
     A = set(applied)
@@ -284,28 +332,44 @@ def make_plan(
 
     strangers = sorted(v for v in A if v not in D and v not in T)
     for v in strangers:
-        blockers.append(Blocker(
-            "unknown-version", f"the database has version {v}, which neither image knows",
-            "it was applied by hand or from another branch: deploy the image that has it, or "
-            "undo it with that image's migrations first", str(v)))
+        blockers.append(
+            Blocker(
+                "unknown-version",
+                f"the database has version {v}, which neither image knows",
+                "it was applied by hand or from another branch: deploy the image that has it, or "
+                "undo it with that image's migrations first",
+                str(v),
+            )
+        )
     for v in sorted(A & D):
         recorded = applied[v]
         if recorded and recorded != deployed.get(v).up.sha256:
-            blockers.append(Blocker(
-                "checksum", f"version {v}: the database ran a script with checksum "
-                f"{recorded[:12]}, the deployed image has {deployed.get(v).up.sha256[:12]}",
-                "the deployed image is not the one that migrated this database; plan from the "
-                "image that did (or `dbroll repair --checksums` if the change is known)", str(v)))
+            blockers.append(
+                Blocker(
+                    "checksum",
+                    f"version {v}: the database ran a script with checksum "
+                    f"{recorded[:12]}, the deployed image has {deployed.get(v).up.sha256[:12]}",
+                    "the deployed image is not the one that migrated this database; plan from the "
+                    "image that did (or `dbroll repair --checksums` if the change is known)",
+                    str(v),
+                )
+            )
     for v in sorted(A & D & T):
         if deployed.get(v).up.sha256 != target.get(v).up.sha256:
-            warnings.append(f"version {v} differs between the deployed and the target image "
-                            "(edited after release)")
+            warnings.append(
+                f"version {v} differs between the deployed and the target image "
+                "(edited after release)"
+            )
 
     if T - D and D - T:
-        blockers.append(Blocker(
-            "divergent", "the target has versions the deployed image never had: "
-            + ", ".join(map(str, sorted(T - D))),
-            "the images come from diverging branches; roll back to a common ancestor first"))
+        blockers.append(
+            Blocker(
+                "divergent",
+                "the target has versions the deployed image never had: "
+                + ", ".join(map(str, sorted(T - D))),
+                "the images come from diverging branches; roll back to a common ancestor first",
+            )
+        )
         direction = "rollback"
     elif T - D:
         direction = "forward"
@@ -316,34 +380,76 @@ def make_plan(
 
     if direction == "forward":
         steps = tuple(
-            PlanStep("migrate", str(m.version), m.description, m.klass, m.up.path, m.up.source,
-                     m.up.sha256, m.transaction)
-            for m in target.migrations if m.version not in A)
+            PlanStep(
+                "migrate",
+                str(m.version),
+                m.description,
+                m.klass,
+                m.up.path,
+                m.up.source,
+                m.up.sha256,
+                m.transaction,
+            )
+            for m in target.migrations
+            if m.version not in A
+        )
         after = tuple(str(v) for v in sorted(A | {m.version for m in target.migrations}))
-        return Plan("forward", "migrate", strategy, source, target_ref, steps, (),
-                    tuple(warnings), tuple(blockers), expected, after, history is not None)
+        return Plan(
+            "forward",
+            "migrate",
+            strategy,
+            source,
+            target_ref,
+            steps,
+            (),
+            tuple(warnings),
+            tuple(blockers),
+            expected,
+            after,
+            history is not None,
+        )
 
     to_revert = sorted((v for v in A if v not in T and v in D), reverse=True)
     for v in sorted(D - T - A):
-        warnings.append(f"version {v} of the deployed image is not applied in the database; "
-                        "nothing to revert for it")
+        warnings.append(
+            f"version {v} of the deployed image is not applied in the database; "
+            "nothing to revert for it"
+        )
     pending_target = sorted(T - A)
     if pending_target:
-        warnings.append("target versions not applied in the database (its container applies "
-                        "them at start): " + ", ".join(map(str, pending_target)))
+        warnings.append(
+            "target versions not applied in the database (its container applies "
+            "them at start): " + ", ".join(map(str, pending_target))
+        )
     range_migs = [deployed.get(v) for v in to_revert]
     created = frozenset(t for m in range_migs for t in m.created_tables)
     reverted = tuple(
-        Reverted(str(m.version), m.description, effective_class(m, created),
-                 tuple(f"{f.code} ({f.path}:{f.line}): {f.message}" for f in m.findings))
-        for m in range_migs)
+        Reverted(
+            str(m.version),
+            m.description,
+            effective_class(m, created),
+            tuple(f"{f.code} ({f.path}:{f.line}): {f.message}" for f in m.findings),
+        )
+        for m in range_migs
+    )
     not_additive = [r for r in reverted if r.klass != ADDITIVE]
     after = tuple(str(v) for v in sorted(A - set(to_revert)))
 
     if not to_revert:
-        return Plan("none", "none", strategy, source, target_ref, (), (), tuple(warnings),
-                    tuple(blockers), expected, tuple(str(v) for v in sorted(A)),
-                    history is not None)
+        return Plan(
+            "none",
+            "none",
+            strategy,
+            source,
+            target_ref,
+            (),
+            (),
+            tuple(warnings),
+            tuple(blockers),
+            expected,
+            tuple(str(v) for v in sorted(A)),
+            history is not None,
+        )
 
     chosen = strategy
     if strategy == "auto":
@@ -351,39 +457,89 @@ def make_plan(
     if chosen == "code-only":
         hard = [r for r in not_additive if r.klass in (BREAKING, UNKNOWN)]
         if hard and not force_code_only:
-            blockers.append(Blocker(
-                "not-additive", "code-only rollback refused: "
-                + ", ".join(f"version {r.version} is {r.klass}" for r in hard),
-                "the old code may not run on this schema: use --strategy undo (or auto), or "
-                "--force-code-only if you know the old code copes", hard[0].version))
+            blockers.append(
+                Blocker(
+                    "not-additive",
+                    "code-only rollback refused: "
+                    + ", ".join(f"version {r.version} is {r.klass}" for r in hard),
+                    "the old code may not run on this schema: use --strategy undo (or auto), or "
+                    "--force-code-only if you know the old code copes",
+                    hard[0].version,
+                )
+            )
         for r in not_additive:
             if r not in hard or force_code_only:
                 warnings.append(f"version {r.version} is {r.klass}; code-only keeps it applied")
-        return Plan("rollback", "code-only", strategy, source, target_ref, (), reverted,
-                    tuple(warnings), tuple(blockers), expected,
-                    tuple(str(v) for v in sorted(A)), history is not None)
+        return Plan(
+            "rollback",
+            "code-only",
+            strategy,
+            source,
+            target_ref,
+            (),
+            reverted,
+            tuple(warnings),
+            tuple(blockers),
+            expected,
+            tuple(str(v) for v in sorted(A)),
+            history is not None,
+        )
 
     steps: list[PlanStep] = []
     for m in range_migs:
         if m.undo is None:
-            blockers.append(Blocker(
-                "missing-undo", f"version {m.version} ({m.up.source}) has no undo script",
-                "write its undo script and rebuild the deployed image's manifest, or roll "
-                "forward with a new migration instead", str(m.version)))
+            blockers.append(
+                Blocker(
+                    "missing-undo",
+                    f"version {m.version} ({m.up.source}) has no undo script",
+                    "write its undo script and rebuild the deployed image's manifest, or roll "
+                    "forward with a new migration instead",
+                    str(m.version),
+                )
+            )
             continue
-        steps.append(PlanStep("undo", str(m.version), m.description,
-                              effective_class(m, created), m.undo.path, m.undo.source,
-                              m.undo.sha256, m.transaction))
+        steps.append(
+            PlanStep(
+                "undo",
+                str(m.version),
+                m.description,
+                effective_class(m, created),
+                m.undo.path,
+                m.undo.source,
+                m.undo.sha256,
+                m.transaction,
+            )
+        )
     deployed_reps = {r.name: r.script.sha256 for r in deployed.repeatables}
     ran = history.repeatables if history is not None else None
     for r in target.repeatables:
         current = ran.get(r.script.source) if ran is not None else deployed_reps.get(r.name)
         if current != r.script.sha256:
-            steps.append(PlanStep("repeatable", None, r.description, ADDITIVE, r.script.path,
-                                  r.script.source, r.script.sha256))
-    return Plan("rollback", "undo", strategy, source, target_ref, tuple(steps), reverted,
-                tuple(warnings), tuple(blockers), expected, after, history is not None)
-
+            steps.append(
+                PlanStep(
+                    "repeatable",
+                    None,
+                    r.description,
+                    ADDITIVE,
+                    r.script.path,
+                    r.script.source,
+                    r.script.sha256,
+                )
+            )
+    return Plan(
+        "rollback",
+        "undo",
+        strategy,
+        source,
+        target_ref,
+        tuple(steps),
+        reverted,
+        tuple(warnings),
+        tuple(blockers),
+        expected,
+        after,
+        history is not None,
+    )
 
 
 # ---------------------------------------------------------------- files and renderings
@@ -414,9 +570,13 @@ def _rows(plan: Plan) -> list[tuple[str, ...]]:
 
 
 def render_text(plan: Plan) -> str:
-    out = [plan.summary, f"  from {plan.source.label}", f"  to   {plan.target.label}",
-           f"  strategy {plan.strategy} (asked: {plan.requested}); "
-           f"history {'from the live database' if plan.from_history else 'from the manifests'}"]
+    out = [
+        plan.summary,
+        f"  from {plan.source.label}",
+        f"  to   {plan.target.label}",
+        f"  strategy {plan.strategy} (asked: {plan.requested}); "
+        f"history {'from the live database' if plan.from_history else 'from the manifests'}",
+    ]
     rows = _rows(plan)
     if rows:
         out += ["", render_table(("version", "description", "class", "action"), rows)]
@@ -428,15 +588,22 @@ def render_text(plan: Plan) -> str:
 
 
 def render_markdown(plan: Plan) -> str:
-    out = [f"**{plan.summary}**", "",
-           f"- from: `{plan.source.label}`", f"- to: `{plan.target.label}`",
-           f"- strategy: **{plan.strategy}** (asked: {plan.requested})",
-           f"- history: {'live database' if plan.from_history else 'manifests only'}", ""]
+    out = [
+        f"**{plan.summary}**",
+        "",
+        f"- from: `{plan.source.label}`",
+        f"- to: `{plan.target.label}`",
+        f"- strategy: **{plan.strategy}** (asked: {plan.requested})",
+        f"- history: {'live database' if plan.from_history else 'manifests only'}",
+        "",
+    ]
     rows = _rows(plan)
     if rows:
-        out += [render_table(("version", "description", "class", "action"), rows, markdown=True), ""]
-    risks = [f"- version {r.version} ({r.klass}): {f}" for r in plan.reverted
-             for f in r.findings]
+        out += [
+            render_table(("version", "description", "class", "action"), rows, markdown=True),
+            "",
+        ]
+    risks = [f"- version {r.version} ({r.klass}): {f}" for r in plan.reverted for f in r.findings]
     if plan.blockers or plan.warnings or risks:
         out.append("### Risks")
         out += [f"- **blocked** ({b.code}): {b.message}. {b.hint}" for b in plan.blockers]

@@ -6,8 +6,9 @@ from collections.abc import Sequence
 from typing import Any
 
 
-def render_table(header: Sequence[str], rows: Sequence[Sequence[Any]], *,
-                 markdown: bool = False) -> str:
+def render_table(
+    header: Sequence[str], rows: Sequence[Sequence[Any]], *, markdown: bool = False
+) -> str:
     cells = [[str(c) for c in header], *([str(c) for c in r] for r in rows)]
     if markdown:
         lines = ["| " + " | ".join(cells[0]) + " |", "|" + "---|" * len(header)]

@@ -29,8 +29,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 @dataclass
 class Server:
-    admin: ConnectionSpec          # can create and drop databases
-    origin: str                    # dsn | docker | local
+    admin: ConnectionSpec  # can create and drop databases
+    origin: str  # dsn | docker | local
 
     def create_database(self) -> ConnectionSpec:
         name = f"t_{uuid.uuid4().hex[:12]}"
@@ -68,11 +68,14 @@ def mariadb() -> Iterator[Server]:
     if _docker_answers():
         from testcontainers.mysql import MySqlContainer
 
-        with MySqlContainer("mariadb:10.11", username="root", password="test",
-                            dbname="mysql") as c:
-            spec = ConnectionSpec(host=c.get_container_host_ip(),
-                                  port=int(c.get_exposed_port(3306)), user="root",
-                                  password="test", database="mysql")
+        with MySqlContainer("mariadb:10.11", username="root", password="test", dbname="mysql") as c:
+            spec = ConnectionSpec(
+                host=c.get_container_host_ip(),
+                port=int(c.get_exposed_port(3306)),
+                user="root",
+                password="test",
+                database="mysql",
+            )
             yield Server(spec, "docker")
         return
     try:
@@ -112,8 +115,9 @@ def query(spec: ConnectionSpec, sql: str, args: tuple = ()) -> list[tuple]:
         conn.close()
 
 
-def schema_objects(spec: ConnectionSpec, *, exclude: tuple[str, ...] = ("dbroll_history",
-                                                                         "dbroll_lock")) -> dict:
+def schema_objects(
+    spec: ConnectionSpec, *, exclude: tuple[str, ...] = ("dbroll_history", "dbroll_lock")
+) -> dict:
     """SHOW CREATE of every table, view, routine, trigger and event, AUTO_INCREMENT removed."""
     import re
 
@@ -161,21 +165,46 @@ def mariadb_client(spec: ConnectionSpec, sql: str) -> None:
     """Apply SQL with the plain `mariadb` client: the reference behaviour."""
     client = shutil.which("mariadb") or shutil.which("mysql")
     assert client, INSTALL_HINT
-    cmd = [client, "--no-defaults", f"-h{spec.host}", f"-P{spec.port}", f"-u{spec.user}",
-           spec.database]
+    cmd = [
+        client,
+        "--no-defaults",
+        f"-h{spec.host}",
+        f"-P{spec.port}",
+        f"-u{spec.user}",
+        spec.database,
+    ]
     env = dict(os.environ, MYSQL_PWD=spec.password) if spec.password else None
     subprocess.run(cmd, input=sql, text=True, check=True, env=env, capture_output=True)
 
 
-def run_cli(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, env: dict | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess:
     """Run `python -m pipeline ...` as a real process, JSON logs on stderr."""
     full_env = dict(os.environ, DBROLL_LOG_FORMAT="json", **(env or {}))
-    return subprocess.run([sys.executable, "-m", "pipeline", *args], capture_output=True,
-                          text=True, env=full_env, timeout=timeout, cwd=REPO)
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        cwd=REPO,
+    )
 
 
-__all__ = ["CliResult", "Moto", "Server", "dbroll", "push_image", "mariadb_client", "query", "run_cli", "schema_objects", "write_files",
-           "pymysql"]
+__all__ = [
+    "CliResult",
+    "Moto",
+    "Server",
+    "dbroll",
+    "push_image",
+    "mariadb_client",
+    "query",
+    "run_cli",
+    "schema_objects",
+    "write_files",
+    "pymysql",
+]
 
 
 @dataclass
@@ -210,8 +239,13 @@ class Moto:
     def client(self, service: str):
         import boto3
 
-        return boto3.client(service, endpoint_url=self.endpoint, region_name="eu-west-1",
-                            aws_access_key_id="testing", aws_secret_access_key="testing")
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint,
+            region_name="eu-west-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
 
 
 @pytest.fixture(scope="session")
@@ -232,11 +266,16 @@ def aws(moto_server, monkeypatch) -> Iterator[Moto]:
     """A clean moto account for this test; boto3 in-process and child processes reach it."""
     import urllib.request
 
-    urllib.request.urlopen(urllib.request.Request(f"{moto_server}/moto-api/reset",
-                                                  method="POST")).read()
-    env = {"AWS_ENDPOINT_URL": moto_server, "AWS_ACCESS_KEY_ID": "testing",
-           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "eu-west-1",
-           "AWS_REGION": "eu-west-1"}
+    urllib.request.urlopen(
+        urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST")
+    ).read()
+    env = {
+        "AWS_ENDPOINT_URL": moto_server,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "AWS_REGION": "eu-west-1",
+    }
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
@@ -248,13 +287,20 @@ def push_image(ecr, repository: str, tag: str, content: str) -> str:
     import hashlib
     import json
 
-    manifest = json.dumps({
-        "schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 1,
-                   "digest": "sha256:" + hashlib.sha256(content.encode()).hexdigest()},
-        "layers": [],
-    })
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {
+                "mediaType": "application/vnd.docker.container.image.v1+json",
+                "size": 1,
+                "digest": "sha256:" + hashlib.sha256(content.encode()).hexdigest(),
+            },
+            "layers": [],
+        }
+    )
     digest = "sha256:" + hashlib.sha256(manifest.encode()).hexdigest()
-    ecr.put_image(repositoryName=repository, imageManifest=manifest, imageTag=tag,
-                  imageDigest=digest)
+    ecr.put_image(
+        repositoryName=repository, imageManifest=manifest, imageTag=tag, imageDigest=digest
+    )
     return digest

@@ -14,9 +14,9 @@ from pipeline.errors import AwsError, ConfigError, NotFoundError
 @dataclass(frozen=True)
 class ContainerImage:
     container: str
-    image: str              # as written in the task definition
+    image: str  # as written in the task definition
     repository: str | None  # ECR repository, when the image is in ECR
-    digest: str | None      # from the running tasks, or the image reference itself
+    digest: str | None  # from the running tasks, or the image reference itself
     tag: str | None
 
 
@@ -24,7 +24,7 @@ class ContainerImage:
 class ServiceState:
     cluster: str
     service: str
-    task_definition: str    # ARN
+    task_definition: str  # ARN
     containers: tuple[ContainerImage, ...]
     raw: dict
 
@@ -41,8 +41,10 @@ class Ecs:
         except ClientError as e:
             code = e.response.get("Error", {}).get("Code", "")
             if code in ("ClusterNotFoundException", "ServiceNotFoundException"):
-                raise NotFoundError(f"{resource} does not exist ({code})",
-                                    hint="check --cluster/--service and the region") from None
+                raise NotFoundError(
+                    f"{resource} does not exist ({code})",
+                    hint="check --cluster/--service and the region",
+                ) from None
             raise AwsError(resource, str(e)) from None
         except BotoCoreError as e:
             raise AwsError(resource, str(e)) from None
@@ -53,12 +55,14 @@ class Ecs:
         resp = self._call(name, self.ecs.describe_services, cluster=cluster, services=[service])
         services = [s for s in resp.get("services", []) if s.get("status") != "INACTIVE"]
         if not services:
-            raise NotFoundError(f"{name} does not exist",
-                                hint="`aws ecs list-services --cluster " + cluster + "`")
+            raise NotFoundError(
+                f"{name} does not exist", hint="`aws ecs list-services --cluster " + cluster + "`"
+            )
         svc = services[0]
         td_arn = svc["taskDefinition"]
-        td = self._call(f"task definition {td_arn}", self.ecs.describe_task_definition,
-                        taskDefinition=td_arn)["taskDefinition"]
+        td = self._call(
+            f"task definition {td_arn}", self.ecs.describe_task_definition, taskDefinition=td_arn
+        )["taskDefinition"]
         running = self._running_digests(cluster, service, td_arn)
         containers = []
         for c in td.get("containerDefinitions", []):
@@ -68,18 +72,27 @@ class Ecs:
                 repo, tag, digest = ref.repository, ref.tag, ref.digest
             except ConfigError:
                 repo = tag = digest = None
-            containers.append(ContainerImage(c["name"], image, repo,
-                                             digest or running.get(c["name"]), tag))
+            containers.append(
+                ContainerImage(c["name"], image, repo, digest or running.get(c["name"]), tag)
+            )
         return ServiceState(cluster, service, td_arn, tuple(containers), svc)
 
     def _running_digests(self, cluster: str, service: str, td_arn: str) -> dict[str, str]:
         """Container name -> image digest, from the service's running tasks (tags move)."""
-        arns = self._call(f"ECS service {cluster}/{service}", self.ecs.list_tasks,
-                          cluster=cluster, serviceName=service).get("taskArns", [])
+        arns = self._call(
+            f"ECS service {cluster}/{service}",
+            self.ecs.list_tasks,
+            cluster=cluster,
+            serviceName=service,
+        ).get("taskArns", [])
         if not arns:
             return {}
-        tasks = self._call(f"ECS service {cluster}/{service}", self.ecs.describe_tasks,
-                           cluster=cluster, tasks=arns[:100]).get("tasks", [])
+        tasks = self._call(
+            f"ECS service {cluster}/{service}",
+            self.ecs.describe_tasks,
+            cluster=cluster,
+            tasks=arns[:100],
+        ).get("tasks", [])
         out: dict[str, str] = {}
         for t in tasks:
             if t.get("taskDefinitionArn") != td_arn:

@@ -42,8 +42,9 @@ class ArtifactStore:
 
     def __init__(self, s3: Any, bucket: str, prefix: str = "dbroll") -> None:
         if not bucket:
-            raise ConfigError("no artifact bucket configured",
-                              hint="pass --bucket or set DBROLL_BUCKET")
+            raise ConfigError(
+                "no artifact bucket configured", hint="pass --bucket or set DBROLL_BUCKET"
+            )
         self.s3 = s3
         self.bucket = bucket
         self.prefix = prefix.strip("/")
@@ -65,20 +66,22 @@ class ArtifactStore:
             if _code(e) in ("NoSuchKey", "404", "NotFound"):
                 return None
             if _code(e) == "NoSuchBucket":
-                raise NotFoundError(f"S3 bucket {bucket} does not exist",
-                                    hint="create it (infra/) or fix --bucket") from None
+                raise NotFoundError(
+                    f"S3 bucket {bucket} does not exist", hint="create it (infra/) or fix --bucket"
+                ) from None
             raise AwsError(f"s3://{bucket}/{key}", str(e)) from None
         except BotoCoreError as e:
             raise AwsError(f"s3://{bucket}/{key}", str(e)) from None
 
     def _put(self, key: str, data: bytes) -> None:
         try:
-            self.s3.put_object(Bucket=self.bucket, Key=key, Body=data,
-                               ChecksumAlgorithm="SHA256")
+            self.s3.put_object(Bucket=self.bucket, Key=key, Body=data, ChecksumAlgorithm="SHA256")
         except ClientError as e:
             if _code(e) == "NoSuchBucket":
-                raise NotFoundError(f"S3 bucket {self.bucket} does not exist",
-                                    hint="create it (infra/) or fix --bucket") from None
+                raise NotFoundError(
+                    f"S3 bucket {self.bucket} does not exist",
+                    hint="create it (infra/) or fix --bucket",
+                ) from None
             raise AwsError(self.uri(key), str(e), hint="check s3:PutObject permission") from None
         except BotoCoreError as e:
             raise AwsError(self.uri(key), str(e)) from None
@@ -91,7 +94,9 @@ class ArtifactStore:
         return data
 
     # -- manifests
-    def publish_manifest(self, manifest: Manifest, repository: str, digest: str) -> tuple[str, bool]:
+    def publish_manifest(
+        self, manifest: Manifest, repository: str, digest: str
+    ) -> tuple[str, bool]:
         """Upload; returns (uri, created). The same manifest again is a no-op; another is refused."""
         base = self.manifest_key(repository, digest)
         existing = self._get(self.bucket, base + MANIFEST_FILE)
@@ -102,7 +107,8 @@ class ArtifactStore:
                 f"{self.uri(base)} already holds a different manifest (sha256 "
                 f"{sha256_hex(existing)[:12]}) for image {repository}@{digest}",
                 hint="manifests are immutable: an image digest has exactly one manifest; "
-                "build a new image for changed migrations")
+                "build a new image for changed migrations",
+            )
         for path, data in sorted(manifest.files.items()):
             self._put(base + path, data)
         self._put(base + MANIFEST_FILE, manifest.canonical_bytes())
@@ -115,7 +121,8 @@ class ArtifactStore:
             raise NotFoundError(
                 f"no manifest for {repository}@{digest} at {self.uri(base)}",
                 hint="was the image built with `dbroll manifest publish`? (check --bucket and "
-                "--prefix)")
+                "--prefix)",
+            )
         manifest = manifest_from_bytes(data, {}, source=self.uri(base), verify=False)
         refs = [m.up for m in manifest.migrations]
         refs += [m.undo for m in manifest.migrations if m.undo]
@@ -146,11 +153,14 @@ class _LazyFiles(Mapping[str, bytes]):
             uri = self._store.uri(self._base + path)
             blob = self._store._get(self._store.bucket, self._base + path)
             if blob is None:
-                raise ManifestError(f"{uri} is missing",
-                                    hint="publish the whole manifest directory again")
+                raise ManifestError(
+                    f"{uri} is missing", hint="publish the whole manifest directory again"
+                )
             if sha256_hex(blob) != self._expected[path]:
-                raise ManifestError(f"{uri} does not match its sha256 in the manifest",
-                                    hint="objects under manifests/ must never be edited")
+                raise ManifestError(
+                    f"{uri} does not match its sha256 in the manifest",
+                    hint="objects under manifests/ must never be edited",
+                )
             self._cache[path] = blob
         return self._cache[path]
 

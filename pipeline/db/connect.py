@@ -21,7 +21,15 @@ from pipeline.errors import ConfigError, DatabaseError
 from pipeline.log import redact, register_secret
 
 SCHEMES = ("mysql", "mariadb", "mysql+pymysql")
-_KNOWN_OPTIONS = {"ssl_ca", "ssl_cert", "ssl_key", "ssl", "unix_socket", "connect_timeout", "charset"}
+_KNOWN_OPTIONS = {
+    "ssl_ca",
+    "ssl_cert",
+    "ssl_key",
+    "ssl",
+    "unix_socket",
+    "connect_timeout",
+    "charset",
+}
 
 
 @dataclass(frozen=True)
@@ -46,7 +54,9 @@ class ConnectionSpec:
         if self.password:
             auth += ":" + quote(self.password, safe="")
         query = "&".join(f"{k}={quote(v, safe='/')}" for k, v in self.options)
-        return f"mysql://{auth}@{self.host}:{self.port}/{self.database}" + (f"?{query}" if query else "")
+        return f"mysql://{auth}@{self.host}:{self.port}/{self.database}" + (
+            f"?{query}" if query else ""
+        )
 
 
 def parse_dsn(dsn: str) -> ConnectionSpec:
@@ -93,14 +103,16 @@ def parse_dsn(dsn: str) -> ConnectionSpec:
     )
 
 
-def spec_from_secret(secret_string: str, secret_id: str, database: str | None = None) -> ConnectionSpec:
+def spec_from_secret(
+    secret_string: str, secret_id: str, database: str | None = None
+) -> ConnectionSpec:
     """Build a spec from an RDS-style JSON secret {host, port, username, password, dbname}."""
     try:
         data = json.loads(secret_string)
     except json.JSONDecodeError:
         raise ConfigError(
             f"secret {secret_id} is not JSON",
-            hint="store an RDS-style secret: {\"host\", \"port\", \"username\", \"password\", \"dbname\"}",
+            hint='store an RDS-style secret: {"host", "port", "username", "password", "dbname"}',
         ) from None
     if not isinstance(data, dict):
         raise ConfigError(f"secret {secret_id} is not a JSON object")
@@ -135,8 +147,11 @@ def _ssl_kwargs(opts: dict[str, str], host: str = "") -> dict[str, Any]:
     and building its context costs ~40 ms a connection); on loopback that buys nothing."""
     mode = opts.get("ssl", "").lower()
     kw: dict[str, Any] = {}
-    if mode == "disabled" or (not mode and not any(k in opts for k in (
-            "ssl_ca", "ssl_cert", "ssl_key")) and (host in _LOOPBACK or "unix_socket" in opts)):
+    if mode == "disabled" or (
+        not mode
+        and not any(k in opts for k in ("ssl_ca", "ssl_cert", "ssl_key"))
+        and (host in _LOOPBACK or "unix_socket" in opts)
+    ):
         return {"ssl_disabled": True}
     for key in ("ssl_ca", "ssl_cert", "ssl_key"):
         if opts.get(key):
@@ -148,8 +163,13 @@ def _ssl_kwargs(opts: dict[str, str], host: str = "") -> dict[str, Any]:
     return kw
 
 
-def connect(spec: ConnectionSpec, *, database: bool = True, autocommit: bool = True,
-            multi_statements: bool = False) -> pymysql.Connection:
+def connect(
+    spec: ConnectionSpec,
+    *,
+    database: bool = True,
+    autocommit: bool = True,
+    multi_statements: bool = False,
+) -> pymysql.Connection:
     """Open a connection; failures become DatabaseError naming host and database, never the password."""
     opts = dict(spec.options)
     kwargs: dict[str, Any] = dict(

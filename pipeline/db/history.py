@@ -61,9 +61,25 @@ CREATE TABLE IF NOT EXISTS `{LOCK_TABLE}` (
 """
 
 COLUMNS = (
-    "id", "version", "description", "kind", "script", "checksum", "status", "applied",
-    "statements_done", "statements_total", "error", "started_at", "finished_at",
-    "duration_ms", "installed_by", "image", "run_id", "host", "bundle",
+    "id",
+    "version",
+    "description",
+    "kind",
+    "script",
+    "checksum",
+    "status",
+    "applied",
+    "statements_done",
+    "statements_total",
+    "error",
+    "started_at",
+    "finished_at",
+    "duration_ms",
+    "installed_by",
+    "image",
+    "run_id",
+    "host",
+    "bundle",
 )
 
 
@@ -221,10 +237,20 @@ def insert_event(
         + ", %s, %s, %s, %s, %s)",
         (
             str(version) if version is not None else None,
-            description[:255], kind, script, checksum, status,
+            description[:255],
+            kind,
+            script,
+            checksum,
+            status,
             None if applied is None else int(applied),
-            statements_done, statements_total, error,
-            ctx.installed_by[:128], ctx.image, ctx.run_id, ctx.host, ctx.bundle,
+            statements_done,
+            statements_total,
+            error,
+            ctx.installed_by[:128],
+            ctx.image,
+            ctx.run_id,
+            ctx.host,
+            ctx.bundle,
         ),
     )
     return cur.lastrowid

@@ -14,13 +14,13 @@ leaks into the next migration and the lock is never dropped by a reset.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -57,16 +57,22 @@ RETRYABLE = {ER_LOCK_WAIT_TIMEOUT, ER_LOCK_DEADLOCK}
 # but a runner killed after the statement committed and before it recorded the fact leaves
 # statements_done one behind.
 ALREADY_IN_EFFECT = {
-    1007, 1008,        # database exists / does not exist
-    1050, 1051,        # table exists / unknown table
-    1054,              # unknown column (renamed or dropped already)
-    1060, 1061,        # duplicate column / key name
-    1091,              # can't drop: does not exist
-    1146,              # table does not exist (renamed or dropped already)
-    1304, 1305,        # routine exists / does not exist
-    1359, 1360,        # trigger exists / does not exist
-    1537, 1539,        # event exists / does not exist
-    1826,              # duplicate foreign key
+    1007,
+    1008,  # database exists / does not exist
+    1050,
+    1051,  # table exists / unknown table
+    1054,  # unknown column (renamed or dropped already)
+    1060,
+    1061,  # duplicate column / key name
+    1091,  # can't drop: does not exist
+    1146,  # table does not exist (renamed or dropped already)
+    1304,
+    1305,  # routine exists / does not exist
+    1359,
+    1360,  # trigger exists / does not exist
+    1537,
+    1539,  # event exists / does not exist
+    1826,  # duplicate foreign key
 }
 _DML = {"insert", "update", "delete", "replace", "select", "with", "set", "do", "values", "table"}
 _SESSION = {"set", "use", "prepare", "lock", "unlock", "deallocate", "execute"}
@@ -94,9 +100,9 @@ def changes_session(stmt: Statement) -> bool:
 
 @dataclass(frozen=True)
 class RunnerOptions:
-    lock_timeout: float = 60.0          # how long to wait for another runner
-    lock_wait_timeout: int = 5          # per DDL attempt, seconds (0: never queue)
-    lock_retries: int = 10              # attempts after the first
+    lock_timeout: float = 60.0  # how long to wait for another runner
+    lock_wait_timeout: int = 5  # per DDL attempt, seconds (0: never queue)
+    lock_retries: int = 10  # attempts after the first
     retry_base_delay: float = 0.2
     retry_max_delay: float = 5.0
     strict_future: bool = False
@@ -106,7 +112,7 @@ class RunnerOptions:
 
 @dataclass(frozen=True)
 class Step:
-    kind: str                    # migrate | undo | repeatable
+    kind: str  # migrate | undo | repeatable
     version: Version | None
     description: str
     script: Script
@@ -120,10 +126,10 @@ class Step:
 @dataclass
 class StepResult:
     step: Step
-    status: str                  # applied | undone | skipped | failed | would-run
+    status: str  # applied | undone | skipped | failed | would-run
     statements: int
     statements_done: int
-    mode: str                    # transaction | per-statement
+    mode: str  # transaction | per-statement
     duration_ms: int = 0
 
     def to_dict(self) -> dict[str, Any]:
@@ -276,18 +282,20 @@ class Runner:
                 cur.execute(
                     f"REPLACE INTO `{H.LOCK_TABLE}` (name, connection_id, host, pid, run_id, "
                     "acquired_at) VALUES (%s, CONNECTION_ID(), %s, %s, %s, NOW(6))",
-                    (lock_name(self.spec.database), self.opts.context.host or "", os.getpid(),
-                     self.opts.context.run_id),
+                    (
+                        lock_name(self.spec.database),
+                        self.opts.context.host or "",
+                        os.getpid(),
+                        self.opts.context.run_id,
+                    ),
                 )
             yield
             self._ctl.flush()
         finally:
             for conn in (self._work, self._control):
                 if conn is not None:
-                    try:
+                    with contextlib.suppress(Exception):  # closing a dead connection
                         conn.close()
-                    except Exception:  # noqa: BLE001 - closing a dead connection
-                        pass
             self._work = self._control = None
 
     def _acquire_lock(self) -> None:
@@ -297,8 +305,12 @@ class Runner:
         if cur.fetchone()[0] == 1:
             return
         holder = self._describe_lock_holder(name)
-        log.info("waiting for the runner lock", database=self.spec.database, holder=holder,
-                 timeout_s=self.opts.lock_timeout)
+        log.info(
+            "waiting for the runner lock",
+            database=self.spec.database,
+            holder=holder,
+            timeout_s=self.opts.lock_timeout,
+        )
         cur.execute("SELECT GET_LOCK(%s, %s)", (name, float(self.opts.lock_timeout)))
         got = cur.fetchone()[0]
         if got == 1:
@@ -383,7 +395,8 @@ class Runner:
         if state.drift:
             lines = "; ".join(
                 f"{d.path} (version {d.version}: applied {d.applied_checksum[:12]}, "
-                f"file {d.file_checksum[:12]})" for d in state.drift
+                f"file {d.file_checksum[:12]})"
+                for d in state.drift
             )
             raise ChecksumDriftError(
                 f"applied migration files changed since they ran: {lines}",
@@ -405,7 +418,9 @@ class Runner:
                 + f" are newer than every local version ({self.mset.latest})"
             )
             if self.opts.strict_future:
-                raise BlockedError(msg, hint="deploy the image that has them, or drop --strict-future")
+                raise BlockedError(
+                    msg, hint="deploy the image that has them, or drop --strict-future"
+                )
             warnings.append(msg + "; skipped")
         return warnings
 
@@ -448,8 +463,10 @@ class Runner:
         result.duration_ms = int((time.monotonic() - started) * 1000)
         applied = sum(1 for s in result.steps if s.status == "applied")
         result.message = (
-            f"would apply {len(steps)} migration(s)" if dry_run
-            else f"applied {applied} migration(s)" if applied
+            f"would apply {len(steps)} migration(s)"
+            if dry_run
+            else f"applied {applied} migration(s)"
+            if applied
             else "nothing to apply: the database is up to date"
         )
         return result
@@ -482,9 +499,11 @@ class Runner:
             self._run_steps(result, steps)
         result.duration_ms = int((time.monotonic() - started) * 1000)
         result.message = (
-            f"would undo {len(steps)} migration(s) down to {target}" if dry_run
+            f"would undo {len(steps)} migration(s) down to {target}"
+            if dry_run
             else f"undid {len(steps)} migration(s); now at {target if target != ZERO else 'nothing'}"
-            if steps else f"nothing to undo: no applied version is newer than {target}"
+            if steps
+            else f"nothing to undo: no applied version is newer than {target}"
         )
         return result
 
@@ -510,14 +529,21 @@ class Runner:
             if txn:
                 start = 0  # a failed or killed transaction left nothing behind
             uncertain = b.status == H.RUNNING and not txn and from_statement is None
-            log.info("resuming", subject=b.subject, kind=b.kind, previous_status=b.status,
-                     at_statement=start + 1, statements=len(stmts))
+            log.info(
+                "resuming",
+                subject=b.subject,
+                kind=b.kind,
+                previous_status=b.status,
+                at_statement=start + 1,
+                statements=len(stmts),
+            )
             self._run_steps(result, [step], start_at=start, uncertain_first=uncertain)
             after = analyze(self.mset, self._read_history()) if not dry_run else state
         result.duration_ms = int((time.monotonic() - started) * 1000)
         result.message = f"resumed {b.subject} ({b.kind})" + (
             f"; {len(after.pending)} migration(s) still pending: run `dbroll migrate`"
-            if after.pending else ""
+            if after.pending
+            else ""
         )
         return result
 
@@ -543,29 +569,53 @@ class Runner:
                     applied_after = mark == "applied"
                     local = self.mset.get(Version.parse(b.version))
                     checksum = local.up.sha256 if (applied_after and local) else None
-                    H.insert_event(cur, ctx, kind="repair", version=Version.parse(b.version),
-                                   description=f"repair of {b.kind} #{b.id}: marked {mark}",
-                                   script=b.script, checksum=checksum, status=H.SUCCESS,
-                                   applied=applied_after)
+                    H.insert_event(
+                        cur,
+                        ctx,
+                        kind="repair",
+                        version=Version.parse(b.version),
+                        description=f"repair of {b.kind} #{b.id}: marked {mark}",
+                        script=b.script,
+                        checksum=checksum,
+                        status=H.SUCCESS,
+                        applied=applied_after,
+                    )
                 else:
                     kind = "repeatable" if mark == "applied" else "repair"
-                    H.insert_event(cur, ctx, kind=kind, version=None,
-                                   description=f"repair of {b.kind} #{b.id}: marked {mark}",
-                                   script=b.script, checksum=b.checksum if mark == "applied" else None,
-                                   status=H.SUCCESS)
+                    H.insert_event(
+                        cur,
+                        ctx,
+                        kind=kind,
+                        version=None,
+                        description=f"repair of {b.kind} #{b.id}: marked {mark}",
+                        script=b.script,
+                        checksum=b.checksum if mark == "applied" else None,
+                        status=H.SUCCESS,
+                    )
                 done.append(f"{b.subject} marked {mark}")
             elif mark is not None:
-                raise ConfigError("nothing is failed or running, so there is nothing to mark",
-                                  hint="`dbroll status` shows the state")
+                raise ConfigError(
+                    "nothing is failed or running, so there is nothing to mark",
+                    hint="`dbroll status` shows the state",
+                )
             if checksums:
                 for d in state.drift:
                     m = self.mset.get(d.version)
-                    H.insert_event(cur, ctx, kind="repair", version=d.version,
-                                   description=f"checksum accepted: {m.description}",
-                                   script=d.path, checksum=d.file_checksum, status=H.SUCCESS,
-                                   applied=True)
-                    done.append(f"version {d.version} checksum {d.applied_checksum[:12]} -> "
-                                f"{d.file_checksum[:12]}")
+                    H.insert_event(
+                        cur,
+                        ctx,
+                        kind="repair",
+                        version=d.version,
+                        description=f"checksum accepted: {m.description}",
+                        script=d.path,
+                        checksum=d.file_checksum,
+                        status=H.SUCCESS,
+                        applied=True,
+                    )
+                    done.append(
+                        f"version {d.version} checksum {d.applied_checksum[:12]} -> "
+                        f"{d.file_checksum[:12]}"
+                    )
             result.message = "; ".join(done) if done else "nothing to repair"
             for item in done:
                 log.info("repaired", what=item)
@@ -589,29 +639,50 @@ class Runner:
             for m in self.mset.migrations:
                 if m.version > version:
                     break
-                H.insert_event(cur, self.opts.context, kind="baseline", version=m.version,
-                               description=m.description, script=m.up.path,
-                               checksum=m.up.sha256, status=H.SUCCESS, applied=True)
-                result.steps.append(StepResult(Step("baseline", m.version, m.description, m.up),
-                                               "baselined", 0, 0, "none"))
-            result.message = (f"baselined {len(result.steps)} version(s) up to {version}; "
-                              "nothing was run")
+                H.insert_event(
+                    cur,
+                    self.opts.context,
+                    kind="baseline",
+                    version=m.version,
+                    description=m.description,
+                    script=m.up.path,
+                    checksum=m.up.sha256,
+                    status=H.SUCCESS,
+                    applied=True,
+                )
+                result.steps.append(
+                    StepResult(
+                        Step("baseline", m.version, m.description, m.up), "baselined", 0, 0, "none"
+                    )
+                )
+            result.message = (
+                f"baselined {len(result.steps)} version(s) up to {version}; nothing was run"
+            )
         return result
 
-    def apply_plan(self, plan: Plan, files: Mapping[str, bytes], *, bundle_sha256: str,
-                   dry_run: bool = False) -> RunResult:
+    def apply_plan(
+        self, plan: Plan, files: Mapping[str, bytes], *, bundle_sha256: str, dry_run: bool = False
+    ) -> RunResult:
         """Run a rollback bundle's plan: refuse a stale plan, continue a partly run one."""
         started = time.monotonic()
         if plan.blocked:
             raise BlockedError(
                 "the bundle's plan is blocked: " + "; ".join(b.message for b in plan.blockers),
-                hint="resolve the blockers and plan again")
+                hint="resolve the blockers and plan again",
+            )
         steps = [self._plan_step(s, files) for s in plan.steps]
-        versioned = [(st, ps) for st, ps in zip(steps, plan.steps, strict=True)
-                     if ps.action in ("undo", "migrate")]
-        ctx = replace(self.opts.context, bundle=bundle_sha256,
-                      image=plan.source.digest if plan.direction == "rollback"
-                      else plan.target.digest or self.opts.context.image)
+        versioned = [
+            (st, ps)
+            for st, ps in zip(steps, plan.steps, strict=True)
+            if ps.action in ("undo", "migrate")
+        ]
+        ctx = replace(
+            self.opts.context,
+            bundle=bundle_sha256,
+            image=plan.source.digest
+            if plan.direction == "rollback"
+            else plan.target.digest or self.opts.context.image,
+        )
         self.opts = replace(self.opts, context=ctx)
         result = RunResult("apply-bundle", dry_run=dry_run)
         with self._session(lock=not dry_run):
@@ -620,53 +691,85 @@ class Runner:
             b = history.blocked
             resume_row = None
             if b is not None:
-                match = next((st for st, ps in versioned if b.version == ps.version
-                              and b.kind == ps.action and b.checksum == st.script.sha256), None)
+                match = next(
+                    (
+                        st
+                        for st, ps in versioned
+                        if b.version == ps.version
+                        and b.kind == ps.action
+                        and b.checksum == st.script.sha256
+                    ),
+                    None,
+                )
                 if match is None:
                     raise BlockedError(
                         f"{b.subject} ({b.kind}) is {b.status}, and this bundle does not "
                         "contain that step",
                         hint="`dbroll status` shows it; resume it with the image that ran it, "
-                        "or `dbroll repair --as applied|reverted`")
+                        "or `dbroll repair --as applied|reverted`",
+                    )
                 resume_row = b
                 # the blocked step has not taken effect yet: count it as still to do
             done = self._steps_done(plan, live, history, resume_row)
             if plan.strategy == "code-only":
-                if any(r.kind == "code_rollback" and r.bundle == bundle_sha256
-                       for r in history.rows):
+                if any(
+                    r.kind == "code_rollback" and r.bundle == bundle_sha256 for r in history.rows
+                ):
                     result.message = "already done: this code-only rollback is recorded"
                     return result
                 if not dry_run:
                     H.insert_event(
-                        self._ctl, ctx, kind="code_rollback", version=None,
-                        description=(f"code-only rollback to {plan.target.label}; kept applied: "
-                                     + ", ".join(r.version for r in plan.reverted))[:255],
-                        script=None, checksum=None, status=H.SUCCESS)
-                result.message = (f"code-only rollback recorded: {len(plan.reverted)} additive "
-                                  "migration(s) stay applied; no schema change")
+                        self._ctl,
+                        ctx,
+                        kind="code_rollback",
+                        version=None,
+                        description=(
+                            f"code-only rollback to {plan.target.label}; kept applied: "
+                            + ", ".join(r.version for r in plan.reverted)
+                        )[:255],
+                        script=None,
+                        checksum=None,
+                        status=H.SUCCESS,
+                    )
+                result.message = (
+                    f"code-only rollback recorded: {len(plan.reverted)} additive "
+                    "migration(s) stay applied; no schema change"
+                )
                 return result
             todo = [st for st, _ in versioned[done:]]
             ran = history.repeatables
-            todo += [st for st, ps in zip(steps, plan.steps, strict=True)
-                     if ps.action == "repeatable" and ran.get(st.script.path) != st.script.sha256]
+            todo += [
+                st
+                for st, ps in zip(steps, plan.steps, strict=True)
+                if ps.action == "repeatable" and ran.get(st.script.path) != st.script.sha256
+            ]
             if not todo:
                 result.message = "already in the target state: nothing to do"
                 return result
             if done:
-                log.info("continuing a partly applied bundle", steps_done=done,
-                         steps_left=len(versioned) - done)
+                log.info(
+                    "continuing a partly applied bundle",
+                    steps_done=done,
+                    steps_left=len(versioned) - done,
+                )
             for i, step in enumerate(todo):
                 first = i == 0 and resume_row is not None
                 start = resume_row.statements_done if first else 0
                 stmts = self._statements(step.script)
                 txn = self._transactional(step, stmts)
-                self._run_steps(result, [step], start_at=0 if txn else start,
-                                uncertain_first=first and resume_row.status == H.RUNNING
-                                and not txn)
+                self._run_steps(
+                    result,
+                    [step],
+                    start_at=0 if txn else start,
+                    uncertain_first=first and resume_row.status == H.RUNNING and not txn,
+                )
         result.duration_ms = int((time.monotonic() - started) * 1000)
         n = sum(1 for s in result.steps if s.status in ("undone", "applied", "would-run"))
-        result.message = (f"would run {n} step(s)" if dry_run
-                          else f"{plan.direction} to {plan.target.label}: ran {n} step(s)")
+        result.message = (
+            f"would run {n} step(s)"
+            if dry_run
+            else f"{plan.direction} to {plan.target.label}: ran {n} step(s)"
+        )
         return result
 
     def _plan_step(self, ps: PlanStep, files: Mapping[str, bytes]) -> Step:
@@ -677,8 +780,13 @@ class Runner:
         version = Version.parse(ps.version) if ps.version else None
         return Step(ps.action, version, ps.description, script, ps.transaction)
 
-    def _steps_done(self, plan: Plan, live: dict[str, str | None], history: History,
-                    resume_row: H.HistoryRow | None) -> int:
+    def _steps_done(
+        self,
+        plan: Plan,
+        live: dict[str, str | None],
+        history: History,
+        resume_row: H.HistoryRow | None,
+    ) -> int:
         """How many of the plan's versioned steps the live history already shows; or stale."""
         expected = dict(plan.expected_applied)
         versioned = [s for s in plan.steps if s.action in ("undo", "migrate")]
@@ -692,7 +800,8 @@ class Runner:
                             raise BlockedError(
                                 f"stale plan: version {v} was re-applied with checksum "
                                 f"{live[v][:12]} after planning (plan: {checksum[:12]})",
-                                hint="plan again against the live database")
+                                hint="plan again against the live database",
+                            )
                 return k
             if k == len(versioned):
                 break
@@ -707,7 +816,8 @@ class Runner:
         raise BlockedError(
             f"stale plan: the database's applied versions ({now}) are not what the plan "
             f"expects ({exp}) nor a partial run of it; nothing was changed",
-            hint="someone deployed or migrated after the plan was made: plan again")
+            hint="someone deployed or migrated after the plan was made: plan again",
+        )
 
     def validate(self) -> State:
         """Analyze without failing on the first problem: the caller reports all of it."""
@@ -734,12 +844,16 @@ class Runner:
         elif row.kind == "repeatable":
             r = next((r for r in self.mset.repeatables if r.script.path == row.script), None)
             if r is None:
-                raise BlockedError(f"cannot resume repeatable {row.script}: the file is gone",
-                                   hint="`dbroll repair --as reverted` to clear it")
+                raise BlockedError(
+                    f"cannot resume repeatable {row.script}: the file is gone",
+                    hint="`dbroll repair --as reverted` to clear it",
+                )
             step = Step("repeatable", None, r.description, r.script)
         else:
-            raise BlockedError(f"cannot resume a {row.kind} event (#{row.id})",
-                               hint="`dbroll repair --as applied|reverted`")
+            raise BlockedError(
+                f"cannot resume a {row.kind} event (#{row.id})",
+                hint="`dbroll repair --as applied|reverted`",
+            )
         if row.checksum and row.checksum != step.script.sha256:
             raise BlockedError(
                 f"{step.script.path} changed since {row.subject} stopped at statement "
@@ -753,7 +867,11 @@ class Runner:
         return step.transaction_allowed and bool(stmts) and all(is_dml(s) for s in stmts)
 
     def _run_steps(
-        self, result: RunResult, steps: list[Step], *, start_at: int = 0,
+        self,
+        result: RunResult,
+        steps: list[Step],
+        *,
+        start_at: int = 0,
         uncertain_first: bool = False,
     ) -> None:
         for step in steps:
@@ -761,8 +879,13 @@ class Runner:
             mode = "transaction" if self._transactional(step, stmts) else "per-statement"
             if result.dry_run:
                 result.steps.append(StepResult(step, "would-run", len(stmts), 0, mode))
-                log.info(f"would {step.kind}", version=step.label, description=step.description,
-                         statements=len(stmts), mode=mode)
+                log.info(
+                    f"would {step.kind}",
+                    version=step.label,
+                    description=step.description,
+                    statements=len(stmts),
+                    mode=mode,
+                )
                 continue
             t0 = time.monotonic()
             res = StepResult(step, "running", len(stmts), start_at, mode)
@@ -780,31 +903,55 @@ class Runner:
             res.status = "undone" if step.kind == "undo" else "applied"
             res.statements_done = len(stmts)
             res.duration_ms = int((time.monotonic() - t0) * 1000)
-            log.info(step.kind, version=step.label, description=step.description,
-                     statements=len(stmts), mode=mode, ms=res.duration_ms)
+            log.info(
+                step.kind,
+                version=step.label,
+                description=step.description,
+                statements=len(stmts),
+                mode=mode,
+                ms=res.duration_ms,
+            )
             if any(changes_session(s) for s in stmts):
                 self._reset_work()
             start_at, uncertain_first = 0, False
 
     def _insert_running(self, step: Step, total: int, done: int) -> int:
         return H.insert_event(
-            self._ctl, self.opts.context, kind=step.kind, version=step.version,
-            description=step.description, script=step.script.path, checksum=step.script.sha256,
-            statements_done=done, statements_total=total,
+            self._ctl,
+            self.opts.context,
+            kind=step.kind,
+            version=step.version,
+            description=step.description,
+            script=step.script.path,
+            checksum=step.script.sha256,
+            statements_done=done,
+            statements_total=total,
         )
 
     def _applied_after(self, step: Step) -> bool | None:
         return {"migrate": True, "undo": False}.get(step.kind)
 
-    def _fail(self, row_id: int, step: Step, stmts: list[Statement], index: int, done: int,
-              err: BaseException, *, cls: type[MigrationFailedError] = MigrationFailedError,
-              extra: str = "") -> MigrationFailedError:
+    def _fail(
+        self,
+        row_id: int,
+        step: Step,
+        stmts: list[Statement],
+        index: int,
+        done: int,
+        err: BaseException,
+        *,
+        cls: type[MigrationFailedError] = MigrationFailedError,
+        extra: str = "",
+    ) -> MigrationFailedError:
         stmt = stmts[index]
-        text = (f"statement {index + 1} of {len(stmts)} (line {stmt.line}: {stmt.first_line}) "
-                f"failed: {_mysql_text(err)}{extra}")
+        text = (
+            f"statement {index + 1} of {len(stmts)} (line {stmt.line}: {stmt.first_line}) "
+            f"failed: {_mysql_text(err)}{extra}"
+        )
         try:
-            H.finish_event(self._ctl, row_id, status=H.FAILED, statements_done=done,
-                           error=text[:4000])
+            H.finish_event(
+                self._ctl, row_id, status=H.FAILED, statements_done=done, error=text[:4000]
+            )
         except pymysql.MySQLError as e2:
             log.error("could not record the failure in history", error=_mysql_text(e2))
         what = f"{step.kind} {step.label} ({step.script.path})"
@@ -824,7 +971,7 @@ class Runner:
                 break
 
     def _backoff(self, attempt: int) -> float:
-        return min(self.opts.retry_max_delay, self.opts.retry_base_delay * (2 ** attempt))
+        return min(self.opts.retry_max_delay, self.opts.retry_base_delay * (2**attempt))
 
     def _run_transaction(self, step: Step, stmts: list[Statement]) -> None:
         row_id = self._insert_running(step, len(stmts), 0)
@@ -835,8 +982,14 @@ class Runner:
                 self._work.begin()
                 for index, stmt in enumerate(stmts):  # noqa: B007 - index names the failure
                     self._execute(cur, stmt.text)
-                H.finish_event(cur, row_id, status=H.SUCCESS, statements_done=len(stmts),
-                               applied=self._applied_after(step), qualified=self._qualified)
+                H.finish_event(
+                    cur,
+                    row_id,
+                    status=H.SUCCESS,
+                    statements_done=len(stmts),
+                    applied=self._applied_after(step),
+                    qualified=self._qualified,
+                )
                 self._work.commit()
                 return
             except pymysql.MySQLError as e:
@@ -846,19 +999,32 @@ class Runner:
                     self._reset_work()
                 if _mysql_code(e) in RETRYABLE and attempt < self.opts.lock_retries:
                     delay = self._backoff(attempt)
-                    log.warning("lock wait in transaction; retrying", version=step.label,
-                                attempt=attempt + 1, delay_s=delay, error=_mysql_text(e))
+                    log.warning(
+                        "lock wait in transaction; retrying",
+                        version=step.label,
+                        attempt=attempt + 1,
+                        delay_s=delay,
+                        error=_mysql_text(e),
+                    )
                     self._sleep(delay)
                     continue
                 extra = " (the transaction was rolled back: nothing changed)"
                 if _mysql_code(e) in RETRYABLE:
                     extra += f" after {attempt + 1} attempts; " + self._describe_blockers()
-                raise self._fail(row_id, step, stmts, index, 0, e, cls=LockWaitError
-                                 if _mysql_code(e) in RETRYABLE else MigrationFailedError,
-                                 extra=extra) from None
+                raise self._fail(
+                    row_id,
+                    step,
+                    stmts,
+                    index,
+                    0,
+                    e,
+                    cls=LockWaitError if _mysql_code(e) in RETRYABLE else MigrationFailedError,
+                    extra=extra,
+                ) from None
 
-    def _run_per_statement(self, step: Step, stmts: list[Statement], start_at: int,
-                           uncertain_first: bool) -> None:
+    def _run_per_statement(
+        self, step: Step, stmts: list[Statement], start_at: int, uncertain_first: bool
+    ) -> None:
         row_id = self._insert_running(step, len(stmts), start_at)
         control = self._ctl
         n = len(stmts)
@@ -873,8 +1039,10 @@ class Runner:
                         # the statement and its progress commit together: exact even on kill -9
                         self._work.begin()
                         self._execute(cur, stmt.text)
-                        cur.execute(f"UPDATE {self._qualified} SET statements_done = %s "
-                                    "WHERE id = %s", (index + 1, row_id))
+                        cur.execute(
+                            f"UPDATE {self._qualified} SET statements_done = %s WHERE id = %s",
+                            (index + 1, row_id),
+                        )
                         self._work.commit()
                     else:
                         self._execute(cur, stmt.text)
@@ -890,28 +1058,48 @@ class Runner:
                         log.warning(
                             "statement already in effect: the previous runner was stopped after "
                             "it committed and before it was recorded; counting it as done",
-                            version=step.label, statement=index + 1, line=stmt.line,
-                            mariadb=_mysql_text(e))
+                            version=step.label,
+                            statement=index + 1,
+                            line=stmt.line,
+                            mariadb=_mysql_text(e),
+                        )
                         break
                     if code in RETRYABLE and attempt < self.opts.lock_retries:
                         delay = self._backoff(attempt)
                         attempt += 1
-                        log.warning("statement waits on a lock held by another session; retrying",
-                                    version=step.label, statement=index + 1, attempt=attempt,
-                                    of=self.opts.lock_retries, delay_s=delay)
+                        log.warning(
+                            "statement waits on a lock held by another session; retrying",
+                            version=step.label,
+                            statement=index + 1,
+                            attempt=attempt,
+                            of=self.opts.lock_retries,
+                            delay_s=delay,
+                        )
                         self._sleep(delay)
                         continue
                     if code in RETRYABLE:
-                        raise self._fail(row_id, step, stmts, index, index, e, cls=LockWaitError,
-                                         extra=f" after {attempt + 1} attempts of "
-                                         f"{self.opts.lock_wait_timeout} s; "
-                                         + self._describe_blockers()) from None
+                        raise self._fail(
+                            row_id,
+                            step,
+                            stmts,
+                            index,
+                            index,
+                            e,
+                            cls=LockWaitError,
+                            extra=f" after {attempt + 1} attempts of "
+                            f"{self.opts.lock_wait_timeout} s; " + self._describe_blockers(),
+                        ) from None
                     raise self._fail(row_id, step, stmts, index, index, e) from None
             if index + 1 < n and not dml:
                 H.mark_progress(control, row_id, index + 1)
         # sent with the next control statement (usually the next migration's running row)
-        H.finish_event(_Deferred(self._ctl), row_id, status=H.SUCCESS, statements_done=n,
-                       applied=self._applied_after(step))
+        H.finish_event(
+            _Deferred(self._ctl),
+            row_id,
+            status=H.SUCCESS,
+            statements_done=n,
+            applied=self._applied_after(step),
+        )
 
     def _describe_blockers(self) -> str:
         """Name the sessions that hold what the statement waits for.
@@ -924,8 +1112,11 @@ class Runner:
         cur = self._ctl
         exact: set[int] = set()
         try:
-            cur.execute("SELECT DISTINCT THREAD_ID FROM information_schema.METADATA_LOCK_INFO "
-                        "WHERE TABLE_SCHEMA = %s", (self.spec.database,))
+            cur.execute(
+                "SELECT DISTINCT THREAD_ID FROM information_schema.METADATA_LOCK_INFO "
+                "WHERE TABLE_SCHEMA = %s",
+                (self.spec.database,),
+            )
             exact = {r[0] for r in cur.fetchall()} - own
         except pymysql.MySQLError:
             pass  # plugin not installed: fall back to open transactions
@@ -936,7 +1127,8 @@ class Runner:
                 "FROM information_schema.PROCESSLIST p "
                 "LEFT JOIN information_schema.INNODB_TRX t ON p.ID = t.trx_mysql_thread_id "
                 "WHERE t.trx_id IS NOT NULL OR p.ID IN ("
-                + (",".join(str(int(x)) for x in exact) or "NULL") + ") "
+                + (",".join(str(int(x)) for x in exact) or "NULL")
+                + ") "
                 "ORDER BY (p.DB <=> %s) DESC, t.trx_started",
                 (self.spec.database,),
             )
@@ -946,14 +1138,21 @@ class Runner:
         if exact:
             rows = [r for r in rows if r[0] in exact]
         if not rows:
-            return ("no open transaction found now: the blocker may have finished, or holds "
-                    "LOCK TABLES (look for it in SHOW PROCESSLIST)")
+            return (
+                "no open transaction found now: the blocker may have finished, or holds "
+                "LOCK TABLES (look for it in SHOW PROCESSLIST)"
+            )
         parts = []
         for id_, user, host, db, command, secs, query, trx_started in rows[:5]:
             q = f", last query: {query!r}" if query else ""
             since = f"transaction open since {trx_started}" if trx_started else "holds a lock"
-            parts.append(f"connection {id_} ({user}@{host}, db {db}, {command} for {secs} s, "
-                         f"{since}{q})")
+            parts.append(
+                f"connection {id_} ({user}@{host}, db {db}, {command} for {secs} s, {since}{q})"
+            )
         more = f" (and {len(rows) - 5} more open transactions)" if len(rows) > 5 else ""
-        return ("blocked by " + "; ".join(parts) + more
-                + ". End that transaction (or KILL the connection) and resume")
+        return (
+            "blocked by "
+            + "; ".join(parts)
+            + more
+            + ". End that transaction (or KILL the connection) and resume"
+        )

@@ -27,9 +27,9 @@ class Drift:
 class State:
     applied: tuple[Version, ...]
     pending: tuple[Migration, ...]
-    future: tuple[Version, ...]            # applied, newer than every local version
-    gaps: tuple[Version, ...]              # applied, inside the local range, no local file
-    out_of_order: tuple[Migration, ...]    # pending but older than the newest applied
+    future: tuple[Version, ...]  # applied, newer than every local version
+    gaps: tuple[Version, ...]  # applied, inside the local range, no local file
+    out_of_order: tuple[Migration, ...]  # pending but older than the newest applied
     drift: tuple[Drift, ...]
     repeatables_due: tuple[Repeatable, ...]
     blocked: HistoryRow | None
@@ -46,12 +46,18 @@ class State:
             "gaps": [str(v) for v in self.gaps],
             "out_of_order": [str(m.version) for m in self.out_of_order],
             "drift": [
-                {"version": str(d.version), "path": d.path, "applied_checksum": d.applied_checksum,
-                 "file_checksum": d.file_checksum}
+                {
+                    "version": str(d.version),
+                    "path": d.path,
+                    "applied_checksum": d.applied_checksum,
+                    "file_checksum": d.file_checksum,
+                }
                 for d in self.drift
             ],
             "repeatables_due": [r.script.path for r in self.repeatables_due],
-            "blocked": None if b is None else {
+            "blocked": None
+            if b is None
+            else {
                 "id": b.id,
                 "version": b.version,
                 "script": b.script,

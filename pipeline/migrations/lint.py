@@ -54,35 +54,34 @@ SEVERITY = {ADDITIVE: 0, DATA: 1, UNKNOWN: 2, BREAKING: 3}
 
 HINTS = {
     "add-column-not-null": "add it nullable or with a DEFAULT, backfill, then add NOT NULL "
-                           "in a later release",
+    "in a later release",
     "add-unique": "clean duplicates first and add the unique index in a release after the "
-                  "code stops writing them; it cannot be rolled back by code alone",
+    "code stops writing them; it cannot be rolled back by code alone",
     "add-primary-key": "add the key in its own release once the code writes unique values",
     "add-foreign-key": "add the constraint in a later release, after the data is clean and "
-                       "the code writes valid references",
+    "the code writes valid references",
     "add-check": "add the check in a later release, once every writer respects it",
     "drop-column": "contract in steps: stop reading and writing it, release, then drop it in "
-                   "a later release",
+    "a later release",
     "drop-table": "contract in steps: stop using the table, release, then drop it later",
     "drop-view": "keep the view until no released code reads it, then drop it",
     "drop-routine": "keep the routine until no released code calls it, then drop it",
     "drop-index": "drop the index in a release after the code stops relying on it",
     "drop-primary-key": "replace the key in steps: add the new one, switch, drop later",
-    "drop-constraint": "drop constraints in their own release so code-only rollback stays "
-                       "possible",
+    "drop-constraint": "drop constraints in their own release so code-only rollback stays possible",
     "drop-default": "keep the default until no released code inserts without the column",
     "drop-database": "never drop a database in a migration that may be rolled back",
     "rename-column": "rename column: add the new column, write both, backfill, switch reads, "
-                     "drop the old one in a later release",
+    "drop the old one in a later release",
     "rename-table": "rename table: create the new table (or a view with the new name), write "
-                    "both, switch reads, drop the old one later",
+    "both, switch reads, drop the old one later",
     "rename-index": "add an index with the new name, drop the old one in a later release",
     "modify-column": "change a type in steps: add a new column of the new type, write both, "
-                     "backfill, switch, drop the old one later (widening is safe)",
+    "backfill, switch, drop the old one later (widening is safe)",
     "table-options": "rebuild or convert a table in its own release, with a rehearsal",
     "truncate": "delete data in its own release, after a backup",
     "data-insert": "seed reference data in the migration that creates the table, or make "
-                   "the insert idempotent and accept it",
+    "the insert idempotent and accept it",
     "data-update": "backfill in batches from the app or a job; keep migrations schema-only",
     "data-delete": "delete in batches after a backup; keep migrations schema-only",
     "data-load": "load data outside schema migrations",
@@ -109,15 +108,31 @@ class Finding:
     reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"code": self.code, "class": self.klass, "path": self.path, "line": self.line,
-                "message": self.message, "hint": self.hint, "table": self.table,
-                "allowed": self.allowed, "reason": self.reason}
+        return {
+            "code": self.code,
+            "class": self.klass,
+            "path": self.path,
+            "line": self.line,
+            "message": self.message,
+            "hint": self.hint,
+            "table": self.table,
+            "allowed": self.allowed,
+            "reason": self.reason,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Finding:
-        return cls(code=d["code"], klass=d["class"], path=d["path"], line=int(d["line"]),
-                   message=d["message"], hint=d.get("hint"), table=d.get("table"),
-                   allowed=bool(d.get("allowed", False)), reason=d.get("reason"))
+        return cls(
+            code=d["code"],
+            klass=d["class"],
+            path=d["path"],
+            line=int(d["line"]),
+            message=d["message"],
+            hint=d.get("hint"),
+            table=d.get("table"),
+            allowed=bool(d.get("allowed", False)),
+            reason=d.get("reason"),
+        )
 
 
 @dataclass(frozen=True)
@@ -129,8 +144,7 @@ class MigrationLint:
 
     @property
     def blocking(self) -> tuple[Finding, ...]:
-        return tuple(f for f in self.findings
-                     if f.klass in (BREAKING, UNKNOWN) and not f.allowed)
+        return tuple(f for f in self.findings if f.klass in (BREAKING, UNKNOWN) and not f.allowed)
 
 
 # ---------------------------------------------------------------- tokens
@@ -141,8 +155,10 @@ _COMMENTS = re.compile(
     re.S,
 )
 _IDENT = r"(?:`(?:[^`]|``)*`|[A-Za-z_$][\w$]*)"
-_TOKEN = re.compile(rf"{_IDENT}(?:\.{_IDENT})*|@@?[\w$.]+|'[^']*'|\"[^\"]*\""
-                    r"|\d+(?:\.\d+)?|[(),=;*.]|\S")
+_TOKEN = re.compile(
+    rf"{_IDENT}(?:\.{_IDENT})*|@@?[\w$.]+|'[^']*'|\"[^\"]*\""
+    r"|\d+(?:\.\d+)?|[(),=;*.]|\S"
+)
 _ALLOW = re.compile(r"^\s*(?:--|#)\s*dbroll:allow\s+(\S+)[ \t]*(.*?)\s*$", re.M)
 
 
@@ -152,13 +168,11 @@ def _clean(text: str) -> str:
     pos = 0
     in_exec = 0
     for m in _COMMENTS.finditer(text):
-        out.append(text[pos:m.start()])
+        out.append(text[pos : m.start()])
         if m.group("exec"):
             in_exec += 1
             out.append(" ")
-        elif m.group("block"):
-            out.append(" ")
-        elif m.group("line"):
+        elif m.group("block") or m.group("line"):
             out.append(" ")
         elif m.group("str"):
             out.append("''")
@@ -178,8 +192,9 @@ def _tokens(text: str) -> list[str]:
 
 def _name(tok: str) -> str:
     """Unquoted, unqualified, lower-case object name."""
-    parts = [p.strip("`").replace("``", "`") for p in re.split(r"\.(?=(?:[^`]*`[^`]*`)*[^`]*$)",
-                                                                 tok)]
+    parts = [
+        p.strip("`").replace("``", "`") for p in re.split(r"\.(?=(?:[^`]*`[^`]*`)*[^`]*$)", tok)
+    ]
     return parts[-1].lower()
 
 
@@ -204,8 +219,16 @@ def _up(tokens: list[str]) -> list[str]:
 
 # ---------------------------------------------------------------- column types
 
-_INT_RANK = {"TINYINT": 1, "BOOL": 1, "BOOLEAN": 1, "SMALLINT": 2, "MEDIUMINT": 3, "INT": 4,
-             "INTEGER": 4, "BIGINT": 5}
+_INT_RANK = {
+    "TINYINT": 1,
+    "BOOL": 1,
+    "BOOLEAN": 1,
+    "SMALLINT": 2,
+    "MEDIUMINT": 3,
+    "INT": 4,
+    "INTEGER": 4,
+    "BIGINT": 5,
+}
 _TEXT_RANK = {"TINYTEXT": 1, "TEXT": 2, "MEDIUMTEXT": 3, "LONGTEXT": 4}
 
 
@@ -246,9 +269,11 @@ def _widening(old: _Col, new: _Col) -> bool:
         return old.unsigned == new.unsigned and _INT_RANK[new.base] >= _INT_RANK[old.base]
     if old.base in _TEXT_RANK and new.base in _TEXT_RANK:
         return _TEXT_RANK[new.base] >= _TEXT_RANK[old.base]
-    if old.base in ("VARCHAR", "CHAR", "VARBINARY", "BINARY") and new.base in (
-            "VARCHAR", "VARBINARY") and (old.base in ("VARCHAR", "CHAR")) == (
-            new.base == "VARCHAR"):
+    if (
+        old.base in ("VARCHAR", "CHAR", "VARBINARY", "BINARY")
+        and new.base in ("VARCHAR", "VARBINARY")
+        and (old.base in ("VARCHAR", "CHAR")) == (new.base == "VARCHAR")
+    ):
         return bool(old.args and new.args and new.args[0] >= old.args[0])
     if old.base in ("DECIMAL", "NUMERIC") and new.base == old.base:
         op, os_ = (old.args + (10, 0))[:2]
@@ -266,19 +291,81 @@ class _Context:
     columns: dict[str, dict[str, _Col]]
 
 
-_CONSTRAINT_WORDS = {"PRIMARY", "KEY", "INDEX", "UNIQUE", "CONSTRAINT", "FOREIGN", "FULLTEXT",
-                     "SPATIAL", "CHECK", "PERIOD", "SYSTEM"}
-_ROUTINES = {"PROCEDURE": "drop-routine", "FUNCTION": "drop-routine", "TRIGGER": "drop-routine",
-             "EVENT": "drop-routine", "VIEW": "drop-view", "TABLE": "drop-table",
-             "TABLES": "drop-table", "DATABASE": "drop-database", "SCHEMA": "drop-database",
-             "SEQUENCE": "drop-table"}
-_CREATE_KINDS = {"TABLE", "INDEX", "UNIQUE", "FULLTEXT", "SPATIAL", "VIEW", "PROCEDURE",
-                 "FUNCTION", "TRIGGER", "EVENT", "DATABASE", "SCHEMA", "SEQUENCE", "USER",
-                 "ROLE", "SERVER"}
-_NO_EFFECT = {"SET", "SELECT", "SHOW", "USE", "DO", "START", "BEGIN", "COMMIT", "ROLLBACK",
-              "SAVEPOINT", "RELEASE", "ANALYZE", "OPTIMIZE", "CHECK", "CHECKSUM", "FLUSH",
-              "LOCK", "UNLOCK", "DEALLOCATE", "DESCRIBE", "DESC", "EXPLAIN", "HELP", "VALUES",
-              "WITH", "XA", "SIGNAL", "RESIGNAL", "DECLARE", "KILL"}
+_CONSTRAINT_WORDS = {
+    "PRIMARY",
+    "KEY",
+    "INDEX",
+    "UNIQUE",
+    "CONSTRAINT",
+    "FOREIGN",
+    "FULLTEXT",
+    "SPATIAL",
+    "CHECK",
+    "PERIOD",
+    "SYSTEM",
+}
+_ROUTINES = {
+    "PROCEDURE": "drop-routine",
+    "FUNCTION": "drop-routine",
+    "TRIGGER": "drop-routine",
+    "EVENT": "drop-routine",
+    "VIEW": "drop-view",
+    "TABLE": "drop-table",
+    "TABLES": "drop-table",
+    "DATABASE": "drop-database",
+    "SCHEMA": "drop-database",
+    "SEQUENCE": "drop-table",
+}
+_CREATE_KINDS = {
+    "TABLE",
+    "INDEX",
+    "UNIQUE",
+    "FULLTEXT",
+    "SPATIAL",
+    "VIEW",
+    "PROCEDURE",
+    "FUNCTION",
+    "TRIGGER",
+    "EVENT",
+    "DATABASE",
+    "SCHEMA",
+    "SEQUENCE",
+    "USER",
+    "ROLE",
+    "SERVER",
+}
+_NO_EFFECT = {
+    "SET",
+    "SELECT",
+    "SHOW",
+    "USE",
+    "DO",
+    "START",
+    "BEGIN",
+    "COMMIT",
+    "ROLLBACK",
+    "SAVEPOINT",
+    "RELEASE",
+    "ANALYZE",
+    "OPTIMIZE",
+    "CHECK",
+    "CHECKSUM",
+    "FLUSH",
+    "LOCK",
+    "UNLOCK",
+    "DEALLOCATE",
+    "DESCRIBE",
+    "DESC",
+    "EXPLAIN",
+    "HELP",
+    "VALUES",
+    "WITH",
+    "XA",
+    "SIGNAL",
+    "RESIGNAL",
+    "DECLARE",
+    "KILL",
+}
 
 
 def _skip(up: list[str], i: int, *words: str) -> int:
@@ -310,7 +397,7 @@ def _columns_of_create(tokens: list[str], start: int) -> dict[str, _Col]:
                 end = j
                 break
     cols: dict[str, _Col] = {}
-    for item in _split_top(tokens[open_at + 1:end]):
+    for item in _split_top(tokens[open_at + 1 : end]):
         if item[0].upper() in _CONSTRAINT_WORDS:
             continue
         col = _parse_col(item[1:])
@@ -345,11 +432,26 @@ def _classify(tokens: list[str], ctx: _Context) -> list[tuple[str, str, str, str
             except (ValueError, IndexError):
                 table = None
             if unique and table not in ctx.created:
-                out.append((BREAKING, "add-unique", f"adds a unique index on existing table "
-                            f"{table}: existing or concurrent rows may violate it", table))
+                out.append(
+                    (
+                        BREAKING,
+                        "add-unique",
+                        f"adds a unique index on existing table "
+                        f"{table}: existing or concurrent rows may violate it",
+                        table,
+                    )
+                )
             return out
-        if kind in ("VIEW", "PROCEDURE", "FUNCTION", "TRIGGER", "EVENT", "DATABASE", "SCHEMA",
-                    "SEQUENCE"):
+        if kind in (
+            "VIEW",
+            "PROCEDURE",
+            "FUNCTION",
+            "TRIGGER",
+            "EVENT",
+            "DATABASE",
+            "SCHEMA",
+            "SEQUENCE",
+        ):
             return []
         if kind in ("USER", "ROLE", "SERVER"):
             return [(UNKNOWN, "grant", f"creates a {kind.lower()}", None)]
@@ -364,21 +466,40 @@ def _classify(tokens: list[str], ctx: _Context) -> list[tuple[str, str, str, str
             table = _name(tokens[up.index("ON", j) + 1]) if "ON" in up[j:] else None
             if table in ctx.created:
                 return []
-            return [(BREAKING, "drop-index", f"drops index {name} on {table}: the old code's "
-                     "queries (or its uniqueness) may rely on it", table)]
+            return [
+                (
+                    BREAKING,
+                    "drop-index",
+                    f"drops index {name} on {table}: the old code's "
+                    "queries (or its uniqueness) may rely on it",
+                    table,
+                )
+            ]
         code = _ROUTINES.get(kind)
         if code is None:
             return [(UNKNOWN, "unknown-statement", f"DROP {kind} is not classified", None)]
-        names = [_name(t) for t in tokens[i + 1:] if t not in (",",)
-                 and t.upper() not in ("IF", "EXISTS", "CASCADE", "RESTRICT", "WAIT", "NOWAIT")
-                 and not t.isdigit()]
+        names = [
+            _name(t)
+            for t in tokens[i + 1 :]
+            if t not in (",",)
+            and t.upper() not in ("IF", "EXISTS", "CASCADE", "RESTRICT", "WAIT", "NOWAIT")
+            and not t.isdigit()
+        ]
         if code == "drop-table":
             names = [n for n in names if n not in ctx.created]
-            return [(BREAKING, code, f"drops table {n}: the old code reads it and its data is "
-                     "lost", n) for n in names]
+            return [
+                (BREAKING, code, f"drops table {n}: the old code reads it and its data is lost", n)
+                for n in names
+            ]
         what = kind.lower()
-        return [(BREAKING, code, f"drops {what} {', '.join(names)}: released code may use it",
-                 names[0] if code == "drop-view" and names else None)]
+        return [
+            (
+                BREAKING,
+                code,
+                f"drops {what} {', '.join(names)}: released code may use it",
+                names[0] if code == "drop-view" and names else None,
+            )
+        ]
     if head == "RENAME":
         pairs = _split_top(tokens[2:])
         res = []
@@ -387,8 +508,14 @@ def _classify(tokens: list[str], ctx: _Context) -> list[tuple[str, str, str, str
             if old in ctx.created:
                 continue
             new = _name(p[-1])
-            res.append((BREAKING, "rename-table", f"renames table {old} to {new}: the old code "
-                        f"still uses {old}", old))
+            res.append(
+                (
+                    BREAKING,
+                    "rename-table",
+                    f"renames table {old} to {new}: the old code still uses {old}",
+                    old,
+                )
+            )
         return res
     if head == "TRUNCATE":
         table, _ = _table_after(tokens, up, 2 if len(up) > 1 and up[1] == "TABLE" else 1)
@@ -429,11 +556,17 @@ def _classify(tokens: list[str], ctx: _Context) -> list[tuple[str, str, str, str
             return []
         return [(DATA, "data-load", f"loads data into {table}", table)]
     if head == "CALL":
-        return [(UNKNOWN, "call", f"calls procedure {tokens[1] if len(tokens) > 1 else '?'}: "
-                 "what it changes cannot be seen", None)]
+        return [
+            (
+                UNKNOWN,
+                "call",
+                f"calls procedure {tokens[1] if len(tokens) > 1 else '?'}: "
+                "what it changes cannot be seen",
+                None,
+            )
+        ]
     if head in ("PREPARE", "EXECUTE"):
-        return [(UNKNOWN, "dynamic-sql", "runs dynamic SQL: what it changes cannot be seen",
-                 None)]
+        return [(UNKNOWN, "dynamic-sql", "runs dynamic SQL: what it changes cannot be seen", None)]
     if head in ("GRANT", "REVOKE"):
         return [(UNKNOWN, "grant", "changes privileges", None)]
     if head in _NO_EFFECT or head == "(":
@@ -441,8 +574,9 @@ def _classify(tokens: list[str], ctx: _Context) -> list[tuple[str, str, str, str
     return [(UNKNOWN, "unknown-statement", f"{tokens[0]} statements are not classified", None)]
 
 
-def _alter_table(tokens: list[str], table: str, ctx: _Context
-                 ) -> list[tuple[str, str, str, str | None]]:
+def _alter_table(
+    tokens: list[str], table: str, ctx: _Context
+) -> list[tuple[str, str, str, str | None]]:
     new_table = table in ctx.created
     cols = ctx.columns.setdefault(table, {})
     out: list[tuple[str, str, str, str | None]] = []
@@ -454,9 +588,21 @@ def _alter_table(tokens: list[str], table: str, ctx: _Context
         if not up:
             continue
         w = up[0]
-        if w in ("ALGORITHM", "LOCK", "FORCE", "COMMENT", "AUTO_INCREMENT", "ORDER", "DISABLE",
-                 "ENABLE", "STATS_PERSISTENT", "STATS_AUTO_RECALC", "ROW_FORMAT",
-                 "KEY_BLOCK_SIZE", "PACK_KEYS"):
+        if w in (
+            "ALGORITHM",
+            "LOCK",
+            "FORCE",
+            "COMMENT",
+            "AUTO_INCREMENT",
+            "ORDER",
+            "DISABLE",
+            "ENABLE",
+            "STATS_PERSISTENT",
+            "STATS_AUTO_RECALC",
+            "ROW_FORMAT",
+            "KEY_BLOCK_SIZE",
+            "PACK_KEYS",
+        ):
             continue
         found = _alter_spec(spec, up, table, cols, new_table)
         if found and not new_table:
@@ -464,8 +610,9 @@ def _alter_table(tokens: list[str], table: str, ctx: _Context
     return out
 
 
-def _alter_spec(spec: list[str], up: list[str], table: str, cols: dict[str, _Col],
-                new_table: bool) -> tuple[str, str, str, str | None] | None:
+def _alter_spec(
+    spec: list[str], up: list[str], table: str, cols: dict[str, _Col], new_table: bool
+) -> tuple[str, str, str, str | None] | None:
     w = up[0]
     if w == "ADD":
         i = _skip(up, 1, "COLUMN")
@@ -479,18 +626,28 @@ def _alter_spec(spec: list[str], up: list[str], table: str, cols: dict[str, _Col
         if kind in ("INDEX", "KEY", "FULLTEXT", "SPATIAL"):
             return None
         if kind == "UNIQUE":
-            return (BREAKING, "add-unique", f"adds a unique key to existing table {table}: "
-                    "existing or concurrent rows may violate it", table)
+            return (
+                BREAKING,
+                "add-unique",
+                f"adds a unique key to existing table {table}: "
+                "existing or concurrent rows may violate it",
+                table,
+            )
         if kind == "PRIMARY":
             return (BREAKING, "add-primary-key", f"adds a primary key to {table}", table)
         if kind == "FOREIGN":
-            return (BREAKING, "add-foreign-key", f"adds a foreign key to existing table {table}"
-                    ": the old code may write rows that violate it", table)
+            return (
+                BREAKING,
+                "add-foreign-key",
+                f"adds a foreign key to existing table {table}"
+                ": the old code may write rows that violate it",
+                table,
+            )
         if kind == "CHECK":
             return (BREAKING, "add-check", f"adds a CHECK constraint to {table}", table)
         if kind in ("PARTITION", "PERIOD", "SYSTEM"):
             return (UNKNOWN, "table-options", f"changes the partitioning of {table}", table)
-        defs = [spec[i:]] if spec[i:i + 1] != ["("] else _split_top(spec[i + 1:-1])
+        defs = [spec[i:]] if spec[i : i + 1] != ["("] else _split_top(spec[i + 1 : -1])
         for d in defs:
             if not d:
                 continue
@@ -499,42 +656,73 @@ def _alter_spec(spec: list[str], up: list[str], table: str, cols: dict[str, _Col
             dup = _up(d)
             if col:
                 cols[name] = col
-            if ("NOT" in dup and "NULL" in dup and "DEFAULT" not in dup
-                    and "AUTO_INCREMENT" not in dup and "AS" not in dup
-                    and "GENERATED" not in dup and not new_table):
-                return (BREAKING, "add-column-not-null", f"adds NOT NULL column {table}.{name} "
-                        "without a DEFAULT: the old code's inserts fail", table)
+            if (
+                "NOT" in dup
+                and "NULL" in dup
+                and "DEFAULT" not in dup
+                and "AUTO_INCREMENT" not in dup
+                and "AS" not in dup
+                and "GENERATED" not in dup
+                and not new_table
+            ):
+                return (
+                    BREAKING,
+                    "add-column-not-null",
+                    f"adds NOT NULL column {table}.{name} "
+                    "without a DEFAULT: the old code's inserts fail",
+                    table,
+                )
         return None
     if w == "DROP":
         i = _skip(up, 1, "COLUMN")
         kind = up[i] if i < len(up) else ""
         if kind in ("INDEX", "KEY"):
-            return (BREAKING, "drop-index", f"drops an index of {table}: the old code's queries "
-                    "or uniqueness may rely on it", table)
+            return (
+                BREAKING,
+                "drop-index",
+                f"drops an index of {table}: the old code's queries or uniqueness may rely on it",
+                table,
+            )
         if kind == "PRIMARY":
             return (BREAKING, "drop-primary-key", f"drops the primary key of {table}", table)
         if kind in ("FOREIGN", "CONSTRAINT", "CHECK"):
             return (BREAKING, "drop-constraint", f"drops a constraint of {table}", table)
         if kind == "PARTITION":
-            return (BREAKING, "drop-table", f"drops a partition of {table}: its rows are lost",
-                    table)
+            return (
+                BREAKING,
+                "drop-table",
+                f"drops a partition of {table}: its rows are lost",
+                table,
+            )
         i = _skip(up, i, "IF", "EXISTS")
         name = _name(spec[i]) if i < len(spec) else "?"
         cols.pop(name, None)
-        return (BREAKING, "drop-column", f"drops column {table}.{name}: the old code reads it "
-                "and its data is lost", table)
+        return (
+            BREAKING,
+            "drop-column",
+            f"drops column {table}.{name}: the old code reads it and its data is lost",
+            table,
+        )
     if w == "RENAME":
         kind = up[1] if len(up) > 1 else ""
         if kind in ("COLUMN",):
             old, new = _name(spec[2]), _name(spec[-1])
             if old in cols:
                 cols[new] = cols.pop(old)
-            return (BREAKING, "rename-column", f"renames column {table}.{old} to {new}: the old "
-                    f"code still uses {old}", table)
+            return (
+                BREAKING,
+                "rename-column",
+                f"renames column {table}.{old} to {new}: the old code still uses {old}",
+                table,
+            )
         if kind in ("INDEX", "KEY"):
             return (BREAKING, "rename-index", f"renames an index of {table}", table)
-        return (BREAKING, "rename-table", f"renames table {table} to {_name(spec[-1])}: the old "
-                f"code still uses {table}", table)
+        return (
+            BREAKING,
+            "rename-table",
+            f"renames table {table} to {_name(spec[-1])}: the old code still uses {table}",
+            table,
+        )
     if w in ("CHANGE", "MODIFY"):
         i = _skip(up, 1, "COLUMN")
         i = _skip(up, i, "IF", "EXISTS")
@@ -545,8 +733,13 @@ def _alter_spec(spec: list[str], up: list[str], table: str, cols: dict[str, _Col
             if new != old:
                 if old in cols:
                     cols[new] = cols.pop(old)
-                return (BREAKING, "rename-column", f"renames column {table}.{old} to {new} "
-                        f"(CHANGE): the old code still uses {old}", table)
+                return (
+                    BREAKING,
+                    "rename-column",
+                    f"renames column {table}.{old} to {new} "
+                    f"(CHANGE): the old code still uses {old}",
+                    table,
+                )
         else:
             type_at = i + 1
         new_col = _parse_col(spec[type_at:])
@@ -555,8 +748,11 @@ def _alter_spec(spec: list[str], up: list[str], table: str, cols: dict[str, _Col
             cols[old] = new_col
         if before is not None and new_col is not None and _widening(before, new_col):
             return None
-        why = ("narrows or retypes it" if before is not None
-               else "its previous definition is not known here, so it cannot be proven widening")
+        why = (
+            "narrows or retypes it"
+            if before is not None
+            else "its previous definition is not known here, so it cannot be proven widening"
+        )
         return (BREAKING, "modify-column", f"changes column {table}.{old}: {why}", table)
     if w == "ALTER":
         i = _skip(up, 1, "COLUMN")
@@ -564,10 +760,18 @@ def _alter_spec(spec: list[str], up: list[str], table: str, cols: dict[str, _Col
             return (BREAKING, "drop-default", f"drops the default of a column of {table}", table)
         return None
     if w in ("ENGINE", "CONVERT", "CHARACTER", "CHARSET", "COLLATE", "DEFAULT"):
-        return (UNKNOWN, "table-options", f"rebuilds or converts {table} ({' '.join(spec[:4])})",
-                table)
-    return (UNKNOWN, "unknown-alter", f"ALTER TABLE {table} {' '.join(spec[:3])} is not "
-            "classified", table)
+        return (
+            UNKNOWN,
+            "table-options",
+            f"rebuilds or converts {table} ({' '.join(spec[:4])})",
+            table,
+        )
+    return (
+        UNKNOWN,
+        "unknown-alter",
+        f"ALTER TABLE {table} {' '.join(spec[:3])} is not classified",
+        table,
+    )
 
 
 # ---------------------------------------------------------------- public API
@@ -581,27 +785,47 @@ def _lint(script: Script, ctx: _Context) -> tuple[str, tuple[Finding, ...], froz
         code, reason = m.group(1), m.group(2)
         line = script.text.count("\n", 0, m.start()) + 1
         if not reason:
-            findings.append(Finding("allow-without-reason", BREAKING, script.path, line,
-                                    f"dbroll:allow {code} gives no reason",
-                                    HINTS["allow-without-reason"]))
+            findings.append(
+                Finding(
+                    "allow-without-reason",
+                    BREAKING,
+                    script.path,
+                    line,
+                    f"dbroll:allow {code} gives no reason",
+                    HINTS["allow-without-reason"],
+                )
+            )
         else:
             allows[code] = reason
     try:
         statements = split_statements(script.text)
     except SplitError as e:
-        findings.append(Finding("unparsable", UNKNOWN, script.path, e.line, str(e),
-                                HINTS["unparsable"]))
+        findings.append(
+            Finding("unparsable", UNKNOWN, script.path, e.line, str(e), HINTS["unparsable"])
+        )
         statements = []
     for st in statements:
         for klass, code, message, table in _classify(_tokens(st.text), ctx):
-            findings.append(Finding(code, klass, script.path, st.line, message, HINTS.get(code),
-                                    table, code in allows, allows.get(code)))
+            findings.append(
+                Finding(
+                    code,
+                    klass,
+                    script.path,
+                    st.line,
+                    message,
+                    HINTS.get(code),
+                    table,
+                    code in allows,
+                    allows.get(code),
+                )
+            )
     klass = max((f.klass for f in findings), key=SEVERITY.__getitem__, default=ADDITIVE)
     return klass, tuple(findings), frozenset(ctx.created - before)
 
 
-def lint_script(script: Script, created: Iterable[str] = frozenset()
-                ) -> tuple[str, tuple[Finding, ...], frozenset[str]]:
+def lint_script(
+    script: Script, created: Iterable[str] = frozenset()
+) -> tuple[str, tuple[Finding, ...], frozenset[str]]:
     """(class, findings, tables created) of one script, given tables created before it."""
     return _lint(script, _Context(set(created), {}))
 
@@ -611,8 +835,9 @@ def lint_migration(m: Migration, created: Iterable[str] = frozenset()) -> Migrat
     return MigrationLint(m.version, klass, findings, made)
 
 
-def lint_set(mset: MigrationSet, since: Version | None = None, *,
-             per_migration: bool | None = None) -> list[MigrationLint]:
+def lint_set(
+    mset: MigrationSet, since: Version | None = None, *, per_migration: bool | None = None
+) -> list[MigrationLint]:
     """Lint the migrations newer than `since` (all when None), in order.
 
     With `since`, the selected migrations are one release: a table created by one of them

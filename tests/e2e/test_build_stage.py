@@ -12,25 +12,29 @@ pytestmark = pytest.mark.e2e
 
 V1 = {
     "V1__customers.sql": "CREATE TABLE customers (id INT AUTO_INCREMENT PRIMARY KEY, "
-                         "name VARCHAR(100) NOT NULL);",
+    "name VARCHAR(100) NOT NULL);",
     "U1__customers.sql": "DROP TABLE customers;",
     "V2__orders.sql": "CREATE TABLE orders (id INT AUTO_INCREMENT PRIMARY KEY, "
-                      "customer_id INT NOT NULL, total DECIMAL(10,2) NOT NULL DEFAULT 0);",
+    "customer_id INT NOT NULL, total DECIMAL(10,2) NOT NULL DEFAULT 0);",
     "U2__orders.sql": "DROP TABLE orders;",
     "R__views.sql": "CREATE OR REPLACE VIEW order_totals AS SELECT customer_id, SUM(total) AS t "
-                    "FROM orders GROUP BY customer_id;",
+    "FROM orders GROUP BY customer_id;",
 }
 # v2: an additive table and a defaulted column (code-only safe)
-V2 = {**V1,
-      "V3__coupons.sql": "CREATE TABLE coupons (code VARCHAR(20) PRIMARY KEY);\n"
-                         "ALTER TABLE orders ADD COLUMN coupon VARCHAR(20) NULL;",
-      "U3__coupons.sql": "ALTER TABLE orders DROP COLUMN coupon;\nDROP TABLE coupons;"}
+V2 = {
+    **V1,
+    "V3__coupons.sql": "CREATE TABLE coupons (code VARCHAR(20) PRIMARY KEY);\n"
+    "ALTER TABLE orders ADD COLUMN coupon VARCHAR(20) NULL;",
+    "U3__coupons.sql": "ALTER TABLE orders DROP COLUMN coupon;\nDROP TABLE coupons;",
+}
 # v3: breaking: a column renamed, and the view changes with it
-V3 = {**V2,
-      "V4__rename_name.sql": "ALTER TABLE customers RENAME COLUMN name TO full_name;",
-      "U4__rename_name.sql": "ALTER TABLE customers RENAME COLUMN full_name TO name;",
-      "R__views.sql": "CREATE OR REPLACE VIEW order_totals AS SELECT customer_id, "
-                      "SUM(total) AS t, COUNT(*) AS n FROM orders GROUP BY customer_id;"}
+V3 = {
+    **V2,
+    "V4__rename_name.sql": "ALTER TABLE customers RENAME COLUMN name TO full_name;",
+    "U4__rename_name.sql": "ALTER TABLE customers RENAME COLUMN full_name TO name;",
+    "R__views.sql": "CREATE OR REPLACE VIEW order_totals AS SELECT customer_id, "
+    "SUM(total) AS t, COUNT(*) AS n FROM orders GROUP BY customer_id;",
+}
 
 
 @pytest.fixture
@@ -42,17 +46,32 @@ def release(tmp_path, aws):
     out = {}
     for name, files in (("v1", V1), ("v2", V2), ("v3", V3)):
         mdir = write_files(tmp_path / "src" / name, files)
-        built = dbroll("manifest", "build", "--migrations", str(mdir), "--out",
-                       str(tmp_path / "build" / name), "--app-version", name)
+        built = dbroll(
+            "manifest",
+            "build",
+            "--migrations",
+            str(mdir),
+            "--out",
+            str(tmp_path / "build" / name),
+            "--app-version",
+            name,
+        )
         assert built.exit_code == 0, built.stderr
         sha = built.stdout.strip()
         digest = push_image(ecr, "shop", name, f"image {name}")
-        pub = dbroll("manifest", "publish", "--manifest", str(tmp_path / "build" / name),
-                     "--image", f"shop:{name}", "--bucket", "art")
+        pub = dbroll(
+            "manifest",
+            "publish",
+            "--manifest",
+            str(tmp_path / "build" / name),
+            "--image",
+            f"shop:{name}",
+            "--bucket",
+            "art",
+        )
         assert pub.exit_code == 0, pub.stderr
         assert "published" in pub.stdout and digest in pub.stdout
-        out[name] = {"dir": mdir, "build": tmp_path / "build" / name, "sha": sha,
-                     "digest": digest}
+        out[name] = {"dir": mdir, "build": tmp_path / "build" / name, "sha": sha, "digest": digest}
     return out
 
 
@@ -62,17 +81,34 @@ def test_manifest_build_publish_show(release, aws, tmp_path):
     assert [m["version"] for m in doc["migrations"]] == ["1", "2", "3", "4"]
     assert [m["class"] for m in doc["migrations"]][2:] == ["additive", "breaking"]
     # publishing the same manifest again is a no-op
-    again = dbroll("manifest", "publish", "--manifest", str(release["v3"]["build"]),
-                   "--image", "shop:v3", "--bucket", "art")
+    again = dbroll(
+        "manifest",
+        "publish",
+        "--manifest",
+        str(release["v3"]["build"]),
+        "--image",
+        "shop:v3",
+        "--bucket",
+        "art",
+    )
     assert again.exit_code == 0 and "already published" in again.stdout
     # another manifest for the same digest is refused
-    clash = dbroll("manifest", "publish", "--manifest", str(release["v2"]["build"]),
-                   "--image", f"shop@{release['v3']['digest']}", "--bucket", "art")
+    clash = dbroll(
+        "manifest",
+        "publish",
+        "--manifest",
+        str(release["v2"]["build"]),
+        "--image",
+        f"shop@{release['v3']['digest']}",
+        "--bucket",
+        "art",
+    )
     assert clash.exit_code == 3 and "different manifest" in clash.stderr
     # show by tag and by digest gives the same manifest
     by_tag = dbroll("manifest", "show", "shop:v3", "--bucket", "art", "--json").json
-    by_digest = dbroll("manifest", "show", f"shop@{release['v3']['digest']}", "--bucket", "art",
-                       "--json").json
+    by_digest = dbroll(
+        "manifest", "show", f"shop@{release['v3']['digest']}", "--bucket", "art", "--json"
+    ).json
     assert by_tag["sha256"] == by_digest["sha256"] == release["v3"]["sha"]
     assert by_tag["image"]["digest"] == release["v3"]["digest"]
     local = dbroll("manifest", "show", str(release["v3"]["build"]), "--json").json
@@ -88,13 +124,30 @@ def test_rollback_plan_bundle_apply(release, aws, mariadb, db, tmp_path):
 
     bundle = tmp_path / "rb.tgz"
     md = tmp_path / "plan.md"
-    r = dbroll("plan", "--from", "shop:v3", "--to", "shop:v1", "--dsn", dsn, "--bucket", "art",
-               "--out", str(bundle), "--markdown", str(md), "--json")
+    r = dbroll(
+        "plan",
+        "--from",
+        "shop:v3",
+        "--to",
+        "shop:v1",
+        "--dsn",
+        dsn,
+        "--bucket",
+        "art",
+        "--out",
+        str(bundle),
+        "--markdown",
+        str(md),
+        "--json",
+    )
     assert r.exit_code == 0, r.stderr
     plan = r.json
     assert plan["strategy"] == "undo" and plan["direction"] == "rollback"
     assert [(s["action"], s["version"] or s["source"]) for s in plan["steps"]] == [
-        ("undo", "4"), ("undo", "3"), ("repeatable", "R__views.sql")]
+        ("undo", "4"),
+        ("undo", "3"),
+        ("repeatable", "R__views.sql"),
+    ]
     assert plan["source"]["digest"] == release["v3"]["digest"]
     assert plan["target"]["digest"] == release["v1"]["digest"]
     assert md.read_text().startswith("**undo rollback")
@@ -108,17 +161,27 @@ def test_rollback_plan_bundle_apply(release, aws, mariadb, db, tmp_path):
 
     reference = mariadb.create_database()
     try:
-        assert dbroll("migrate", "--dsn", reference.to_dsn(), "--migrations",
-                      str(release["v1"]["dir"])).exit_code == 0
+        assert (
+            dbroll(
+                "migrate", "--dsn", reference.to_dsn(), "--migrations", str(release["v1"]["dir"])
+            ).exit_code
+            == 0
+        )
         assert schema_objects(db) == schema_objects(reference)
     finally:
         mariadb.drop_database(reference)
     assert query(db, "SELECT name FROM customers") == [("ann",)]  # data kept through the undo
-    rows = query(db, "SELECT version, kind, status, bundle, image FROM dbroll_history "
-                     "WHERE kind IN ('undo', 'repeatable') ORDER BY id")
+    rows = query(
+        db,
+        "SELECT version, kind, status, bundle, image FROM dbroll_history "
+        "WHERE kind IN ('undo', 'repeatable') ORDER BY id",
+    )
     sha = dbroll("bundle", "verify", str(bundle), "--json").json["sha256"]
     assert [(v, k, s) for v, k, s, *_ in rows][-3:] == [
-        ("4", "undo", "success"), ("3", "undo", "success"), (None, "repeatable", "success")]
+        ("4", "undo", "success"),
+        ("3", "undo", "success"),
+        (None, "repeatable", "success"),
+    ]
     assert all(b == sha and i == release["v3"]["digest"] for *_, b, i in rows[-3:])
     st = dbroll("status", "--dsn", dsn, "--migrations", str(release["v1"]["dir"]), "--json").json
     assert st["applied"] == ["1", "2"] and st["blocked"] is None
@@ -134,8 +197,21 @@ def test_stale_plan_is_refused_before_any_change(release, aws, db, tmp_path):
     dsn = db.to_dsn()
     assert dbroll("migrate", "--dsn", dsn, "--migrations", str(release["v2"]["dir"])).exit_code == 0
     bundle = tmp_path / "rb.tgz"
-    r = dbroll("plan", "--from", "shop:v2", "--to", "shop:v1", "--dsn", dsn, "--bucket", "art",
-               "--strategy", "undo", "--out", str(bundle))
+    r = dbroll(
+        "plan",
+        "--from",
+        "shop:v2",
+        "--to",
+        "shop:v1",
+        "--dsn",
+        dsn,
+        "--bucket",
+        "art",
+        "--strategy",
+        "undo",
+        "--out",
+        str(bundle),
+    )
     assert r.exit_code == 0, r.stderr
     # someone deploys v3 after the plan was made
     assert dbroll("migrate", "--dsn", dsn, "--migrations", str(release["v3"]["dir"])).exit_code == 0
@@ -152,8 +228,20 @@ def test_code_only_rollback_records_a_row_and_changes_no_schema(release, aws, db
     assert dbroll("migrate", "--dsn", dsn, "--migrations", str(release["v2"]["dir"])).exit_code == 0
     before = schema_objects(db)
     bundle = tmp_path / "co.tgz"
-    r = dbroll("plan", "--from", "shop:v2", "--to", "shop:v1", "--dsn", dsn, "--bucket", "art",
-               "--out", str(bundle), "--json")
+    r = dbroll(
+        "plan",
+        "--from",
+        "shop:v2",
+        "--to",
+        "shop:v1",
+        "--dsn",
+        dsn,
+        "--bucket",
+        "art",
+        "--out",
+        str(bundle),
+        "--json",
+    )
     assert r.exit_code == 0 and r.json["strategy"] == "code-only"
     assert [x["version"] for x in r.json["reverted"]] == ["3"]
     assert dbroll("apply-bundle", str(bundle), "--dsn", dsn).exit_code == 0
@@ -170,13 +258,36 @@ def test_code_only_rollback_records_a_row_and_changes_no_schema(release, aws, db
     assert compat.json["results"][0]["unknown_versions"] == ["3"]
     alone = dbroll("compat", "shop:v1", "--dsn", dsn, "--bucket", "art")
     assert alone.exit_code == 3 and "version 3 is in no known manifest" in alone.stdout
-    st = dbroll("status", "--dsn", dsn, "--migrations", str(release["v2"]["dir"]), "--image",
-                "shop:v2", "--image", "shop:v1", "--bucket", "art", "--json").json
+    st = dbroll(
+        "status",
+        "--dsn",
+        dsn,
+        "--migrations",
+        str(release["v2"]["dir"]),
+        "--image",
+        "shop:v2",
+        "--image",
+        "shop:v1",
+        "--bucket",
+        "art",
+        "--json",
+    ).json
     assert st["oldest_compatible"] == "shop:v1"
     # and code-only over a breaking change is refused
     assert dbroll("migrate", "--dsn", dsn, "--migrations", str(release["v3"]["dir"])).exit_code == 0
-    refused = dbroll("plan", "--from", "shop:v3", "--to", "shop:v1", "--dsn", dsn, "--bucket",
-                     "art", "--strategy", "code-only")
+    refused = dbroll(
+        "plan",
+        "--from",
+        "shop:v3",
+        "--to",
+        "shop:v1",
+        "--dsn",
+        dsn,
+        "--bucket",
+        "art",
+        "--strategy",
+        "code-only",
+    )
     assert refused.exit_code == 3 and "not-additive" in refused.stdout
     compat = dbroll("compat", "shop:v1", "shop:v3", "--dsn", dsn, "--bucket", "art", "--json")
     assert compat.exit_code == 3
@@ -187,15 +298,28 @@ def test_plan_from_an_ecs_service_uses_the_running_digest(release, aws, db, tmp_
     ecs = aws.client("ecs")
     ecs.create_cluster(clusterName="prod")
     image = f"123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop@{release['v3']['digest']}"
-    td = ecs.register_task_definition(family="shop", containerDefinitions=[
-        {"name": "app", "image": image, "memory": 256, "essential": True},
-        {"name": "sidecar", "image": "public.ecr.aws/nginx/nginx:latest", "memory": 64},
-    ])["taskDefinition"]["taskDefinitionArn"]
+    td = ecs.register_task_definition(
+        family="shop",
+        containerDefinitions=[
+            {"name": "app", "image": image, "memory": 256, "essential": True},
+            {"name": "sidecar", "image": "public.ecr.aws/nginx/nginx:latest", "memory": 64},
+        ],
+    )["taskDefinition"]["taskDefinitionArn"]
     ecs.create_service(cluster="prod", serviceName="web", taskDefinition=td, desiredCount=1)
     dsn = db.to_dsn()
     assert dbroll("migrate", "--dsn", dsn, "--migrations", str(release["v3"]["dir"])).exit_code == 0
-    r = dbroll("plan", "--from-service", "prod/web", "--to", "shop:v2", "--dsn", dsn,
-               "--bucket", "art", "--json")
+    r = dbroll(
+        "plan",
+        "--from-service",
+        "prod/web",
+        "--to",
+        "shop:v2",
+        "--dsn",
+        dsn,
+        "--bucket",
+        "art",
+        "--json",
+    )
     assert r.exit_code == 0, r.stderr
     assert r.json["source"]["digest"] == release["v3"]["digest"]
     assert [s["version"] for s in r.json["steps"] if s["action"] == "undo"] == ["4"]
@@ -207,11 +331,26 @@ def test_failed_bundle_step_blocks_then_a_rerun_continues(release, aws, db, tmp_
     dsn = db.to_dsn()
     assert dbroll("migrate", "--dsn", dsn, "--migrations", str(release["v3"]["dir"])).exit_code == 0
     bundle = tmp_path / "rb.tgz"
-    assert dbroll("plan", "--from", "shop:v3", "--to", "shop:v1", "--dsn", dsn, "--bucket", "art",
-                  "--out", str(bundle)).exit_code == 0
+    assert (
+        dbroll(
+            "plan",
+            "--from",
+            "shop:v3",
+            "--to",
+            "shop:v1",
+            "--dsn",
+            dsn,
+            "--bucket",
+            "art",
+            "--out",
+            str(bundle),
+        ).exit_code
+        == 0
+    )
     # U3 drops orders.coupon then coupons: make its second statement fail
-    query(db, "CREATE TABLE blocker (code VARCHAR(20), FOREIGN KEY (code) REFERENCES "
-              "coupons (code))")
+    query(
+        db, "CREATE TABLE blocker (code VARCHAR(20), FOREIGN KEY (code) REFERENCES coupons (code))"
+    )
     failed = dbroll("apply-bundle", str(bundle), "--dsn", dsn)
     assert failed.exit_code == 1 and "statement 2 of 2" in failed.stderr
     st = dbroll("status", "--dsn", dsn, "--migrations", str(release["v3"]["dir"]), "--json").json
@@ -228,8 +367,12 @@ def test_failed_bundle_step_blocks_then_a_rerun_continues(release, aws, db, tmp_
 
 def test_bundle_show_prints_the_plan(release, aws, tmp_path):
     bundle = tmp_path / "rb.tgz"
-    assert dbroll("plan", "--from", "shop:v3", "--to", "shop:v2", "--bucket", "art", "--out",
-                  str(bundle)).exit_code == 0
+    assert (
+        dbroll(
+            "plan", "--from", "shop:v3", "--to", "shop:v2", "--bucket", "art", "--out", str(bundle)
+        ).exit_code
+        == 0
+    )
     shown = dbroll("bundle", "show", str(bundle))
     assert shown.exit_code == 0 and "undo rollback" in shown.stdout and "4" in shown.stdout
     as_json = dbroll("bundle", "show", str(bundle), "--json").json

@@ -77,8 +77,11 @@ def args(spec: ConnectionSpec, mdir: Path, *more: str) -> list[str]:
 
 
 def history(spec: ConnectionSpec) -> list[tuple]:
-    return query(spec, "SELECT id, version, kind, status, applied, statements_done, checksum, "
-                       "error, finished_at FROM dbroll_history ORDER BY id")
+    return query(
+        spec,
+        "SELECT id, version, kind, status, applied, statements_done, checksum, "
+        "error, finished_at FROM dbroll_history ORDER BY id",
+    )
 
 
 def test_migrate_applies_everything_and_records_one_row_per_event(db, tmp_path):
@@ -87,8 +90,11 @@ def test_migrate_applies_everything_and_records_one_row_per_event(db, tmp_path):
     assert r.exit_code == 0, r.stderr
     rows = history(db)
     assert [(v, k, s) for _, v, k, s, *_ in rows] == [
-        ("1", "migrate", "success"), ("2", "migrate", "success"), ("3", "migrate", "success"),
-        ("4", "migrate", "success"), (None, "repeatable", "success"),
+        ("1", "migrate", "success"),
+        ("2", "migrate", "success"),
+        ("3", "migrate", "success"),
+        ("4", "migrate", "success"),
+        (None, "repeatable", "success"),
     ]
     # checksums are the sha256 of the file bytes
     assert rows[0][6] == hashlib.sha256((mdir / "V1__customers.sql").read_bytes()).hexdigest()
@@ -115,8 +121,13 @@ def test_round_trip_matches_the_mariadb_client(mariadb, db, tmp_path):
 
     reference = mariadb.create_database()
     try:
-        for name in ("V1__customers.sql", "V2__orders.sql", "V3__seed.sql",
-                     "V4__audit_trigger.sql", "R__report_view.sql"):
+        for name in (
+            "V1__customers.sql",
+            "V2__orders.sql",
+            "V3__seed.sql",
+            "V4__audit_trigger.sql",
+            "R__report_view.sql",
+        ):
             mariadb_client(reference, (mdir / name).read_text())
         assert schema_objects(reference) == after_full
     finally:
@@ -138,11 +149,17 @@ def test_undo_to_zero_leaves_only_dbroll_tables(db, tmp_path):
 @pytest.mark.parametrize("fmt", ["flyway", "dbmate", "golang-migrate"])
 def test_every_format_applies_and_undoes(db, tmp_path, fmt):
     body1 = "CREATE TABLE a (id INT PRIMARY KEY);"
-    body2 = ("CREATE TRIGGER a_bi BEFORE INSERT ON a FOR EACH ROW\nBEGIN\n"
-             "  IF NEW.id < 0 THEN SET NEW.id = 0; END IF;\nEND;")
+    body2 = (
+        "CREATE TRIGGER a_bi BEFORE INSERT ON a FOR EACH ROW\nBEGIN\n"
+        "  IF NEW.id < 0 THEN SET NEW.id = 0; END IF;\nEND;"
+    )
     if fmt == "flyway":
-        files = {"V1__a.sql": body1, "U1__a.sql": "DROP TABLE a;", "V2__t.sql": body2,
-                 "U2__t.sql": "DROP TRIGGER a_bi;"}
+        files = {
+            "V1__a.sql": body1,
+            "U1__a.sql": "DROP TABLE a;",
+            "V2__t.sql": body2,
+            "U2__t.sql": "DROP TRIGGER a_bi;",
+        }
     elif fmt == "dbmate":
         files = {
             "20240101000000_a.sql": f"-- migrate:up\n{body1}\n\n-- migrate:down\nDROP TABLE a;\n",
@@ -150,8 +167,12 @@ def test_every_format_applies_and_undoes(db, tmp_path, fmt):
             "20240102000000_t.sql": f"-- migrate:up\n{body2}\n-- migrate:down\nDROP TRIGGER a_bi;\n",
         }
     else:
-        files = {"1_a.up.sql": body1, "1_a.down.sql": "DROP TABLE a;", "2_t.up.sql": body2,
-                 "2_t.down.sql": "DROP TRIGGER a_bi;"}
+        files = {
+            "1_a.up.sql": body1,
+            "1_a.down.sql": "DROP TABLE a;",
+            "2_t.up.sql": body2,
+            "2_t.down.sql": "DROP TRIGGER a_bi;",
+        }
     mdir = write_files(tmp_path / fmt, files)
     r = dbroll("migrate", *args(db, mdir))
     assert r.exit_code == 0, r.stderr
@@ -164,10 +185,14 @@ def test_every_format_applies_and_undoes(db, tmp_path, fmt):
 @pytest.mark.parametrize(
     ("files", "needle"),
     [
-        ({"V1__a.sql": "CREATE TABLE a (id INT);", "2_b.up.sql": "CREATE TABLE b (id INT);"},
-         "mixed"),
-        ({"V1__a.sql": "CREATE TABLE a (id INT);", "V1.0__b.sql": "CREATE TABLE b (id INT);"},
-         "V1.0__b.sql"),
+        (
+            {"V1__a.sql": "CREATE TABLE a (id INT);", "2_b.up.sql": "CREATE TABLE b (id INT);"},
+            "mixed",
+        ),
+        (
+            {"V1__a.sql": "CREATE TABLE a (id INT);", "V1.0__b.sql": "CREATE TABLE b (id INT);"},
+            "V1.0__b.sql",
+        ),
         ({"V1__a.sql": "CREATE TABLE a (id INT);", "U2__b.sql": "DROP TABLE b;"}, "U2__b.sql"),
         ({"V1_a.sql": "CREATE TABLE a (id INT);"}, "V1_a.sql"),
         ({"V1__a.sql": "-- nothing here\n"}, "V1__a.sql"),
@@ -240,8 +265,10 @@ def test_failed_dml_migration_rolls_back_whole(db, tmp_path):
 
 
 def test_repair_marks_a_failed_migration(db, tmp_path):
-    files = {"V1__a.sql": "CREATE TABLE a (id INT);\nCREATE TABLE a (id INT);",
-             "V2__b.sql": "CREATE TABLE b (id INT);"}
+    files = {
+        "V1__a.sql": "CREATE TABLE a (id INT);\nCREATE TABLE a (id INT);",
+        "V2__b.sql": "CREATE TABLE b (id INT);",
+    }
     mdir = write_files(tmp_path / "m", files)
     assert dbroll("migrate", *args(db, mdir)).exit_code == 1
     r = dbroll("repair", *args(db, mdir))
@@ -271,28 +298,38 @@ def test_checksum_drift_is_refused_and_can_be_accepted(db, tmp_path):
 
 
 def test_future_versions_are_tolerated_and_gaps_are_not(db, tmp_path):
-    full = write_files(tmp_path / "new", {
-        "V1__a.sql": "CREATE TABLE a (id INT);", "V2__b.sql": "CREATE TABLE b (id INT);",
-        "V3__c.sql": "CREATE TABLE c (id INT);",
-    })
+    full = write_files(
+        tmp_path / "new",
+        {
+            "V1__a.sql": "CREATE TABLE a (id INT);",
+            "V2__b.sql": "CREATE TABLE b (id INT);",
+            "V3__c.sql": "CREATE TABLE c (id INT);",
+        },
+    )
     assert dbroll("migrate", *args(db, full)).exit_code == 0
     # an older image's container starts on the newer schema
-    old = write_files(tmp_path / "old", {"V1__a.sql": "CREATE TABLE a (id INT);",
-                                         "V2__b.sql": "CREATE TABLE b (id INT);"})
+    old = write_files(
+        tmp_path / "old",
+        {"V1__a.sql": "CREATE TABLE a (id INT);", "V2__b.sql": "CREATE TABLE b (id INT);"},
+    )
     r = dbroll("migrate", *args(db, old))
     assert r.exit_code == 0 and "3" in r.stdout and "ahead" in r.stdout
     strict = dbroll("migrate", "--strict-future", *args(db, old))
     assert strict.exit_code == 3 and "3" in strict.stderr
     # another branch: version 2 is applied but this folder never had it
-    branch = write_files(tmp_path / "branch", {"V1__a.sql": "CREATE TABLE a (id INT);",
-                                               "V3__c.sql": "CREATE TABLE c (id INT);"})
+    branch = write_files(
+        tmp_path / "branch",
+        {"V1__a.sql": "CREATE TABLE a (id INT);", "V3__c.sql": "CREATE TABLE c (id INT);"},
+    )
     gap = dbroll("migrate", *args(db, branch))
     assert gap.exit_code == 3 and "2" in gap.stderr and "no local file" in gap.stderr
 
 
 def test_out_of_order_pending_needs_a_flag(db, tmp_path):
-    mdir = write_files(tmp_path / "m", {"V1__a.sql": "CREATE TABLE a (id INT);",
-                                        "V3__c.sql": "CREATE TABLE c (id INT);"})
+    mdir = write_files(
+        tmp_path / "m",
+        {"V1__a.sql": "CREATE TABLE a (id INT);", "V3__c.sql": "CREATE TABLE c (id INT);"},
+    )
     assert dbroll("migrate", *args(db, mdir)).exit_code == 0
     write_files(mdir, {"V2__b.sql": "CREATE TABLE b (id INT);"})
     r = dbroll("migrate", *args(db, mdir))
@@ -302,11 +339,16 @@ def test_out_of_order_pending_needs_a_flag(db, tmp_path):
 
 
 def test_undo_refuses_missing_undo_scripts_before_running_anything(db, tmp_path):
-    mdir = write_files(tmp_path / "m", {
-        "V1__a.sql": "CREATE TABLE a (id INT);", "U1__a.sql": "DROP TABLE a;",
-        "V2__b.sql": "CREATE TABLE b (id INT);",
-        "V3__c.sql": "CREATE TABLE c (id INT);", "U3__c.sql": "DROP TABLE c;",
-    })
+    mdir = write_files(
+        tmp_path / "m",
+        {
+            "V1__a.sql": "CREATE TABLE a (id INT);",
+            "U1__a.sql": "DROP TABLE a;",
+            "V2__b.sql": "CREATE TABLE b (id INT);",
+            "V3__c.sql": "CREATE TABLE c (id INT);",
+            "U3__c.sql": "DROP TABLE c;",
+        },
+    )
     assert dbroll("migrate", *args(db, mdir)).exit_code == 0
     before = history(db)
     r = dbroll("undo", "--target", "0", *args(db, mdir))
@@ -316,14 +358,17 @@ def test_undo_refuses_missing_undo_scripts_before_running_anything(db, tmp_path)
 
 
 def test_session_settings_do_not_leak_between_migrations(db, tmp_path):
-    mdir = write_files(tmp_path / "m", {
-        "V1__loose.sql": "SET FOREIGN_KEY_CHECKS = 0;\nSET SESSION sql_mode = '';\n"
-                         "SET @leak = 'x';\nCREATE TEMPORARY TABLE tmp_leak (id INT);\n"
-                         "CREATE TABLE a (id INT);",
-        "V2__probe.sql": "CREATE TABLE probe AS SELECT @@foreign_key_checks AS fk, "
-                         "@@sql_mode AS mode, @leak AS uservar;",
-        "V3__temp.sql": "CREATE TEMPORARY TABLE tmp_leak (id INT);\nCREATE TABLE b (id INT);",
-    })
+    mdir = write_files(
+        tmp_path / "m",
+        {
+            "V1__loose.sql": "SET FOREIGN_KEY_CHECKS = 0;\nSET SESSION sql_mode = '';\n"
+            "SET @leak = 'x';\nCREATE TEMPORARY TABLE tmp_leak (id INT);\n"
+            "CREATE TABLE a (id INT);",
+            "V2__probe.sql": "CREATE TABLE probe AS SELECT @@foreign_key_checks AS fk, "
+            "@@sql_mode AS mode, @leak AS uservar;",
+            "V3__temp.sql": "CREATE TEMPORARY TABLE tmp_leak (id INT);\nCREATE TABLE b (id INT);",
+        },
+    )
     r = dbroll("migrate", *args(db, mdir))
     assert r.exit_code == 0, r.stderr
     default_mode = query(db, "SELECT @@GLOBAL.sql_mode")[0][0]
@@ -332,10 +377,13 @@ def test_session_settings_do_not_leak_between_migrations(db, tmp_path):
 
 def test_use_of_another_database_inside_a_migration(mariadb, db, tmp_path):
     other = f"{db.database}_x"
-    mdir = write_files(tmp_path / "m", {
-        "V1__other.sql": f"CREATE DATABASE {other};\nUSE {other};\nCREATE TABLE t (id INT);",
-        "V2__here.sql": "CREATE TABLE here (id INT);",
-    })
+    mdir = write_files(
+        tmp_path / "m",
+        {
+            "V1__other.sql": f"CREATE DATABASE {other};\nUSE {other};\nCREATE TABLE t (id INT);",
+            "V2__here.sql": "CREATE TABLE here (id INT);",
+        },
+    )
     try:
         r = dbroll("migrate", *args(db, mdir))
         assert r.exit_code == 0, r.stderr
@@ -346,20 +394,26 @@ def test_use_of_another_database_inside_a_migration(mariadb, db, tmp_path):
 
 
 def test_prepared_statements_and_result_sets(db, tmp_path):
-    mdir = write_files(tmp_path / "m", {
-        "V1__dyn.sql": "SELECT 'starting' AS msg;\nSET @s = 'CREATE TABLE dyn (id INT)';\n"
-                       "PREPARE stmt FROM @s;\nEXECUTE stmt;\nDEALLOCATE PREPARE stmt;\n"
-                       "SELECT COUNT(*) FROM information_schema.TABLES;",
-    })
+    mdir = write_files(
+        tmp_path / "m",
+        {
+            "V1__dyn.sql": "SELECT 'starting' AS msg;\nSET @s = 'CREATE TABLE dyn (id INT)';\n"
+            "PREPARE stmt FROM @s;\nEXECUTE stmt;\nDEALLOCATE PREPARE stmt;\n"
+            "SELECT COUNT(*) FROM information_schema.TABLES;",
+        },
+    )
     assert dbroll("migrate", *args(db, mdir)).exit_code == 0
     assert query(db, "SHOW TABLES LIKE 'dyn'") == [("dyn",)]
 
 
 def test_repeatable_reapplies_when_changed(db, tmp_path):
-    mdir = write_files(tmp_path / "m", {
-        "V1__a.sql": "CREATE TABLE a (id INT, name VARCHAR(10));",
-        "R__v.sql": "CREATE OR REPLACE VIEW v AS SELECT id FROM a;",
-    })
+    mdir = write_files(
+        tmp_path / "m",
+        {
+            "V1__a.sql": "CREATE TABLE a (id INT, name VARCHAR(10));",
+            "R__v.sql": "CREATE OR REPLACE VIEW v AS SELECT id FROM a;",
+        },
+    )
     assert dbroll("migrate", *args(db, mdir)).exit_code == 0
     assert dbroll("migrate", *args(db, mdir)).stdout.startswith("nothing to apply")
     write_files(mdir, {"R__v.sql": "CREATE OR REPLACE VIEW v AS SELECT id, name FROM a;"})
@@ -370,8 +424,10 @@ def test_repeatable_reapplies_when_changed(db, tmp_path):
 
 def test_baseline_adopts_an_existing_database(db, tmp_path):
     query(db, "CREATE TABLE a (id INT)")
-    mdir = write_files(tmp_path / "m", {"V1__a.sql": "CREATE TABLE a (id INT);",
-                                        "V2__b.sql": "CREATE TABLE b (id INT);"})
+    mdir = write_files(
+        tmp_path / "m",
+        {"V1__a.sql": "CREATE TABLE a (id INT);", "V2__b.sql": "CREATE TABLE b (id INT);"},
+    )
     bad = dbroll("baseline", "--version", "7", *args(db, mdir))
     assert bad.exit_code == 2 and "7" in bad.stderr
     assert dbroll("baseline", "--version", "1", *args(db, mdir)).exit_code == 0

@@ -12,7 +12,7 @@ import tarfile
 import pytest
 
 from pipeline import bundle as B
-from pipeline.bundle import BundleError, read_bundle, write_bundle
+from pipeline.bundle import BundleError, read_bundle, referenced_files, verify_bundle, write_bundle
 
 UNDO = b"ALTER TABLE customers DROP COLUMN email;\n"
 REP = b"CREATE OR REPLACE VIEW v AS SELECT 1;\n"
@@ -28,32 +28,84 @@ PLAN = {"schema": "dbroll.plan/v1", "steps": [
 FILES = {"sql/undo/3__email.sql": UNDO, "sql/repeatable/views.sql": REP}
 
 
+def names_of(data: bytes) -> list[str]:
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        return tar.getnames()
+
+
+# ------------------------------------------------------------------ writing and round trip
+
+
 def test_round_trip_and_determinism(tmp_path):
     data = write_bundle(PLAN, FILES)
     b = read_bundle(data, "rb.tgz")
-    assert b.plan == PLAN and b.files == FILES and b.sha256 == sha(data)
+    assert b.plan == PLAN and b.files == FILES
+    assert b.sha256 == sha(data) == B.bundle_sha256(data)
+    assert b.source == "rb.tgz"
+    assert write_bundle(PLAN, FILES) == data
     assert write_bundle(PLAN, dict(reversed(list(FILES.items())))) == data
-    names = tarfile.open(fileobj=io.BytesIO(data)).getnames()
-    assert names == ["SHA256SUMS", "plan.json", "sql/repeatable/views.sql",
-                     "sql/undo/3__email.sql"]
-    # coreutils can check it on an extracted copy
+    assert verify_bundle(data, "rb.tgz") == b
+    assert names_of(data) == ["SHA256SUMS", "plan.json", "sql/repeatable/views.sql",
+                              "sql/undo/3__email.sql"]
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        for m in tar.getmembers():
+            assert (m.mtime, m.uid, m.gid, m.uname, m.gname, m.mode) == (0, 0, 0, "", "", 0o644)
+        plan_bytes = tar.extractfile("plan.json").read()
+    assert plan_bytes == (json.dumps(PLAN, sort_keys=True, indent=2, ensure_ascii=False)
+                          + "\n").encode()
+    # coreutils can check it on a copy extracted after verifying
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         tar.extractall(tmp_path, filter="data")
-    proc = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=tmp_path, capture_output=True,
-                          text=True)
+    proc = subprocess.run(["sha256sum", "-c", "--strict", "SHA256SUMS"], cwd=tmp_path,
+                          capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count(": OK") == 3
+    # and it notices tampering, so the check above means something
+    (tmp_path / "sql/undo/3__email.sql").write_bytes(b"DROP DATABASE shop;\n")
+    proc = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=tmp_path, capture_output=True)
+    assert proc.returncode != 0
 
 
-def test_a_different_plan_is_a_different_bundle():
-    other = {**PLAN, "strategy": "undo"}
-    assert sha(write_bundle(PLAN, FILES)) != sha(write_bundle(other, FILES))
+def test_long_and_non_ascii_names_round_trip():
+    files = {"sql/up/" + "é" * 120 + ".sql": b"x", "sql/" + "/".join(["d" * 60] * 5) + ".sql": b"y"}
+    plan = {"steps": [{"path": p, "sha256": sha(d)} for p, d in files.items()]}
+    data = write_bundle(plan, files)
+    assert data == write_bundle(plan, dict(reversed(list(files.items()))))
+    assert read_bundle(data).files == files
 
 
-@pytest.mark.parametrize("path", ["/abs.sql", "sql/../x.sql", "undo.sql", "sql//x.sql",
-                                  "sql\\x.sql"])
+def test_a_different_plan_or_file_is_a_different_bundle():
+    base = sha(write_bundle(PLAN, FILES))
+    assert sha(write_bundle({**PLAN, "strategy": "undo"}, FILES)) != base
+    assert sha(write_bundle(PLAN, {**FILES, "sql/repeatable/views.sql": REP + b"\n"})) != base
+
+
+def test_referenced_files_walks_dicts_and_lists():
+    plan = {"path": "sql/a.sql", "x": [{"y": {"path": "sql/b.sql", "sha256": "ab"}}],
+            "other": {"path": "migrations/V1.sql"}, "n": [[{"path": 3}]]}
+    assert sorted(referenced_files(plan)) == [("sql/a.sql", None), ("sql/b.sql", "ab")]
+    deep: object = {"path": "sql/deep.sql"}
+    for _ in range(5000):
+        deep = [deep]
+    assert list(referenced_files({"d": deep})) == [("sql/deep.sql", None)]
+
+
+@pytest.mark.parametrize("path", ["/abs.sql", "sql/../x.sql", "../x.sql", "undo.sql",
+                                  "sql//x.sql", "sql/./x.sql", "./sql/x.sql", "sql/",
+                                  "sql\\x.sql", "sql/x\x00.sql", "sql/x\n.sql", ""])
 def test_write_refuses_bad_paths(path):
     with pytest.raises(ValueError):
         write_bundle({"steps": []}, {path: b"x"})
+
+
+def test_write_refuses_a_file_that_is_also_a_folder():
+    with pytest.raises(ValueError, match="file and a folder"):
+        write_bundle({}, {"sql/a": b"x", "sql/a/b.sql": b"y"})
+
+
+def test_write_refuses_text_content():
+    with pytest.raises(ValueError, match="bytes"):
+        write_bundle({}, {"sql/a.sql": "SELECT 1"})
 
 
 def test_write_refuses_a_plan_naming_a_missing_file():
@@ -64,9 +116,9 @@ def test_write_refuses_a_plan_naming_a_missing_file():
 # ------------------------------------------------------------------ hostile archives
 
 
-def tar_gz(members: list[tuple[tarfile.TarInfo, bytes | None]]) -> bytes:
+def tar_gz(members: list[tuple[tarfile.TarInfo, bytes | None]], fmt=tarfile.GNU_FORMAT) -> bytes:
     raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tar:
+    with tarfile.open(fileobj=raw, mode="w", format=fmt) as tar:
         for info, data in members:
             if data is not None:
                 info.size = len(data)
@@ -76,105 +128,210 @@ def tar_gz(members: list[tuple[tarfile.TarInfo, bytes | None]]) -> bytes:
     return gzip.compress(raw.getvalue())
 
 
-def entries(files: dict[str, bytes], plan: object = PLAN, sums: str | None = None,
-            extra: list[tuple[tarfile.TarInfo, bytes | None]] = (), skip: tuple = ()):
+def sums_of(files: dict[str, bytes]) -> str:
+    return "".join(f"{sha(d)}  {p}\n" for p, d in sorted(files.items()))
+
+
+def entries(files: dict[str, bytes] = FILES, plan: object = PLAN, sums: str | None = None,
+            extra: list[tuple[tarfile.TarInfo, bytes | None]] = (), skip: tuple = ()) -> bytes:
+    """A hand-built archive: SHA256SUMS (correct unless given), plan.json, files, extra."""
     plan_bytes = plan if isinstance(plan, bytes) else json.dumps(plan).encode()
     all_files = {"plan.json": plan_bytes, **files}
     if sums is None:
-        sums = "".join(f"{sha(d)}  {p}\n" for p, d in sorted(all_files.items()))
+        sums = sums_of(all_files)
     all_files = {"SHA256SUMS": sums.encode(), **all_files}
     members = [(tarfile.TarInfo(p), d) for p, d in all_files.items() if p not in skip]
     return tar_gz(members + list(extra))
 
 
-def special(name: str, kind: bytes, linkname: str = "") -> tuple[tarfile.TarInfo, None]:
+def plain(name: str, data: bytes = b"x") -> list[tuple[tarfile.TarInfo, bytes]]:
+    return [(tarfile.TarInfo(name), data)]
+
+
+def special(name: str, kind: bytes, linkname: str = "") -> list[tuple[tarfile.TarInfo, None]]:
     info = tarfile.TarInfo(name)
     info.type = kind
     info.linkname = linkname
-    return info, None
+    return [(info, None)]
 
 
-def lying_header() -> bytes:
+PLAN_BYTES = json.dumps(PLAN).encode()
+
+
+def patched_size(new_size) -> bytes:
+    """A valid bundle whose first member's (SHA256SUMS) tar header states another size."""
     raw = bytearray(gzip.decompress(write_bundle(PLAN, FILES)))
-    # the first member (SHA256SUMS): claim it is larger than it is
-    size_field = slice(124, 136)
-    raw[size_field] = b"%011o\x00" % (len(raw) * 4)
+    assert raw[:10] == b"SHA256SUMS"
+    raw[124:136] = b"%011o\x00" % new_size(len(raw))
+    checksum = sum(raw[:148]) + 8 * 32 + sum(raw[156:512])
+    raw[148:156] = b"%06o\x00 " % checksum
+    with tarfile.open(fileobj=io.BytesIO(bytes(raw))) as tar:
+        assert tar.next().size == new_size(len(raw))
+    return gzip.compress(bytes(raw))
+
+
+def bad_name(raw_name: bytes) -> bytes:
+    """A valid bundle whose first member's name field is overwritten with raw bytes."""
+    raw = bytearray(gzip.decompress(write_bundle(PLAN, FILES)))
+    raw[0:100] = raw_name.ljust(100, b"\x00")
     checksum = sum(raw[:148]) + 8 * 32 + sum(raw[156:512])
     raw[148:156] = b"%06o\x00 " % checksum
     return gzip.compress(bytes(raw))
 
 
+def deep_json() -> bytes:
+    return b'{"a": ' + b"[" * 200_000 + b"]" * 200_000 + b"}"
+
+
+# case -> (archive maker, words the message must contain, entry it must name or None)
 HOSTILE = {
-    "absolute-path": (lambda: entries(FILES, extra=[(tarfile.TarInfo("/etc/x"), b"x")]),
-                      "absolute path"),
-    "dotdot": (lambda: entries(FILES, extra=[(tarfile.TarInfo("../x"), b"x")]), "escapes"),
-    "nested-dotdot": (lambda: entries(FILES, extra=[(tarfile.TarInfo("sql/../../x"), b"x")]),
-                      "escapes"),
-    "symlink": (lambda: entries(FILES, extra=[special("sql/l", tarfile.SYMTYPE, "/etc/passwd")]),
-                "regular files"),
-    "hardlink": (lambda: entries(FILES, extra=[special("sql/h", tarfile.LNKTYPE, "plan.json")]),
-                 "regular files"),
-    "char-device": (lambda: entries(FILES, extra=[special("sql/d", tarfile.CHRTYPE)]),
-                    "regular files"),
-    "fifo": (lambda: entries(FILES, extra=[special("sql/f", tarfile.FIFOTYPE)]), "regular files"),
-    "directory": (lambda: entries(FILES, extra=[special("sql/", tarfile.DIRTYPE)]),
-                  "regular files"),
-    "duplicate": (lambda: entries(FILES, extra=[(tarfile.TarInfo("sql/undo/3__email.sql"),
-                                                 UNDO)]), "duplicate"),
-    "unlisted": (lambda: entries(FILES, sums="".join(
-        f"{sha(d)}  {p}\n" for p, d in sorted({"plan.json": json.dumps(PLAN).encode(),
-                                               "sql/undo/3__email.sql": UNDO}.items()))),
-        "not listed"),
-    "listed-missing": (lambda: entries(FILES, sums="".join(
-        f"{sha(d)}  {p}\n" for p, d in sorted({"plan.json": json.dumps(PLAN).encode(),
-                                               **FILES, "sql/x.sql": b"x"}.items()))),
-        "lacks"),
+    "absolute-path": (lambda: entries(extra=plain("/etc/x")), "absolute path", "/etc/x"),
+    "dotdot": (lambda: entries(extra=plain("../x")), "escapes", "../x"),
+    "nested-dotdot": (lambda: entries(extra=plain("sql/../../x")), "escapes", "sql/../../x"),
+    "dot-prefix": (lambda: entries(extra=plain("./sql/x.sql")), "not normalized", "./sql/x.sql"),
+    "double-slash": (lambda: entries(extra=plain("sql//x.sql")), "not normalized", "sql//x.sql"),
+    "trailing-slash": (lambda: entries(extra=plain("sql/x/")), "not normalized", "sql/x/"),
+    "backslash": (lambda: entries(extra=plain("sql\\..\\..\\x")), "bad characters", "sql\\"),
+    "newline": (lambda: entries(extra=plain("sql/a\nb.sql")), "bad characters", "sql/a\nb"),
+    "not-utf8-name": (lambda: bad_name(b"sql/\xff.sql"), "not UTF-8", None),
+    "outside-sql": (lambda: entries(extra=plain("run.sh")), "unexpected entry", "run.sh"),
+    "symlink": (lambda: entries(extra=special("sql/l", tarfile.SYMTYPE, "/etc/passwd")),
+                "regular files", "sql/l"),
+    "hardlink": (lambda: entries(extra=special("sql/h", tarfile.LNKTYPE, "plan.json")),
+                 "regular files", "sql/h"),
+    "char-device": (lambda: entries(extra=special("sql/d", tarfile.CHRTYPE)), "regular files",
+                    "sql/d"),
+    "block-device": (lambda: entries(extra=special("sql/b", tarfile.BLKTYPE)), "regular files",
+                     "sql/b"),
+    "fifo": (lambda: entries(extra=special("sql/f", tarfile.FIFOTYPE)), "regular files",
+             "sql/f"),
+    "directory": (lambda: entries(extra=special("sql", tarfile.DIRTYPE)), "regular files",
+                  "sql"),
+    "duplicate": (lambda: entries(extra=plain("sql/undo/3__email.sql", UNDO)), "duplicate",
+                  "sql/undo/3__email.sql"),
+    "duplicate-plan": (lambda: entries(extra=plain("plan.json", PLAN_BYTES)), "duplicate",
+                       "plan.json"),
+    "unlisted": (lambda: entries(sums=sums_of({"plan.json": PLAN_BYTES,
+                                               "sql/undo/3__email.sql": UNDO})),
+                 "not listed", "sql/repeatable/views.sql"),
+    "listed-missing": (lambda: entries(sums=sums_of({"plan.json": PLAN_BYTES, **FILES,
+                                                     "sql/x.sql": b"x"})),
+                       "lacks", "sql/x.sql"),
     "tampered": (lambda: entries({**FILES, "sql/undo/3__email.sql": b"DROP DATABASE shop;\n"},
-                                 sums="".join(f"{sha(d)}  {p}\n" for p, d in sorted(
-                                     {"plan.json": json.dumps(PLAN).encode(),
-                                      **FILES}.items()))), "checksum mismatch"),
-    "malformed-sums": (lambda: entries(FILES, sums="not a sums line\n"), "malformed"),
-    "no-plan": (lambda: entries(FILES, skip=("plan.json",), sums="".join(
-        f"{sha(d)}  {p}\n" for p, d in sorted(FILES.items()))), "plan.json is missing"),
-    "no-sums": (lambda: entries(FILES, skip=("SHA256SUMS",)), "SHA256SUMS is missing"),
-    "plan-not-json": (lambda: entries(FILES, plan=b"{nope"), "not JSON"),
-    "plan-a-list": (lambda: entries(FILES, plan=[1, 2]), "not a JSON object"),
+                                 sums=sums_of({"plan.json": PLAN_BYTES, **FILES})),
+                 "checksum mismatch", "sql/undo/3__email.sql"),
+    "tampered-plan": (lambda: entries(plan={**PLAN, "strategy": "x"},
+                                      sums=sums_of({"plan.json": PLAN_BYTES, **FILES})),
+                      "checksum mismatch", "plan.json"),
+    "malformed-sums": (lambda: entries(sums="not a sums line\n"), "malformed", "SHA256SUMS"),
+    "sums-uppercase": (lambda: entries(sums=sums_of({"plan.json": PLAN_BYTES, **FILES}).upper()),
+                       "malformed", "SHA256SUMS"),
+    "sums-one-space": (lambda: entries(sums=sums_of({"plan.json": PLAN_BYTES, **FILES})
+                                       .replace("  ", " ")), "malformed", "SHA256SUMS"),
+    "sums-duplicate-line": (lambda: entries(sums=sums_of({"plan.json": PLAN_BYTES, **FILES}) * 2),
+                            "malformed", "SHA256SUMS"),
+    "no-plan": (lambda: entries(skip=("plan.json",), sums=sums_of(FILES)),
+                "plan.json is missing", "plan.json"),
+    "no-sums": (lambda: entries(skip=("SHA256SUMS",)), "SHA256SUMS is missing", "SHA256SUMS"),
+    "plan-not-json": (lambda: entries(plan=b"{nope"), "not JSON", "plan.json"),
+    "plan-not-utf8": (lambda: entries(plan=b'{"a": "\xff"}'), "not JSON", "plan.json"),
+    "plan-too-deep": (lambda: entries(plan=deep_json()), "not JSON", "plan.json"),
+    "plan-a-list": (lambda: entries(plan=[1, 2]), "not a JSON object", "plan.json"),
     "plan-names-missing-file": (lambda: entries({"sql/repeatable/views.sql": REP}),
-                                "references a file"),
-    "plan-sha-differs": (lambda: entries(FILES, plan={"steps": [
-        {"path": "sql/undo/3__email.sql", "sha256": sha(b"other")}]}), "differs"),
-    "not-gzip": (lambda: b"PK\x03\x04 this is a zip", "not a gzip"),
-    "truncated": (lambda: write_bundle(PLAN, FILES)[:-40], "truncated"),
-    "lying-header": (lying_header, "tar archive"),
+                                "references a file", "sql/undo/3__email.sql"),
+    "plan-sha-differs": (lambda: entries(plan={"steps": [
+        {"path": "sql/undo/3__email.sql", "sha256": sha(b"other")}]}), "differs",
+        "sql/undo/3__email.sql"),
+    "plan-sha-not-a-string": (lambda: entries(plan={"steps": [
+        {"path": "sql/undo/3__email.sql", "sha256": 0}]}), "differs", "sql/undo/3__email.sql"),
+    "not-gzip": (lambda: b"PK\x03\x04 this is a zip", "not a gzip", None),
+    "empty": (lambda: b"", "not a gzip", None),
+    "gzip-not-tar": (lambda: gzip.compress(b"hello, this is not a tar archive\n" * 40),
+                     "tar archive", None),
+    "corrupt-deflate": (lambda: write_bundle(PLAN, FILES)[:20] + b"\xff" * 200,
+                        "gzip archive or corrupt", None),
+    "truncated": (lambda: write_bundle(PLAN, FILES)[:-40], "truncated", None),
+    "truncated-mid-member": (lambda: write_bundle(PLAN, FILES)[:200], "truncated", None),
+    "trailing-data": (lambda: write_bundle(PLAN, FILES) + b"junk", "after the end", None),
+    "second-gzip-member": (lambda: write_bundle(PLAN, FILES) + entries(extra=plain("sql/z")),
+                           "after the end", None),
+    "header-claims-more": (lambda: patched_size(lambda n: n * 4), "tar archive", None),
+    "header-claims-less": (lambda: patched_size(lambda n: 10), "", None),
 }
 
 
 @pytest.mark.parametrize("case", sorted(HOSTILE))
 def test_hostile_archives_are_refused(case):
-    make, needle = HOSTILE[case]
+    make, needle, entry = HOSTILE[case]
     with pytest.raises(BundleError) as e:
-        read_bundle(make(), "evil.tgz")
+        read_bundle(make(), "s3://b/evil.tgz")
+    msg = e.value.message
     assert e.value.exit_code == 3
-    assert "bundle evil.tgz" in str(e.value)
-    assert needle in str(e.value), str(e.value)
+    assert msg.startswith("bundle s3://b/evil.tgz: "), msg
+    assert needle in msg, msg
+    if entry is not None:
+        assert f"({entry}" in msg, msg
+    assert "dbroll plan --out" in (e.value.hint or "")
+    with pytest.raises(BundleError):
+        verify_bundle(make(), "again")
 
 
-@pytest.mark.parametrize(("limit", "value", "needle"), [
-    ("MAX_ENTRIES", 3, "more than 3 entries"),
-    ("MAX_FILE_BYTES", 20, "byte limit"),
-    ("MAX_COMPRESSED_BYTES", 100, "byte limit"),
+def test_the_valid_baseline_of_the_hand_built_archives_is_accepted():
+    # so each hostile case above fails for its own defect, not for the way it was built
+    b = read_bundle(entries(), "ok.tgz")
+    assert b.files == FILES and b.plan == PLAN
+
+
+BIG = {**FILES, "sql/big.sql": b"-- " + b"x" * 2000 + b"\n"}
+
+
+@pytest.mark.parametrize(("limit", "value", "needle", "entry"), [
+    ("MAX_ENTRIES", 3, "more than 3 entries", "sql/repeatable/views.sql"),
+    ("MAX_FILE_BYTES", 1000, "1000-byte limit", "sql/big.sql"),
+    ("MAX_TOTAL_BYTES", 1500, "exceed 1500 bytes in all", "sql/big.sql"),
+    ("MAX_COMPRESSED_BYTES", 100, "100-byte limit", None),
 ])
-def test_limits(monkeypatch, limit, value, needle):
+def test_limits(monkeypatch, limit, value, needle, entry):
+    data = entries(BIG)
+    assert read_bundle(data).files == BIG
     monkeypatch.setattr(B, limit, value)
-    with pytest.raises(BundleError, match=needle):
-        read_bundle(entries(FILES), "big.tgz")
+    with pytest.raises(BundleError) as e:
+        read_bundle(data, "big.tgz")
+    assert e.value.exit_code == 3
+    assert "bundle big.tgz" in e.value.message and needle in e.value.message, e.value.message
+    if entry:
+        assert f"({entry})" in e.value.message
+
+
+def test_a_header_that_lies_cannot_let_more_than_the_limit_through(monkeypatch):
+    # SHA256SUMS header claims 1 MiB: refused on the claim, before any of it is read
+    monkeypatch.setattr(B, "MAX_FILE_BYTES", 4096)
+    with pytest.raises(BundleError, match=r"4096-byte limit \(SHA256SUMS\)"):
+        read_bundle(patched_size(lambda n: 1 << 20), "lie.tgz")
 
 
 def test_gzip_bomb_stops_early(monkeypatch):
+    readers = []
+
+    class Spy(B._BoundedGunzip):
+        def __init__(self, *args):
+            super().__init__(*args)
+            readers.append(self)
+
+    monkeypatch.setattr(B, "_BoundedGunzip", Spy)
     monkeypatch.setattr(B, "MAX_TOTAL_BYTES", 1 << 20)
     monkeypatch.setattr(B, "MAX_ENTRIES", 4)
     monkeypatch.setattr(B, "MAX_FILE_BYTES", 64 << 20)
-    bomb = tar_gz([(tarfile.TarInfo("sql/zeros.sql"), bytes(40 << 20))])
+    bomb = tar_gz([(tarfile.TarInfo("sql/zeros.sql"), bytes(20 << 20))])
     assert len(bomb) < 100_000
-    with pytest.raises(BundleError, match="exceed"):
+    with pytest.raises(BundleError, match="uncompressed size exceeds") as e:
         read_bundle(bomb, "bomb.tgz")
+    assert e.value.exit_code == 3 and "bundle bomb.tgz" in e.value.message
+    # it stopped near the limit instead of inflating all 20 MiB
+    assert len(readers) == 1 and readers[0].produced < 2 << 20
+
+
+def test_many_small_entries_within_limits_are_read():
+    files = {f"sql/up/{i}__m.sql": b"SELECT %d;\n" % i for i in range(300)}
+    plan = {"steps": [{"path": p, "sha256": sha(d)} for p, d in files.items()]}
+    assert read_bundle(write_bundle(plan, files)).files == files

@@ -66,8 +66,12 @@ def test_ssl_options():
 
 
 def test_secret_string():
-    spec = spec_from_secret(json.dumps({"host": "h", "port": 3307, "username": "u",
-                                        "password": "very-secret-1", "dbname": "d"}), "arn:x")
+    spec = spec_from_secret(
+        json.dumps(
+            {"host": "h", "port": 3307, "username": "u", "password": "very-secret-1", "dbname": "d"}
+        ),
+        "arn:x",
+    )
     assert (spec.host, spec.port, spec.user, spec.database) == ("h", 3307, "u", "d")
     assert log.redact("oops very-secret-1 leaked") == "oops *** leaked"
     with pytest.raises(ConfigError, match="lacks dbname"):
@@ -88,7 +92,9 @@ def test_log_lines_are_redacted():
     out = io.StringIO()
     log.configure("json", stream=out)
     logger = structlog.get_logger("t")
-    logger.info("connecting", dsn="mysql://u:kiwi-mango-77@h/db", password="p", note="kiwi-mango-77")
+    logger.info(
+        "connecting", dsn="mysql://u:kiwi-mango-77@h/db", password="p", note="kiwi-mango-77"
+    )
     try:
         raise RuntimeError("failed with kiwi-mango-77")
     except RuntimeError:

@@ -35,10 +35,18 @@ CASES = [
     ("CREATE FULLTEXT INDEX ft ON orders (note)", ADDITIVE, None, None),
     ("CREATE UNIQUE INDEX u ON customers (email)", BREAKING, "add-unique", "customers"),
     ("CREATE OR REPLACE VIEW v AS SELECT 1", ADDITIVE, None, None),
-    ("CREATE ALGORITHM=MERGE DEFINER=`app`@`%` SQL SECURITY INVOKER VIEW v AS SELECT 1",
-     ADDITIVE, None, None),
-    ("CREATE DEFINER=`app`@`%` TRIGGER t BEFORE INSERT ON c FOR EACH ROW SET NEW.x = 1",
-     ADDITIVE, None, None),
+    (
+        "CREATE ALGORITHM=MERGE DEFINER=`app`@`%` SQL SECURITY INVOKER VIEW v AS SELECT 1",
+        ADDITIVE,
+        None,
+        None,
+    ),
+    (
+        "CREATE DEFINER=`app`@`%` TRIGGER t BEFORE INSERT ON c FOR EACH ROW SET NEW.x = 1",
+        ADDITIVE,
+        None,
+        None,
+    ),
     ("CREATE PROCEDURE p() BEGIN SELECT 1; END", ADDITIVE, None, None),
     ("CREATE FUNCTION f() RETURNS INT RETURN 1", ADDITIVE, None, None),
     ("CREATE EVENT e ON SCHEDULE EVERY 1 DAY DO DELETE FROM logs", ADDITIVE, None, None),
@@ -46,11 +54,14 @@ CASES = [
     ("CREATE USER 'u'@'%'", UNKNOWN, "grant", None),
     ("ALTER TABLE orders ADD COLUMN coupon VARCHAR(20) NULL", ADDITIVE, None, None),
     ("ALTER TABLE orders ADD coupon VARCHAR(20)", ADDITIVE, None, None),
-    ("ALTER TABLE orders ADD COLUMN IF NOT EXISTS n INT NOT NULL DEFAULT 0", ADDITIVE, None,
-     None),
+    ("ALTER TABLE orders ADD COLUMN IF NOT EXISTS n INT NOT NULL DEFAULT 0", ADDITIVE, None, None),
     ("ALTER TABLE orders ADD COLUMN n INT NOT NULL", BREAKING, "add-column-not-null", "orders"),
-    ("ALTER TABLE orders ADD COLUMN (a INT, b INT NOT NULL)", BREAKING, "add-column-not-null",
-     "orders"),
+    (
+        "ALTER TABLE orders ADD COLUMN (a INT, b INT NOT NULL)",
+        BREAKING,
+        "add-column-not-null",
+        "orders",
+    ),
     ("ALTER TABLE orders ADD COLUMN g INT AS (total * 2) VIRTUAL", ADDITIVE, None, None),
     ("ALTER TABLE orders ADD INDEX i (total)", ADDITIVE, None, None),
     ("ALTER TABLE orders ADD KEY (total), ALGORITHM=INPLACE, LOCK=NONE", ADDITIVE, None, None),
@@ -59,10 +70,18 @@ CASES = [
     ("ALTER TABLE orders ADD UNIQUE (ref)", BREAKING, "add-unique", "orders"),
     ("ALTER TABLE orders ADD CONSTRAINT u UNIQUE KEY (ref)", BREAKING, "add-unique", "orders"),
     ("ALTER TABLE orders ADD PRIMARY KEY (id)", BREAKING, "add-primary-key", "orders"),
-    ("ALTER TABLE orders ADD CONSTRAINT fk FOREIGN KEY (c) REFERENCES customers (id)",
-     BREAKING, "add-foreign-key", "orders"),
-    ("ALTER TABLE orders ADD FOREIGN KEY (c) REFERENCES customers (id)", BREAKING,
-     "add-foreign-key", "orders"),
+    (
+        "ALTER TABLE orders ADD CONSTRAINT fk FOREIGN KEY (c) REFERENCES customers (id)",
+        BREAKING,
+        "add-foreign-key",
+        "orders",
+    ),
+    (
+        "ALTER TABLE orders ADD FOREIGN KEY (c) REFERENCES customers (id)",
+        BREAKING,
+        "add-foreign-key",
+        "orders",
+    ),
     ("ALTER TABLE orders ADD CONSTRAINT chk CHECK (total >= 0)", BREAKING, "add-check", "orders"),
     ("ALTER TABLE orders DROP COLUMN note", BREAKING, "drop-column", "orders"),
     ("ALTER TABLE orders DROP note", BREAKING, "drop-column", "orders"),
@@ -75,8 +94,7 @@ CASES = [
     ("ALTER TABLE orders RENAME COLUMN note TO remark", BREAKING, "rename-column", "orders"),
     ("ALTER TABLE orders RENAME INDEX a TO b", BREAKING, "rename-index", "orders"),
     ("ALTER TABLE orders CHANGE note remark TEXT", BREAKING, "rename-column", "orders"),
-    ("ALTER TABLE orders CHANGE COLUMN note note VARCHAR(10)", BREAKING, "modify-column",
-     "orders"),
+    ("ALTER TABLE orders CHANGE COLUMN note note VARCHAR(10)", BREAKING, "modify-column", "orders"),
     ("ALTER TABLE orders MODIFY note VARCHAR(10)", BREAKING, "modify-column", "orders"),
     ("ALTER TABLE orders ALTER COLUMN total SET DEFAULT 0", ADDITIVE, None, None),
     ("ALTER TABLE orders ALTER COLUMN total DROP DEFAULT", BREAKING, "drop-default", "orders"),
@@ -84,8 +102,7 @@ CASES = [
     ("ALTER TABLE orders CONVERT TO CHARACTER SET utf8mb4", UNKNOWN, "table-options", "orders"),
     ("ALTER TABLE orders COMMENT 'orders'", ADDITIVE, None, None),
     ("ALTER TABLE orders FORCE", ADDITIVE, None, None),
-    ("ALTER TABLE orders ADD COLUMN x INT NULL, DROP COLUMN y", BREAKING, "drop-column",
-     "orders"),
+    ("ALTER TABLE orders ADD COLUMN x INT NULL, DROP COLUMN y", BREAKING, "drop-column", "orders"),
     ("ALTER VIEW v AS SELECT 2", UNKNOWN, "unknown-alter", None),
     ("DROP TABLE orders", BREAKING, "drop-table", "orders"),
     ("DROP TABLE IF EXISTS `shop`.`orders`", BREAKING, "drop-table", "orders"),
@@ -113,8 +130,7 @@ CASES = [
     ("SELECT 'starting' AS msg", ADDITIVE, None, None),
     ("USE shop", ADDITIVE, None, None),
     ("FROBNICATE everything", UNKNOWN, "unknown-statement", None),
-    ("ALTER TABLE orders ADD COLUMN note VARCHAR(10) DEFAULT 'DROP TABLE x'", ADDITIVE, None,
-     None),
+    ("ALTER TABLE orders ADD COLUMN note VARCHAR(10) DEFAULT 'DROP TABLE x'", ADDITIVE, None, None),
     ("ALTER TABLE orders /* DROP COLUMN x */ ADD COLUMN y INT NULL", ADDITIVE, None, None),
 ]
 
@@ -133,10 +149,12 @@ def test_statement_classes(sql, klass, code, table):
 
 
 def test_everything_on_a_table_created_in_context_is_additive():
-    text = ("CREATE TABLE coupons (code VARCHAR(20));\n"
-            "INSERT INTO coupons VALUES ('A');\n"
-            "ALTER TABLE coupons ADD COLUMN n INT NOT NULL, ADD UNIQUE (code);\n"
-            "ALTER TABLE coupons RENAME COLUMN n TO m;")
+    text = (
+        "CREATE TABLE coupons (code VARCHAR(20));\n"
+        "INSERT INTO coupons VALUES ('A');\n"
+        "ALTER TABLE coupons ADD COLUMN n INT NOT NULL, ADD UNIQUE (code);\n"
+        "ALTER TABLE coupons RENAME COLUMN n TO m;"
+    )
     klass, findings, created = lint_script(script(text))
     assert klass == ADDITIVE and findings == () and created == {"coupons"}
     assert lint_script(script("INSERT INTO coupons VALUES ('B');"), {"coupons"})[0] == ADDITIVE
@@ -150,32 +168,46 @@ def test_findings_carry_line_numbers():
 
 
 def test_multi_spec_alter_takes_the_worst_and_reports_each():
-    _, findings, _ = lint_script(script(
-        "ALTER TABLE t ADD COLUMN a INT NULL, DROP COLUMN b, RENAME COLUMN c TO d, "
-        "ADD INDEX (a);"))
+    _, findings, _ = lint_script(
+        script(
+            "ALTER TABLE t ADD COLUMN a INT NULL, DROP COLUMN b, RENAME COLUMN c TO d, "
+            "ADD INDEX (a);"
+        )
+    )
     assert [f.code for f in findings] == ["drop-column", "rename-column"]
 
 
 def test_allow_comments():
-    text = ("-- dbroll:allow drop-column nobody has read it since 2.3\n"
-            "ALTER TABLE t DROP COLUMN legacy;\nDROP TABLE old;\n")
+    text = (
+        "-- dbroll:allow drop-column nobody has read it since 2.3\n"
+        "ALTER TABLE t DROP COLUMN legacy;\nDROP TABLE old;\n"
+    )
     m = Migration(Version.parse("5"), "x", script(text), None)
     lint = lint_migration(m)
     assert lint.klass == BREAKING
     allowed = [f for f in lint.findings if f.allowed]
-    assert [(f.code, f.reason) for f in allowed] == [("drop-column",
-                                                      "nobody has read it since 2.3")]
+    assert [(f.code, f.reason) for f in allowed] == [
+        ("drop-column", "nobody has read it since 2.3")
+    ]
     assert [f.code for f in lint.blocking] == ["drop-table"]
-    no_reason = lint_migration(Migration(Version.parse("6"), "y", script(
-        "# dbroll:allow drop-table\nDROP TABLE old;"), None))
+    no_reason = lint_migration(
+        Migration(
+            Version.parse("6"), "y", script("# dbroll:allow drop-table\nDROP TABLE old;"), None
+        )
+    )
     assert {f.code for f in no_reason.blocking} == {"allow-without-reason", "drop-table"}
 
 
 def test_modify_is_additive_only_when_provably_widening():
     def mset(*bodies):
-        return MigrationSet("m", "flyway", [
-            Migration(Version.parse(str(i)), f"m{i}", script(b, f"V{i}__m.sql"), None)
-            for i, b in enumerate(bodies, 1)])
+        return MigrationSet(
+            "m",
+            "flyway",
+            [
+                Migration(Version.parse(str(i)), f"m{i}", script(b, f"V{i}__m.sql"), None)
+                for i, b in enumerate(bodies, 1)
+            ],
+        )
 
     base = "CREATE TABLE t (id INT PRIMARY KEY, name VARCHAR(10) NOT NULL, n INT, d DECIMAL(8,2));"
     for change, expected in [
@@ -194,11 +226,20 @@ def test_modify_is_additive_only_when_provably_widening():
 
 
 def test_lint_set_with_since_treats_the_range_as_one_release():
-    bodies = ["CREATE TABLE a (id INT);", "CREATE TABLE b (id INT);",
-              "INSERT INTO b VALUES (1);", "INSERT INTO a VALUES (1);"]
-    mset = MigrationSet("m", "flyway", [
-        Migration(Version.parse(str(i)), f"m{i}", script(b, f"V{i}__m.sql"), None)
-        for i, b in enumerate(bodies, 1)])
+    bodies = [
+        "CREATE TABLE a (id INT);",
+        "CREATE TABLE b (id INT);",
+        "INSERT INTO b VALUES (1);",
+        "INSERT INTO a VALUES (1);",
+    ]
+    mset = MigrationSet(
+        "m",
+        "flyway",
+        [
+            Migration(Version.parse(str(i)), f"m{i}", script(b, f"V{i}__m.sql"), None)
+            for i, b in enumerate(bodies, 1)
+        ],
+    )
     per_migration = lint_set(mset)
     assert [x.klass for x in per_migration] == [ADDITIVE, ADDITIVE, DATA, DATA]
     release = lint_set(mset, Version.parse("1"))

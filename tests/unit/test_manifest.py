@@ -48,9 +48,13 @@ def test_same_folder_same_sha_and_any_change_changes_it(tmp_path):
 
 
 def test_dbmate_sections_are_stored_as_their_own_bytes(tmp_path):
-    src = write_files(tmp_path / "src", {
-        "20240101000000_a.sql": "-- migrate:up\nCREATE TABLE a (id INT);\n"
-                                "-- migrate:down\nDROP TABLE a;\n"})
+    src = write_files(
+        tmp_path / "src",
+        {
+            "20240101000000_a.sql": "-- migrate:up\nCREATE TABLE a (id INT);\n"
+            "-- migrate:down\nDROP TABLE a;\n"
+        },
+    )
     mset = load_migration_set(src)
     m = build_manifest(mset)
     write_manifest(m, tmp_path / "out")
@@ -60,8 +64,9 @@ def test_dbmate_sections_are_stored_as_their_own_bytes(tmp_path):
     assert (tmp_path / "out" / entry.undo.path).read_text().strip() == "DROP TABLE a;"
 
 
-@pytest.mark.parametrize("damage", ["edit-sql", "delete-sql", "bad-json", "wrong-schema",
-                                    "unsafe-path"])
+@pytest.mark.parametrize(
+    "damage", ["edit-sql", "delete-sql", "bad-json", "wrong-schema", "unsafe-path"]
+)
 def test_tampered_manifests_are_refused_naming_the_file(tmp_path, damage):
     src = write_files(tmp_path / "src", FLYWAY)
     m = build_manifest(load_migration_set(src))

@@ -20,26 +20,48 @@ def sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def entry(version: str, klass: str = "additive", *, undo: bool = True, body: str = "",
-          created: tuple[str, ...] = (), data_table: str | None = None) -> ManifestMigration:
+def entry(
+    version: str,
+    klass: str = "additive",
+    *,
+    undo: bool = True,
+    body: str = "",
+    created: tuple[str, ...] = (),
+    data_table: str | None = None,
+) -> ManifestMigration:
     up_text = body or f"-- up {version}"
     findings = ()
     if klass != "additive":
-        findings = (Finding(code=f"{klass}-thing", klass=klass, path=f"V{version}__x.sql",
-                            line=1, message=f"{klass} change", hint="do it in steps",
-                            table=data_table),)
+        findings = (
+            Finding(
+                code=f"{klass}-thing",
+                klass=klass,
+                path=f"V{version}__x.sql",
+                line=1,
+                message=f"{klass} change",
+                hint="do it in steps",
+                table=data_table,
+            ),
+        )
     return ManifestMigration(
-        version=Version.parse(version), description=f"m{version}",
+        version=Version.parse(version),
+        description=f"m{version}",
         up=ScriptRef(f"sql/up/{version}__m.sql", f"V{version}__m.sql", sha(up_text)),
         undo=ScriptRef(f"sql/undo/{version}__m.sql", f"U{version}__m.sql", sha(f"undo {version}"))
-        if undo else None,
-        transaction=True, klass=klass, findings=findings, created_tables=created)
+        if undo
+        else None,
+        transaction=True,
+        klass=klass,
+        findings=findings,
+        created_tables=created,
+    )
 
 
 def manifest(*entries: ManifestMigration, repeatables: dict[str, str] | None = None) -> Manifest:
-    reps = tuple(ManifestRepeatable(n, n, ScriptRef(f"sql/repeatable/{n}.sql", f"R__{n}.sql",
-                                                    sha(body)))
-                 for n, body in (repeatables or {}).items())
+    reps = tuple(
+        ManifestRepeatable(n, n, ScriptRef(f"sql/repeatable/{n}.sql", f"R__{n}.sql", sha(body)))
+        for n, body in (repeatables or {}).items()
+    )
     return Manifest("1.0", "flyway", tuple(entries), reps)
 
 
@@ -53,13 +75,34 @@ _ids = iter(range(1, 100_000))
 
 def hrow(version, kind="migrate", status="success", checksum=None, script=None, done=0):
     applied = {"migrate": True, "undo": False}.get(kind) if status == "success" else None
-    return HistoryRow(next(_ids), version, "", kind, script, checksum, status, applied, done,
-                      None, None, datetime(2026, 1, 1), None, None, "t", None, None, None)
+    return HistoryRow(
+        next(_ids),
+        version,
+        "",
+        kind,
+        script,
+        checksum,
+        status,
+        applied,
+        done,
+        None,
+        None,
+        datetime(2026, 1, 1),
+        None,
+        None,
+        "t",
+        None,
+        None,
+        None,
+    )
 
 
 def history_of(m: Manifest, versions: list[str] | None = None) -> History:
-    rows = [hrow(str(x.version), checksum=x.up.sha256) for x in m.migrations
-            if versions is None or str(x.version) in versions]
+    rows = [
+        hrow(str(x.version), checksum=x.up.sha256)
+        for x in m.migrations
+        if versions is None or str(x.version) in versions
+    ]
     return History(tuple(rows))
 
 
@@ -76,14 +119,21 @@ def history_of(m: Manifest, versions: list[str] | None = None) -> History:
         ("1a 2d", "1a", "code-only", "code-only", [], []),
         ("1a 2a", "1a 2a", "auto", "none", [], []),
         ("1a", "1a 2a 3b", "auto", "migrate", ["migrate 2", "migrate 3"], []),
-        ("1a 2a 3a 4b 5a 6a 7d 8a 9a 10a 11a 12a", "1a 2a 3a", "auto", "undo",
-         [f"undo {v}" for v in range(12, 3, -1)], []),
+        (
+            "1a 2a 3a 4b 5a 6a 7d 8a 9a 10a 11a 12a",
+            "1a 2a 3a",
+            "auto",
+            "undo",
+            [f"undo {v}" for v in range(12, 3, -1)],
+            [],
+        ),
         ("1a 2a 3a 4a 5a 6a 7a 8a 9a 10a 11a 12a", "1a 2a 3a", "auto", "code-only", [], []),
         ("1.1a 1.2a 1.10b", "1.1a 1.2a", "auto", "undo", ["undo 1.10"], []),
     ],
 )
-def test_strategies_from_manifests(deployed, target, strategy, want_strategy, want_steps,
-                                   want_blockers):
+def test_strategies_from_manifests(
+    deployed, target, strategy, want_strategy, want_steps, want_blockers
+):
     p = make_plan(spec(deployed), spec(target), strategy=strategy)
     assert p.strategy == want_strategy
     assert [f"{s.action} {s.version}" for s in p.steps] == want_steps
@@ -125,8 +175,9 @@ def test_failed_or_running_row_blocks(status):
 
 def test_checksum_in_db_differing_from_deployed_manifest_blocks():
     d, t = spec("1a 2b"), spec("1a")
-    h = History((hrow("1", checksum=d.get(Version.parse("1")).up.sha256),
-                 hrow("2", checksum="f" * 64)))
+    h = History(
+        (hrow("1", checksum=d.get(Version.parse("1")).up.sha256), hrow("2", checksum="f" * 64))
+    )
     p = make_plan(d, t, h)
     assert [b.code for b in p.blockers] == ["checksum"] and p.blockers[0].version == "2"
 
@@ -142,7 +193,8 @@ def test_history_drives_what_is_reverted():
     p = make_plan(d, t, history_of(d, ["1", "2", "3"]))
     assert [s.version for s in p.steps] == ["3", "2"]
     assert p.from_history and p.expected_applied == tuple(
-        (v, d.get(Version.parse(v)).up.sha256) for v in ("1", "2", "3"))
+        (v, d.get(Version.parse(v)).up.sha256) for v in ("1", "2", "3")
+    )
     assert p.after_applied == ("1",)
     assert any("version 4" in w for w in p.warnings)
 
@@ -154,12 +206,14 @@ def test_skipped_versions_in_history():
 
 
 def test_data_into_tables_created_in_the_range_counts_as_additive():
-    d = manifest(entry("1"), entry("2", created=("coupons",)),
-                 entry("3", "data", data_table="coupons"))
+    d = manifest(
+        entry("1"), entry("2", created=("coupons",)), entry("3", "data", data_table="coupons")
+    )
     p = make_plan(d, spec("1a"))
     assert p.strategy == "code-only" and [r.klass for r in p.reverted] == ["additive"] * 2
-    d2 = manifest(entry("1"), entry("2", created=("coupons",)),
-                  entry("3", "data", data_table="customers"))
+    d2 = manifest(
+        entry("1"), entry("2", created=("coupons",)), entry("3", "data", data_table="customers")
+    )
     assert make_plan(d2, spec("1a")).strategy == "undo"
 
 
@@ -167,8 +221,10 @@ def test_target_repeatables_are_reapplied_when_they_differ():
     d = manifest(entry("1"), entry("2", "breaking"), repeatables={"views": "new", "same": "x"})
     t = manifest(entry("1"), repeatables={"views": "old", "same": "x"})
     p = make_plan(d, t)
-    assert [(s.action, s.source) for s in p.steps] == [("undo", "U2__m.sql"),
-                                                      ("repeatable", "R__views.sql")]
+    assert [(s.action, s.source) for s in p.steps] == [
+        ("undo", "U2__m.sql"),
+        ("repeatable", "R__views.sql"),
+    ]
 
 
 def test_renderings_name_versions_and_blockers():
@@ -195,8 +251,9 @@ def test_compat_uses_the_same_rule_as_code_only():
 
 @pytest.mark.parametrize("n", [10, 1000])
 def test_plans_scale(n):
-    d = manifest(*(entry(str(i), "breaking" if i % 7 == 0 else "additive")
-                   for i in range(1, n + 1)))
+    d = manifest(
+        *(entry(str(i), "breaking" if i % 7 == 0 else "additive") for i in range(1, n + 1))
+    )
     t = manifest(*d.migrations[: n // 2])
     p = make_plan(d, t, history_of(d))
     assert len(p.steps) == n - n // 2

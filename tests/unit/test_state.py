@@ -15,29 +15,54 @@ from pipeline.migrations.sqlsplit import Statement
 _ids = iter(range(1, 10_000))
 
 
-def row(version, kind="migrate", status="success", applied=None, checksum=None, script=None,
-        done=0):
+def row(
+    version, kind="migrate", status="success", applied=None, checksum=None, script=None, done=0
+):
     if applied is None and status == "success":
         applied = {"migrate": True, "undo": False, "baseline": True}.get(kind)
     return HistoryRow(
-        id=next(_ids), version=version, description="", kind=kind, script=script,
+        id=next(_ids),
+        version=version,
+        description="",
+        kind=kind,
+        script=script,
         checksum=checksum if checksum is not None else (f"c{version}" if version else None),
-        status=status, applied=applied, statements_done=done, statements_total=None,
-        error=None, started_at=datetime(2026, 1, 1), finished_at=None, duration_ms=None,
-        installed_by="t", image=None, run_id=None, host=None,
+        status=status,
+        applied=applied,
+        statements_done=done,
+        statements_total=None,
+        error=None,
+        started_at=datetime(2026, 1, 1),
+        finished_at=None,
+        duration_ms=None,
+        installed_by="t",
+        image=None,
+        run_id=None,
+        host=None,
     )
 
 
 def mset(*versions, repeatables=()):
-    migs = [Migration(Version.parse(v), f"m{v}", Script(f"V{v}__m.sql", f"c{v}", ""), None)
-            for v in versions]
+    migs = [
+        Migration(Version.parse(v), f"m{v}", Script(f"V{v}__m.sql", f"c{v}", ""), None)
+        for v in versions
+    ]
     reps = [Repeatable(n, n, Script(f"R__{n}.sql", c, "")) for n, c in repeatables]
     return MigrationSet("m", "flyway", migs, reps)
 
 
 def test_applied_is_the_latest_successful_event_per_version():
-    h = History((row("1"), row("2"), row("3"), row("3", "undo"), row("2", "undo"),
-                 row("2"), row("4", status="failed")))
+    h = History(
+        (
+            row("1"),
+            row("2"),
+            row("3"),
+            row("3", "undo"),
+            row("2", "undo"),
+            row("2"),
+            row("4", status="failed"),
+        )
+    )
     assert [str(v) for v in h.applied] == ["1", "2"]
     assert str(h.current) == "2"
     assert h.blocked.version == "4"
@@ -76,8 +101,12 @@ def test_baseline_rows_without_checksum_are_not_drift():
 
 
 def test_repeatables_due_when_checksum_changes():
-    h = History((row(None, "repeatable", script="R__a.sql", checksum="x"),
-                 row(None, "repeatable", script="R__b.sql", checksum="y")))
+    h = History(
+        (
+            row(None, "repeatable", script="R__a.sql", checksum="x"),
+            row(None, "repeatable", script="R__b.sql", checksum="y"),
+        )
+    )
     s = analyze(mset(repeatables=[("a", "x"), ("b", "changed"), ("c", "new")]), h)
     assert [r.name for r in s.repeatables_due] == ["b", "c"]
 
