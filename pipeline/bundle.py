@@ -125,7 +125,12 @@ def write_bundle(plan: dict, files: Mapping[str, bytes]) -> bytes:
 
 class _BoundedGunzip(io.RawIOBase):
     """Decompresses one gzip stream, refusing to produce more than `limit` bytes (gzip bombs)
-    and refusing truncated input or bytes after the end of the stream."""
+    and refusing truncated input or bytes after the end of the stream.
+
+    It also keeps what it delivered from `mark` on (the end of the last tar member), so the
+    reader can check that only zero padding follows the last member: tarfile silently stops
+    at a garbage header, which would hide data behind a header that claims too little.
+    """
 
     CHUNK = 1 << 16
 
@@ -137,6 +142,9 @@ class _BoundedGunzip(io.RawIOBase):
         self._off = 0
         self._tail = b""
         self.produced = 0
+        self.delivered = 0
+        self.mark = 0
+        self.kept = bytearray()
         self._limit = limit
         self._fail = fail
 
@@ -166,9 +174,19 @@ class _BoundedGunzip(io.RawIOBase):
             if self.produced > self._limit:
                 self._fail(f"uncompressed size exceeds {self._limit} bytes (gzip bomb?)", None)
         n = min(len(b), len(self._buf) - self._off)
-        b[:n] = self._buf[self._off : self._off + n]
+        chunk = self._buf[self._off : self._off + n]
+        b[:n] = chunk
         self._off += n
+        skip = self.mark - self.delivered
+        if skip < n:
+            self.kept += chunk[max(skip, 0) :]
+        self.delivered += n
         return n
+
+    def set_mark(self, pos: int) -> None:
+        """Forget what was delivered before `pos`; keep what comes from there on."""
+        del self.kept[: max(0, len(self.kept) - (self.delivered - pos))]
+        self.mark = pos
 
 
 def _tar_limit() -> int:
@@ -187,12 +205,12 @@ def read_bundle(data: bytes, source: str = "<bundle>") -> Bundle:
     if data[:2] != b"\x1f\x8b":
         fail("not a gzip archive", None)
     raw = _BoundedGunzip(data, _tar_limit(), fail)
-    stream = io.BufferedReader(raw)
     entries: dict[str, bytes] = {}
     total = 0
     try:
-        with tarfile.open(fileobj=stream, mode="r|", encoding="utf-8", errors="strict") as tar:
+        with tarfile.open(fileobj=raw, mode="r|", encoding="utf-8", errors="strict") as tar:
             for member in tar:
+                raw.set_mark(tar.offset)  # where the next header starts
                 name = member.name
                 if len(entries) >= MAX_ENTRIES:
                     fail(f"more than {MAX_ENTRIES} entries", name)
@@ -217,10 +235,16 @@ def read_bundle(data: bytes, source: str = "<bundle>") -> Bundle:
                 if total > MAX_TOTAL_BYTES:
                     fail(f"entries exceed {MAX_TOTAL_BYTES} bytes in all", name)
                 entries[name] = blob
-        # the rest must be tar padding and the gzip trailer: read it so truncation, bombs and
-        # trailing data are noticed even after the last member
-        while stream.read(tarfile.RECORDSIZE):
-            pass
+            end = tar.offset
+        # after the last member only zero padding may follow; read it all, so truncation,
+        # bombs and bytes after the gzip stream are noticed there too
+        raw.set_mark(end)
+        garbage = bool(bytes(raw.kept).strip(b"\x00"))
+        raw.set_mark(1 << 62)
+        while not garbage and (chunk := raw.read(tarfile.RECORDSIZE)):
+            garbage = bool(chunk.strip(b"\x00"))
+        if garbage:
+            fail("unexpected data after the last entry (a header that lies about a size?)", None)
     except tarfile.TarError as e:
         fail(f"not a valid tar archive ({e})", None)
     except UnicodeError as e:

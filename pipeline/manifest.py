@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import ConfigError
-from pipeline.migrations.lint import SEVERITY, Finding, lint_set
+from pipeline.migrations.lint import Finding, lint_set
 from pipeline.migrations.model import Migration, MigrationSet, Repeatable, Script, Version
 
 SCHEMA = "dbroll.manifest/v1"
@@ -310,7 +310,3 @@ def load_manifest(path: str | os.PathLike) -> Manifest:
         if ".." not in Path(name).parts and f.is_file():
             files[name] = f.read_bytes()
     return manifest_from_bytes(data, files, source=str(p))
-
-
-def most_severe(classes: list[str]) -> str:
-    return max(classes, key=lambda c: SEVERITY.get(c, 3)) if classes else "additive"

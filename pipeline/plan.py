@@ -10,7 +10,7 @@ else's job (``dbroll apply-bundle``).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pipeline.db.history import History
@@ -158,7 +158,6 @@ class Plan:
     expected_applied: tuple[tuple[str, str | None], ...] = ()  # (version, checksum) before
     after_applied: tuple[str, ...] = ()  # versions applied after
     from_history: bool = False  # expectations read from the live database
-    extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def blocked(self) -> bool:

@@ -10,7 +10,6 @@ A DSN looks like ``mysql://user:pass@host:port/db?ssl_ca=/path&ssl=required``
 from __future__ import annotations
 
 import json
-import socket
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
@@ -204,7 +203,3 @@ def connect(
         raise DatabaseError(
             f"cannot connect to {spec.describe()}: {redact(str(e))}", hint=hint
         ) from None
-
-
-def hostname() -> str:
-    return socket.gethostname()

@@ -174,9 +174,6 @@ class History:
                 out[row.script] = row.checksum
         return out
 
-    def for_version(self, version: Version) -> list[HistoryRow]:
-        return [r for r in self.rows if r.version and Version.parse(r.version) == version]
-
 
 def table_exists(cur: Any, table: str = TABLE) -> bool:
     cur.execute(

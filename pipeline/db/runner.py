@@ -220,7 +220,7 @@ class _Deferred:
         self.execute = ctl.defer
 
 
-def split_script(script: Script, version: Version | None = None) -> list[Statement]:
+def split_script(script: Script) -> list[Statement]:
     try:
         return split_statements(script.text)
     except SplitError as e:

@@ -6,7 +6,7 @@ returns what is applied, pending, future, missing or drifted; the runner acts on
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pipeline.db.history import History, HistoryRow
@@ -34,7 +34,6 @@ class State:
     repeatables_due: tuple[Repeatable, ...]
     blocked: HistoryRow | None
     current: Version | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         b = self.blocked

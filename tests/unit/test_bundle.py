@@ -22,9 +22,13 @@ def sha(b: bytes) -> str:
     return hashlib.sha256(b).hexdigest()
 
 
-PLAN = {"schema": "dbroll.plan/v1", "steps": [
-    {"action": "undo", "path": "sql/undo/3__email.sql", "sha256": sha(UNDO)},
-    {"action": "repeatable", "path": "sql/repeatable/views.sql", "sha256": sha(REP)}]}
+PLAN = {
+    "schema": "dbroll.plan/v1",
+    "steps": [
+        {"action": "undo", "path": "sql/undo/3__email.sql", "sha256": sha(UNDO)},
+        {"action": "repeatable", "path": "sql/repeatable/views.sql", "sha256": sha(REP)},
+    ],
+}
 FILES = {"sql/undo/3__email.sql": UNDO, "sql/repeatable/views.sql": REP}
 
 
@@ -45,19 +49,26 @@ def test_round_trip_and_determinism(tmp_path):
     assert write_bundle(PLAN, FILES) == data
     assert write_bundle(PLAN, dict(reversed(list(FILES.items())))) == data
     assert verify_bundle(data, "rb.tgz") == b
-    assert names_of(data) == ["SHA256SUMS", "plan.json", "sql/repeatable/views.sql",
-                              "sql/undo/3__email.sql"]
+    assert names_of(data) == [
+        "SHA256SUMS",
+        "plan.json",
+        "sql/repeatable/views.sql",
+        "sql/undo/3__email.sql",
+    ]
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         for m in tar.getmembers():
             assert (m.mtime, m.uid, m.gid, m.uname, m.gname, m.mode) == (0, 0, 0, "", "", 0o644)
         plan_bytes = tar.extractfile("plan.json").read()
-    assert plan_bytes == (json.dumps(PLAN, sort_keys=True, indent=2, ensure_ascii=False)
-                          + "\n").encode()
+    assert (
+        plan_bytes
+        == (json.dumps(PLAN, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode()
+    )
     # coreutils can check it on a copy extracted after verifying
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         tar.extractall(tmp_path, filter="data")
-    proc = subprocess.run(["sha256sum", "-c", "--strict", "SHA256SUMS"], cwd=tmp_path,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        ["sha256sum", "-c", "--strict", "SHA256SUMS"], cwd=tmp_path, capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.count(": OK") == 3
     # and it notices tampering, so the check above means something
@@ -81,8 +92,12 @@ def test_a_different_plan_or_file_is_a_different_bundle():
 
 
 def test_referenced_files_walks_dicts_and_lists():
-    plan = {"path": "sql/a.sql", "x": [{"y": {"path": "sql/b.sql", "sha256": "ab"}}],
-            "other": {"path": "migrations/V1.sql"}, "n": [[{"path": 3}]]}
+    plan = {
+        "path": "sql/a.sql",
+        "x": [{"y": {"path": "sql/b.sql", "sha256": "ab"}}],
+        "other": {"path": "migrations/V1.sql"},
+        "n": [[{"path": 3}]],
+    }
     assert sorted(referenced_files(plan)) == [("sql/a.sql", None), ("sql/b.sql", "ab")]
     deep: object = {"path": "sql/deep.sql"}
     for _ in range(5000):
@@ -90,9 +105,23 @@ def test_referenced_files_walks_dicts_and_lists():
     assert list(referenced_files({"d": deep})) == [("sql/deep.sql", None)]
 
 
-@pytest.mark.parametrize("path", ["/abs.sql", "sql/../x.sql", "../x.sql", "undo.sql",
-                                  "sql//x.sql", "sql/./x.sql", "./sql/x.sql", "sql/",
-                                  "sql\\x.sql", "sql/x\x00.sql", "sql/x\n.sql", ""])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/abs.sql",
+        "sql/../x.sql",
+        "../x.sql",
+        "undo.sql",
+        "sql//x.sql",
+        "sql/./x.sql",
+        "./sql/x.sql",
+        "sql/",
+        "sql\\x.sql",
+        "sql/x\x00.sql",
+        "sql/x\n.sql",
+        "",
+    ],
+)
 def test_write_refuses_bad_paths(path):
     with pytest.raises(ValueError):
         write_bundle({"steps": []}, {path: b"x"})
@@ -132,8 +161,13 @@ def sums_of(files: dict[str, bytes]) -> str:
     return "".join(f"{sha(d)}  {p}\n" for p, d in sorted(files.items()))
 
 
-def entries(files: dict[str, bytes] = FILES, plan: object = PLAN, sums: str | None = None,
-            extra: list[tuple[tarfile.TarInfo, bytes | None]] = (), skip: tuple = ()) -> bytes:
+def entries(
+    files: dict[str, bytes] = FILES,
+    plan: object = PLAN,
+    sums: str | None = None,
+    extra: list[tuple[tarfile.TarInfo, bytes | None]] = (),
+    skip: tuple = (),
+) -> bytes:
     """A hand-built archive: SHA256SUMS (correct unless given), plan.json, files, extra."""
     plan_bytes = plan if isinstance(plan, bytes) else json.dumps(plan).encode()
     all_files = {"plan.json": plan_bytes, **files}
@@ -179,6 +213,18 @@ def bad_name(raw_name: bytes) -> bytes:
     return gzip.compress(bytes(raw))
 
 
+def hidden_after_last_member() -> bytes:
+    """A valid bundle with a garbage block, then one more member, after the last member:
+    tarfile stops silently at the garbage, so only the reader's own check sees it."""
+    raw = gzip.decompress(write_bundle(PLAN, FILES))
+    with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
+        last = tar.getmembers()[-1]
+    end = last.offset_data + -(-last.size // 512) * 512
+    assert raw[end:].strip(b"\x00") == b""
+    smuggled = gzip.decompress(tar_gz([(tarfile.TarInfo("sql/evil.sql"), b"DROP DATABASE x;")]))
+    return gzip.compress(raw[:end] + b"\xff" * 512 + smuggled)
+
+
 def deep_json() -> bytes:
     return b'{"a": ' + b"[" * 200_000 + b"]" * 200_000 + b"}"
 
@@ -195,68 +241,129 @@ HOSTILE = {
     "newline": (lambda: entries(extra=plain("sql/a\nb.sql")), "bad characters", "sql/a\nb"),
     "not-utf8-name": (lambda: bad_name(b"sql/\xff.sql"), "not UTF-8", None),
     "outside-sql": (lambda: entries(extra=plain("run.sh")), "unexpected entry", "run.sh"),
-    "symlink": (lambda: entries(extra=special("sql/l", tarfile.SYMTYPE, "/etc/passwd")),
-                "regular files", "sql/l"),
-    "hardlink": (lambda: entries(extra=special("sql/h", tarfile.LNKTYPE, "plan.json")),
-                 "regular files", "sql/h"),
-    "char-device": (lambda: entries(extra=special("sql/d", tarfile.CHRTYPE)), "regular files",
-                    "sql/d"),
-    "block-device": (lambda: entries(extra=special("sql/b", tarfile.BLKTYPE)), "regular files",
-                     "sql/b"),
-    "fifo": (lambda: entries(extra=special("sql/f", tarfile.FIFOTYPE)), "regular files",
-             "sql/f"),
-    "directory": (lambda: entries(extra=special("sql", tarfile.DIRTYPE)), "regular files",
-                  "sql"),
-    "duplicate": (lambda: entries(extra=plain("sql/undo/3__email.sql", UNDO)), "duplicate",
-                  "sql/undo/3__email.sql"),
-    "duplicate-plan": (lambda: entries(extra=plain("plan.json", PLAN_BYTES)), "duplicate",
-                       "plan.json"),
-    "unlisted": (lambda: entries(sums=sums_of({"plan.json": PLAN_BYTES,
-                                               "sql/undo/3__email.sql": UNDO})),
-                 "not listed", "sql/repeatable/views.sql"),
-    "listed-missing": (lambda: entries(sums=sums_of({"plan.json": PLAN_BYTES, **FILES,
-                                                     "sql/x.sql": b"x"})),
-                       "lacks", "sql/x.sql"),
-    "tampered": (lambda: entries({**FILES, "sql/undo/3__email.sql": b"DROP DATABASE shop;\n"},
-                                 sums=sums_of({"plan.json": PLAN_BYTES, **FILES})),
-                 "checksum mismatch", "sql/undo/3__email.sql"),
-    "tampered-plan": (lambda: entries(plan={**PLAN, "strategy": "x"},
-                                      sums=sums_of({"plan.json": PLAN_BYTES, **FILES})),
-                      "checksum mismatch", "plan.json"),
+    "symlink": (
+        lambda: entries(extra=special("sql/l", tarfile.SYMTYPE, "/etc/passwd")),
+        "regular files",
+        "sql/l",
+    ),
+    "hardlink": (
+        lambda: entries(extra=special("sql/h", tarfile.LNKTYPE, "plan.json")),
+        "regular files",
+        "sql/h",
+    ),
+    "char-device": (
+        lambda: entries(extra=special("sql/d", tarfile.CHRTYPE)),
+        "regular files",
+        "sql/d",
+    ),
+    "block-device": (
+        lambda: entries(extra=special("sql/b", tarfile.BLKTYPE)),
+        "regular files",
+        "sql/b",
+    ),
+    "fifo": (lambda: entries(extra=special("sql/f", tarfile.FIFOTYPE)), "regular files", "sql/f"),
+    "directory": (lambda: entries(extra=special("sql", tarfile.DIRTYPE)), "regular files", "sql"),
+    "duplicate": (
+        lambda: entries(extra=plain("sql/undo/3__email.sql", UNDO)),
+        "duplicate",
+        "sql/undo/3__email.sql",
+    ),
+    "duplicate-plan": (
+        lambda: entries(extra=plain("plan.json", PLAN_BYTES)),
+        "duplicate",
+        "plan.json",
+    ),
+    "unlisted": (
+        lambda: entries(sums=sums_of({"plan.json": PLAN_BYTES, "sql/undo/3__email.sql": UNDO})),
+        "not listed",
+        "sql/repeatable/views.sql",
+    ),
+    "listed-missing": (
+        lambda: entries(sums=sums_of({"plan.json": PLAN_BYTES, **FILES, "sql/x.sql": b"x"})),
+        "lacks",
+        "sql/x.sql",
+    ),
+    "tampered": (
+        lambda: entries(
+            {**FILES, "sql/undo/3__email.sql": b"DROP DATABASE shop;\n"},
+            sums=sums_of({"plan.json": PLAN_BYTES, **FILES}),
+        ),
+        "checksum mismatch",
+        "sql/undo/3__email.sql",
+    ),
+    "tampered-plan": (
+        lambda: entries(
+            plan={**PLAN, "strategy": "x"}, sums=sums_of({"plan.json": PLAN_BYTES, **FILES})
+        ),
+        "checksum mismatch",
+        "plan.json",
+    ),
     "malformed-sums": (lambda: entries(sums="not a sums line\n"), "malformed", "SHA256SUMS"),
-    "sums-uppercase": (lambda: entries(sums=sums_of({"plan.json": PLAN_BYTES, **FILES}).upper()),
-                       "malformed", "SHA256SUMS"),
-    "sums-one-space": (lambda: entries(sums=sums_of({"plan.json": PLAN_BYTES, **FILES})
-                                       .replace("  ", " ")), "malformed", "SHA256SUMS"),
-    "sums-duplicate-line": (lambda: entries(sums=sums_of({"plan.json": PLAN_BYTES, **FILES}) * 2),
-                            "malformed", "SHA256SUMS"),
-    "no-plan": (lambda: entries(skip=("plan.json",), sums=sums_of(FILES)),
-                "plan.json is missing", "plan.json"),
+    "sums-uppercase": (
+        lambda: entries(sums=sums_of({"plan.json": PLAN_BYTES, **FILES}).upper()),
+        "malformed",
+        "SHA256SUMS",
+    ),
+    "sums-one-space": (
+        lambda: entries(sums=sums_of({"plan.json": PLAN_BYTES, **FILES}).replace("  ", " ")),
+        "malformed",
+        "SHA256SUMS",
+    ),
+    "sums-duplicate-line": (
+        lambda: entries(sums=sums_of({"plan.json": PLAN_BYTES, **FILES}) * 2),
+        "malformed",
+        "SHA256SUMS",
+    ),
+    "no-plan": (
+        lambda: entries(skip=("plan.json",), sums=sums_of(FILES)),
+        "plan.json is missing",
+        "plan.json",
+    ),
     "no-sums": (lambda: entries(skip=("SHA256SUMS",)), "SHA256SUMS is missing", "SHA256SUMS"),
     "plan-not-json": (lambda: entries(plan=b"{nope"), "not JSON", "plan.json"),
     "plan-not-utf8": (lambda: entries(plan=b'{"a": "\xff"}'), "not JSON", "plan.json"),
     "plan-too-deep": (lambda: entries(plan=deep_json()), "not JSON", "plan.json"),
     "plan-a-list": (lambda: entries(plan=[1, 2]), "not a JSON object", "plan.json"),
-    "plan-names-missing-file": (lambda: entries({"sql/repeatable/views.sql": REP}),
-                                "references a file", "sql/undo/3__email.sql"),
-    "plan-sha-differs": (lambda: entries(plan={"steps": [
-        {"path": "sql/undo/3__email.sql", "sha256": sha(b"other")}]}), "differs",
-        "sql/undo/3__email.sql"),
-    "plan-sha-not-a-string": (lambda: entries(plan={"steps": [
-        {"path": "sql/undo/3__email.sql", "sha256": 0}]}), "differs", "sql/undo/3__email.sql"),
+    "plan-names-missing-file": (
+        lambda: entries({"sql/repeatable/views.sql": REP}),
+        "references a file",
+        "sql/undo/3__email.sql",
+    ),
+    "plan-sha-differs": (
+        lambda: entries(
+            plan={"steps": [{"path": "sql/undo/3__email.sql", "sha256": sha(b"other")}]}
+        ),
+        "differs",
+        "sql/undo/3__email.sql",
+    ),
+    "plan-sha-not-a-string": (
+        lambda: entries(plan={"steps": [{"path": "sql/undo/3__email.sql", "sha256": 0}]}),
+        "differs",
+        "sql/undo/3__email.sql",
+    ),
     "not-gzip": (lambda: b"PK\x03\x04 this is a zip", "not a gzip", None),
     "empty": (lambda: b"", "not a gzip", None),
-    "gzip-not-tar": (lambda: gzip.compress(b"hello, this is not a tar archive\n" * 40),
-                     "tar archive", None),
-    "corrupt-deflate": (lambda: write_bundle(PLAN, FILES)[:20] + b"\xff" * 200,
-                        "gzip archive or corrupt", None),
+    "gzip-not-tar": (
+        lambda: gzip.compress(b"hello, this is not a tar archive\n" * 40),
+        "tar archive",
+        None,
+    ),
+    "corrupt-deflate": (
+        lambda: write_bundle(PLAN, FILES)[:20] + b"\xff" * 200,
+        "gzip archive or corrupt",
+        None,
+    ),
     "truncated": (lambda: write_bundle(PLAN, FILES)[:-40], "truncated", None),
     "truncated-mid-member": (lambda: write_bundle(PLAN, FILES)[:200], "truncated", None),
     "trailing-data": (lambda: write_bundle(PLAN, FILES) + b"junk", "after the end", None),
-    "second-gzip-member": (lambda: write_bundle(PLAN, FILES) + entries(extra=plain("sql/z")),
-                           "after the end", None),
+    "second-gzip-member": (
+        lambda: write_bundle(PLAN, FILES) + entries(extra=plain("sql/z")),
+        "after the end",
+        None,
+    ),
     "header-claims-more": (lambda: patched_size(lambda n: n * 4), "tar archive", None),
-    "header-claims-less": (lambda: patched_size(lambda n: 10), "", None),
+    "header-claims-less": (lambda: patched_size(lambda n: 10), "malformed", "SHA256SUMS"),
+    "hidden-after-last-member": (hidden_after_last_member, "after the last entry", None),
 }
 
 
@@ -285,12 +392,15 @@ def test_the_valid_baseline_of_the_hand_built_archives_is_accepted():
 BIG = {**FILES, "sql/big.sql": b"-- " + b"x" * 2000 + b"\n"}
 
 
-@pytest.mark.parametrize(("limit", "value", "needle", "entry"), [
-    ("MAX_ENTRIES", 3, "more than 3 entries", "sql/repeatable/views.sql"),
-    ("MAX_FILE_BYTES", 1000, "1000-byte limit", "sql/big.sql"),
-    ("MAX_TOTAL_BYTES", 1500, "exceed 1500 bytes in all", "sql/big.sql"),
-    ("MAX_COMPRESSED_BYTES", 100, "100-byte limit", None),
-])
+@pytest.mark.parametrize(
+    ("limit", "value", "needle", "entry"),
+    [
+        ("MAX_ENTRIES", 3, "more than 3 entries", "sql/repeatable/views.sql"),
+        ("MAX_FILE_BYTES", 1000, "1000-byte limit", "sql/big.sql"),
+        ("MAX_TOTAL_BYTES", 1500, "exceed 1500 bytes in all", "sql/big.sql"),
+        ("MAX_COMPRESSED_BYTES", 100, "100-byte limit", None),
+    ],
+)
 def test_limits(monkeypatch, limit, value, needle, entry):
     data = entries(BIG)
     assert read_bundle(data).files == BIG
