@@ -381,3 +381,18 @@ def test_bundle_show_prints_the_plan(release, aws, tmp_path):
     (tmp_path / "bad.tgz").write_bytes(bundle.read_bytes()[:-30])
     bad = dbroll("bundle", "verify", str(tmp_path / "bad.tgz"))
     assert bad.exit_code == 3 and "bad.tgz" in bad.stderr
+
+
+def test_lint_cli_exit_codes_and_since(tmp_path):
+    mdir = write_files(tmp_path / "m", V3)
+    r = dbroll("lint", "--migrations", str(mdir))
+    assert r.exit_code == 1 and "V4__rename_name.sql:1: rename-column [breaking]" in r.stdout
+    assert "instead:" in r.stdout and "1 blocking finding" in r.stdout
+    assert dbroll("lint", "--migrations", str(mdir), "--since", "4").exit_code == 0
+    as_json = dbroll("lint", "--migrations", str(mdir), "--since", "2", "--json")
+    assert [m["version"] for m in as_json.json["migrations"]] == ["3", "4"]
+    assert as_json.json["blocking"] == 1
+    write_files(mdir, {"V4__rename_name.sql": "-- dbroll:allow rename-column every reader "
+                       "is in this repo\n" + V3["V4__rename_name.sql"]})
+    allowed = dbroll("lint", "--migrations", str(mdir))
+    assert allowed.exit_code == 0 and "[allowed]" in allowed.stdout
