@@ -392,7 +392,12 @@ def test_lint_cli_exit_codes_and_since(tmp_path):
     as_json = dbroll("lint", "--migrations", str(mdir), "--since", "2", "--json")
     assert [m["version"] for m in as_json.json["migrations"]] == ["3", "4"]
     assert as_json.json["blocking"] == 1
-    write_files(mdir, {"V4__rename_name.sql": "-- dbroll:allow rename-column every reader "
-                       "is in this repo\n" + V3["V4__rename_name.sql"]})
+    write_files(
+        mdir,
+        {
+            "V4__rename_name.sql": "-- dbroll:allow rename-column every reader "
+            "is in this repo\n" + V3["V4__rename_name.sql"]
+        },
+    )
     allowed = dbroll("lint", "--migrations", str(mdir))
     assert allowed.exit_code == 0 and "[allowed]" in allowed.stdout
