@@ -1091,5 +1091,133 @@ def compat(refs, dsn, dsn_secret, schema_ref, bucket, prefix, as_json):
         )
 
 
+# ------------------------------------------------------------------ deploy side
+
+
+@cli.command()
+@click.option("--cluster", required=True, envvar="DBROLL_CLUSTER", help="ECS cluster.")
+@click.option(
+    "--service", "service_name", required=True, envvar="DBROLL_SERVICE", help="ECS service."
+)
+@click.option("--to", "to_ref", required=True, metavar="REF", help="The image to go back to.")
+@click.option("--container", metavar="NAME", help="The app container (when there are several).")
+@click.option(
+    "--strategy",
+    type=click.Choice(["auto", "undo", "code-only"]),
+    default="auto",
+    show_default=True,
+)
+@click.option("--force-code-only", is_flag=True)
+@click.option(
+    "--executor",
+    "executor_kind",
+    type=click.Choice(["ecs", "local"]),
+    default="ecs",
+    show_default=True,
+    help="Where the database step runs: a one-off ECS task in the service's network, "
+    "or this machine (CodeBuild in the VPC, demos).",
+)
+@db_options
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--dry-run", is_flag=True, help="Plan and say what would happen; change nothing.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(1),
+    default=900,
+    show_default=True,
+    help="Seconds to wait for the one-off task and for the service to settle.",
+)
+@aws_options
+@json_option
+@handle_errors
+def rollback(
+    cluster,
+    service_name,
+    to_ref,
+    container,
+    strategy,
+    force_code_only,
+    executor_kind,
+    dsn,
+    dsn_secret,
+    yes,
+    dry_run,
+    timeout,
+    bucket,
+    prefix,
+    as_json,
+):
+    """Roll an ECS service back to an older image, schema first.
+
+    \b
+    1. plan from the service's running image to --to (live history with --dsn and
+       --executor local), 2. upload the bundle, 3. run `dbroll apply-bundle` in a one-off
+    task (never the older image), 4. only then point the service at the target image.
+    """
+    from pipeline.aws.ecs import Ecs, OneOffTasks
+    from pipeline.deploy import rollback as do_rollback
+    from pipeline.executor import EcsTaskExecutor, LocalTaskExecutor
+    from pipeline.plan import render_text
+
+    source = manifest_source(bucket, prefix)
+    if source.store is None:
+        raise ConfigError("rollback needs the artifact bucket", hint="--bucket or DBROLL_BUCKET")
+    ecs_client = boto_client("ecs")
+    ecs = Ecs(ecs_client)
+    history = _history_for(dsn, dsn_secret) if executor_kind == "local" else None
+    if executor_kind == "local":
+        env = {}
+        if dsn:
+            env["DBROLL_DSN"] = dsn
+        if dsn_secret:
+            env["DBROLL_DSN_SECRET"] = dsn_secret
+        executor = LocalTaskExecutor(timeout=timeout, base_env={**os.environ, **env})
+    else:
+        state = ecs.service_state(cluster, service_name)
+        app = container or next((c.container for c in state.containers if c.repository), None)
+        executor = EcsTaskExecutor(
+            OneOffTasks(ecs_client, boto_client("logs")), state, container=app, timeout=timeout
+        )
+
+    def confirm(plan):
+        click.echo(render_text(plan), err=True)
+        if yes or not sys.stdin.isatty():
+            return True
+        return click.confirm("Proceed?", default=False, err=True)
+
+    delay = float(os.environ.get("DBROLL_POLL_SECONDS", "15"))
+    result = do_rollback(
+        source=source,
+        ecs=ecs,
+        ecs_client=ecs_client,
+        executor=executor,
+        cluster=cluster,
+        service=service_name,
+        to_ref=to_ref,
+        container=container,
+        strategy=strategy,
+        force_code_only=force_code_only,
+        history=history,
+        confirm=confirm,
+        dry_run=dry_run,
+        run_id=os.environ.get("CODEBUILD_BUILD_ID") or os.environ.get("DBROLL_RUN_ID"),
+        timeout=timeout,
+        delay=delay,
+    )
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    if dry_run:
+        click.echo(render_text(result.plan))
+    click.echo(result.outcome)
+    if result.task_arn:
+        click.echo(
+            f"database step: {result.task_arn} (exit {result.task_exit}); "
+            f"bundle {result.bundle_uri}"
+        )
+    if result.task_definition:
+        click.echo(f"task definition: {result.task_definition}")
+
+
 def main() -> None:
     cli(prog_name="dbroll")

@@ -5,7 +5,7 @@ Adapters are passed in; nothing here creates AWS clients or database connections
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -103,3 +103,128 @@ def require_unblocked(plan: Plan) -> None:
             "the plan is blocked: " + "; ".join(f"[{b.code}] {b.message}" for b in plan.blockers),
             hint=plan.blockers[0].hint,
         )
+
+
+@dataclass
+class RollbackResult:
+    plan: Plan
+    bundle_uri: str | None = None
+    task_arn: str | None = None
+    task_exit: int | None = None
+    task_definition: str | None = None
+    deployment: str | None = None
+    outcome: str = ""
+    durations: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "plan": self.plan.to_dict(),
+            "bundle_uri": self.bundle_uri,
+            "task_arn": self.task_arn,
+            "task_exit": self.task_exit,
+            "task_definition": self.task_definition,
+            "deployment": self.deployment,
+            "outcome": self.outcome,
+            "durations": self.durations,
+        }
+
+
+def _image_for(current: str, repository: str, digest: str) -> str:
+    """The target image reference in the registry the task definition already uses."""
+    base = current.split("@", 1)[0]
+    host = base.rsplit("/", 1)[0] + "/" if "/" in base and "." in base.split("/", 1)[0] else ""
+    return f"{host}{repository}@{digest}"
+
+
+def rollback(
+    *,
+    source: ManifestSource,
+    ecs: Any,
+    ecs_client: Any,
+    executor: Any,
+    cluster: str,
+    service: str,
+    to_ref: str,
+    container: str | None = None,
+    strategy: str = "auto",
+    force_code_only: bool = False,
+    history: Any = None,
+    confirm: Any = None,
+    dry_run: bool = False,
+    run_id: str | None = None,
+    timeout: float = 600,
+    delay: float = 15,
+) -> RollbackResult:
+    """Roll an ECS service back: plan, database step in a one-off task, then the service.
+
+    Nothing touches the service unless the database step succeeded.
+    """
+    import time
+
+    from pipeline.aws.ecs import point_service_at
+    from pipeline.errors import DbrollError
+
+    t0 = time.monotonic()
+    state = ecs.service_state(cluster, service)
+    deployed, deployed_ref = deployed_manifest(source, ecs, cluster, service, container)
+    target, target_ref = source.load(to_ref)
+    plan = make_plan(
+        deployed,
+        target,
+        history,
+        strategy=strategy,
+        force_code_only=force_code_only,
+        source=deployed_ref,
+        target_ref=target_ref,
+    )
+    result = RollbackResult(plan, durations={"plan_s": round(time.monotonic() - t0, 3)})
+    require_unblocked(plan)
+    if deployed_ref.digest == target_ref.digest:
+        result.outcome = f"{cluster}/{service} already runs {target_ref.label}: nothing to do"
+        return result
+    app = next(c for c in state.containers if c.repository == deployed_ref.repository)
+    images = {
+        c.container: _image_for(c.image, target_ref.repository, target_ref.digest)
+        for c in state.containers
+        if c.repository == deployed_ref.repository
+    }
+    if dry_run:
+        result.outcome = (
+            "dry run: would upload the bundle, run `dbroll apply-bundle` as a "
+            f"one-off task of {cluster}/{service} (container {app.container}), "
+            "register a task definition with "
+            + ", ".join(f"{k}={v}" for k, v in images.items())
+            + " and update the service"
+        )
+        return result
+    if confirm is not None and not confirm(plan):
+        raise DbrollError("rollback cancelled; nothing was changed")
+    data = PlannedRollback(plan, deployed, target).bundle()
+    result.bundle_uri = source.store.put_bundle(data)
+    t1 = time.monotonic()
+    env = {"DBROLL_RUN_ID": run_id or "", "DBROLL_IMAGE": deployed_ref.digest or ""}
+    outcome = executor.run(["dbroll", "apply-bundle", result.bundle_uri], env)
+    result.task_arn, result.task_exit = outcome.task_arn, outcome.exit_code
+    result.durations["database_s"] = round(time.monotonic() - t1, 3)
+    if not outcome.ok:
+        tail = "\n".join(outcome.log_lines[-15:])
+        raise DbrollError(
+            f"the database step failed (task {outcome.task_arn}, exit {outcome.exit_code}, "
+            f"{outcome.stopped_reason}); the service was not touched\n{tail}",
+            hint="`dbroll status` shows where the database stands; fix the cause and run the "
+            "same rollback again: it continues where it stopped",
+        )
+    t2 = time.monotonic()
+    result.task_definition, result.deployment = point_service_at(
+        ecs_client, state, images, timeout=timeout, delay=delay
+    )
+    result.durations["service_s"] = round(time.monotonic() - t2, 3)
+    result.outcome = f"{cluster}/{service} runs {target_ref.label} ({plan.strategy})"
+    log.info(
+        "rolled back",
+        cluster=cluster,
+        service=service,
+        strategy=plan.strategy,
+        task_definition=result.task_definition,
+    )
+    return result

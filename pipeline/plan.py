@@ -291,6 +291,20 @@ def check_compat(image: Manifest, applied: Iterable[Version], known: Iterable[Ma
 # ---------------------------------------------------------------- the plan
 
 
+def _resumable(row: Any, deployed: Manifest, target: Manifest) -> bool:
+    """A failed or interrupted step of this same move (an undo of a version the target lacks,
+    or a migrate of a target version) that the bundle can continue."""
+    if not row.version:
+        return False
+    v = Version.parse(row.version)
+    if row.kind == "undo" and target.get(v) is None and deployed.get(v) is not None:
+        undo = deployed.get(v).undo
+        return undo is not None and undo.sha256 == row.checksum
+    if row.kind == "migrate" and deployed.get(v) is None and target.get(v) is not None:
+        return target.get(v).up.sha256 == row.checksum
+    return False
+
+
 def make_plan(
     deployed: Manifest,
     target: Manifest,
@@ -315,7 +329,7 @@ def make_plan(
     if history is not None:
         applied = {v: (row.checksum or None) for v, row in history.applied.items()}
         b = history.blocked
-        if b is not None:
+        if b is not None and not _resumable(b, deployed, target):
             blockers.append(
                 Blocker(
                     "history-blocked",
@@ -323,6 +337,11 @@ def make_plan(
                     "finish it first: `dbroll resume`, or `dbroll repair --as applied|reverted`",
                     b.version,
                 )
+            )
+        elif b is not None:
+            warnings.append(
+                f"{b.subject} ({b.kind}) stopped at statement {b.statements_done + 1} in an "
+                "earlier run of this move; the bundle continues it there"
             )
     else:
         applied = {m.version: m.up.sha256 for m in deployed.migrations}
@@ -452,7 +471,13 @@ def make_plan(
 
     chosen = strategy
     if strategy == "auto":
-        chosen = "code-only" if not not_additive else "undo"
+        # an undo left half-way by an earlier run of this move must be finished, not kept
+        continuing = (
+            history is not None
+            and history.blocked is not None
+            and (history.blocked.kind == "undo" and _resumable(history.blocked, deployed, target))
+        )
+        chosen = "code-only" if not not_additive and not continuing else "undo"
     if chosen == "code-only":
         hard = [r for r in not_additive if r.klass in (BREAKING, UNKNOWN)]
         if hard and not force_code_only:

@@ -275,3 +275,79 @@ class OneOffTasks:
         except ClientError:
             return []
         return [e["message"] for e in events.get("events", [])]
+
+
+_TD_FIELDS = (
+    "family",
+    "taskRoleArn",
+    "executionRoleArn",
+    "networkMode",
+    "volumes",
+    "placementConstraints",
+    "requiresCompatibilities",
+    "cpu",
+    "memory",
+    "runtimePlatform",
+    "pidMode",
+    "ipcMode",
+    "proxyConfiguration",
+    "inferenceAccelerators",
+    "ephemeralStorage",
+)
+
+
+def point_service_at(
+    ecs: Any,
+    state: ServiceState,
+    images: dict[str, str],
+    *,
+    timeout: float = 600,
+    delay: float = 15,
+) -> tuple[str, str]:
+    """Register a task definition revision with `images` (container -> image) and roll the
+    service onto it; wait for steady state. Returns (task definition ARN, deployment id)."""
+    adapter = Ecs(ecs)
+    name = f"ECS service {state.cluster}/{state.service}"
+    td = adapter._call(
+        f"task definition {state.task_definition}",
+        ecs.describe_task_definition,
+        taskDefinition=state.task_definition,
+        include=["TAGS"],
+    )
+    current = td["taskDefinition"]
+    fields = {k: current[k] for k in _TD_FIELDS if current.get(k) not in (None, [], {})}
+    fields["containerDefinitions"] = [
+        {**c, "image": images.get(c["name"], c["image"])} for c in current["containerDefinitions"]
+    ]
+    if td.get("tags"):
+        fields["tags"] = td["tags"]
+    new_arn = adapter._call(name, ecs.register_task_definition, **fields)["taskDefinition"][
+        "taskDefinitionArn"
+    ]
+    svc = adapter._call(
+        name,
+        ecs.update_service,
+        cluster=state.cluster,
+        service=state.service,
+        taskDefinition=new_arn,
+    )["service"]
+    deployment = next(
+        (d.get("id", "") for d in svc.get("deployments", []) if d.get("taskDefinition") == new_arn),
+        "",
+    )
+    from botocore.exceptions import WaiterError
+
+    try:
+        ecs.get_waiter("services_stable").wait(
+            cluster=state.cluster,
+            services=[state.service],
+            WaiterConfig={"Delay": delay, "MaxAttempts": max(1, int(timeout // max(delay, 0.01)))},
+        )
+    except WaiterError as e:
+        raise AwsError(
+            name,
+            f"did not reach steady state on {new_arn} within {timeout:g} s ({e})",
+            hint="look at the service's events and stopped tasks; the "
+            "database is already in the target state",
+        ) from None
+    return new_arn, deployment

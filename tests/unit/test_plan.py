@@ -258,3 +258,16 @@ def test_plans_scale(n):
     p = make_plan(d, t, history_of(d))
     assert len(p.steps) == n - n // 2
     assert [int(s.version) for s in p.steps] == list(range(n, n // 2, -1))
+
+
+def test_an_undo_left_half_way_by_this_move_is_continued_not_blocked():
+    d, t = spec("1a 2a 3a"), spec("1a")
+    undo3 = d.get(Version.parse("3")).undo.sha256
+    rows = (*history_of(d).rows, hrow("3", "undo", status="failed", checksum=undo3, done=1))
+    p = make_plan(d, t, History(rows))
+    # all additive, yet not code-only: the half-done undo must be finished
+    assert not p.blocked and p.strategy == "undo"
+    assert [s.version for s in p.steps] == ["3", "2"]
+    assert any("earlier run" in w for w in p.warnings)
+    other = (*history_of(d).rows, hrow("3", "undo", status="failed", checksum="x" * 64))
+    assert [b.code for b in make_plan(d, t, History(other)).blockers] == ["history-blocked"]
