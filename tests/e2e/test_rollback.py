@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import dbroll, query, schema_objects
-from tests.e2e.test_build_stage import release  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.e2e
 
@@ -20,8 +19,11 @@ def on_service(aws, monkeypatch):
 
     def deploy(digest: str) -> str:
         image = f"123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop@{digest}"
-        td = ecs.register_task_definition(family="shop", containerDefinitions=[
-            {"name": "app", "image": image, "memory": 256, "essential": True}],
+        td = ecs.register_task_definition(
+            family="shop",
+            containerDefinitions=[
+                {"name": "app", "image": image, "memory": 256, "essential": True}
+            ],
         )["taskDefinition"]["taskDefinitionArn"]
         ecs.create_service(cluster="prod", serviceName="web", taskDefinition=td, desiredCount=1)
         return td
@@ -33,16 +35,33 @@ def service_image(aws) -> str:
     ecs = aws.client("ecs")
     td = ecs.describe_services(cluster="prod", services=["web"])["services"][0]["taskDefinition"]
     return ecs.describe_task_definition(taskDefinition=td)["taskDefinition"][
-        "containerDefinitions"][0]["image"]
+        "containerDefinitions"
+    ][0]["image"]
 
 
 def run_rollback(dsn, to, *more):
-    return dbroll("rollback", "--cluster", "prod", "--service", "web", "--to", to,
-                  "--executor", "local", "--dsn", dsn, "--bucket", "art", "--yes", *more)
+    return dbroll(
+        "rollback",
+        "--cluster",
+        "prod",
+        "--service",
+        "web",
+        "--to",
+        to,
+        "--executor",
+        "local",
+        "--dsn",
+        dsn,
+        "--bucket",
+        "art",
+        "--yes",
+        *more,
+    )
 
 
 def test_undo_rollback_then_schema_and_service_match_the_target(
-        release, aws, on_service, mariadb, db):  # noqa: F811
+    release, aws, on_service, mariadb, db
+):
     dsn = db.to_dsn()
     assert dbroll("migrate", "--dsn", dsn, "--migrations", str(release["v3"]["dir"])).exit_code == 0
     on_service(release["v3"]["digest"])
@@ -52,11 +71,16 @@ def test_undo_rollback_then_schema_and_service_match_the_target(
     r = run_rollback(dsn, "shop:v1")
     assert r.exit_code == 0, r.stderr
     assert service_image(aws) == (
-        f"123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop@{release['v1']['digest']}")
+        f"123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop@{release['v1']['digest']}"
+    )
     reference = mariadb.create_database()
     try:
-        assert dbroll("migrate", "--dsn", reference.to_dsn(), "--migrations",
-                      str(release["v1"]["dir"])).exit_code == 0
+        assert (
+            dbroll(
+                "migrate", "--dsn", reference.to_dsn(), "--migrations", str(release["v1"]["dir"])
+            ).exit_code
+            == 0
+        )
         assert schema_objects(db) == schema_objects(reference)
     finally:
         mariadb.drop_database(reference)
@@ -65,7 +89,7 @@ def test_undo_rollback_then_schema_and_service_match_the_target(
     assert again.exit_code == 0 and "nothing to do" in again.stdout
 
 
-def test_code_only_rollback_keeps_the_schema(release, aws, on_service, db):  # noqa: F811
+def test_code_only_rollback_keeps_the_schema(release, aws, on_service, db):
     dsn = db.to_dsn()
     assert dbroll("migrate", "--dsn", dsn, "--migrations", str(release["v2"]["dir"])).exit_code == 0
     on_service(release["v2"]["digest"])
@@ -75,17 +99,18 @@ def test_code_only_rollback_keeps_the_schema(release, aws, on_service, db):  # n
     assert r.json["plan"]["strategy"] == "code-only"
     assert schema_objects(db) == before
     assert query(db, "SELECT kind FROM dbroll_history WHERE kind = 'code_rollback'") == [
-        ("code_rollback",)]
+        ("code_rollback",)
+    ]
     assert service_image(aws).endswith(release["v1"]["digest"])
 
 
-def test_failed_database_step_leaves_the_service_untouched(release, aws, on_service,
-                                                           db):  # noqa: F811
+def test_failed_database_step_leaves_the_service_untouched(release, aws, on_service, db):
     dsn = db.to_dsn()
     assert dbroll("migrate", "--dsn", dsn, "--migrations", str(release["v3"]["dir"])).exit_code == 0
     on_service(release["v3"]["digest"])
-    query(db, "CREATE TABLE blocker (code VARCHAR(20), FOREIGN KEY (code) REFERENCES "
-              "coupons (code))")
+    query(
+        db, "CREATE TABLE blocker (code VARCHAR(20), FOREIGN KEY (code) REFERENCES coupons (code))"
+    )
     r = run_rollback(dsn, "shop:v1")
     assert r.exit_code == 1 and "service was not touched" in r.stderr
     assert service_image(aws).endswith(release["v3"]["digest"])
@@ -94,7 +119,7 @@ def test_failed_database_step_leaves_the_service_untouched(release, aws, on_serv
     assert service_image(aws).endswith(release["v1"]["digest"])
 
 
-def test_blocked_plan_exits_3_and_changes_nothing(release, aws, on_service, db):  # noqa: F811
+def test_blocked_plan_exits_3_and_changes_nothing(release, aws, on_service, db):
     dsn = db.to_dsn()
     assert dbroll("migrate", "--dsn", dsn, "--migrations", str(release["v3"]["dir"])).exit_code == 0
     on_service(release["v3"]["digest"])

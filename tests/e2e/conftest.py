@@ -1,0 +1,71 @@
+"""E2E fixtures: three releases of a shop's migrations, built and published to moto."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import dbroll, push_image, write_files
+
+V1 = {
+    "V1__customers.sql": "CREATE TABLE customers (id INT AUTO_INCREMENT PRIMARY KEY, "
+    "name VARCHAR(100) NOT NULL);",
+    "U1__customers.sql": "DROP TABLE customers;",
+    "V2__orders.sql": "CREATE TABLE orders (id INT AUTO_INCREMENT PRIMARY KEY, "
+    "customer_id INT NOT NULL, total DECIMAL(10,2) NOT NULL DEFAULT 0);",
+    "U2__orders.sql": "DROP TABLE orders;",
+    "R__views.sql": "CREATE OR REPLACE VIEW order_totals AS SELECT customer_id, SUM(total) AS t "
+    "FROM orders GROUP BY customer_id;",
+}
+# v2: an additive table and a defaulted column (code-only safe)
+V2 = {
+    **V1,
+    "V3__coupons.sql": "CREATE TABLE coupons (code VARCHAR(20) PRIMARY KEY);\n"
+    "ALTER TABLE orders ADD COLUMN coupon VARCHAR(20) NULL;",
+    "U3__coupons.sql": "ALTER TABLE orders DROP COLUMN coupon;\nDROP TABLE coupons;",
+}
+# v3: breaking: a column renamed, and the view changes with it
+V3 = {
+    **V2,
+    "V4__rename_name.sql": "ALTER TABLE customers RENAME COLUMN name TO full_name;",
+    "U4__rename_name.sql": "ALTER TABLE customers RENAME COLUMN full_name TO name;",
+    "R__views.sql": "CREATE OR REPLACE VIEW order_totals AS SELECT customer_id, "
+    "SUM(total) AS t, COUNT(*) AS n FROM orders GROUP BY customer_id;",
+}
+
+
+@pytest.fixture
+def release(tmp_path, aws):
+    """Three releases built and published: ECR repo `shop` with tags v1..v3, bucket `art`."""
+    ecr, s3 = aws.client("ecr"), aws.client("s3")
+    ecr.create_repository(repositoryName="shop")
+    s3.create_bucket(Bucket="art", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    out = {}
+    for name, files in (("v1", V1), ("v2", V2), ("v3", V3)):
+        mdir = write_files(tmp_path / "src" / name, files)
+        built = dbroll(
+            "manifest",
+            "build",
+            "--migrations",
+            str(mdir),
+            "--out",
+            str(tmp_path / "build" / name),
+            "--app-version",
+            name,
+        )
+        assert built.exit_code == 0, built.stderr
+        sha = built.stdout.strip()
+        digest = push_image(ecr, "shop", name, f"image {name}")
+        pub = dbroll(
+            "manifest",
+            "publish",
+            "--manifest",
+            str(tmp_path / "build" / name),
+            "--image",
+            f"shop:{name}",
+            "--bucket",
+            "art",
+        )
+        assert pub.exit_code == 0, pub.stderr
+        assert "published" in pub.stdout and digest in pub.stdout
+        out[name] = {"dir": mdir, "build": tmp_path / "build" / name, "sha": sha, "digest": digest}
+    return out
