@@ -2,9 +2,21 @@
 
 A bundle is a tar.gz holding ``plan.json``, the scripts under ``sql/`` and ``SHA256SUMS``
 (coreutils format, so ``sha256sum -c`` works on an extracted copy). Applying it needs
-neither the app image nor the repo. Reading never touches the disk: members are read into
-memory through bounded readers, so hostile archives (links, devices, ``..``, lying headers,
-gzip bombs) are refused before anything runs. Pure: standard library only.
+neither the app image nor the repo. Pure: standard library only.
+
+Writing: entries sorted by path, every header zeroed (mtime, uid/gid, names) with mode 0644,
+gzip header without time or file name, so identical inputs give identical bytes and the
+archive's sha256 is the bundle's identity. A bundle that reading would refuse is never
+written.
+
+Reading never touches the disk: the gzip stream is inflated by a bounded reader and members
+are read into memory with bounded reads, so hostile archives (links, devices, ``..``, lying
+headers, gzip bombs, data hidden after the end) are refused before anything runs. Only
+regular files are accepted: directory entries are refused too, because ``write_bundle``
+never makes them and a bundle that has them was not made by dbroll. Any doubt is a
+``BundleError`` (exit 3) whose message is ``bundle <source>: <what> (<entry>)``; the entry
+is the member at fault, ``after <member>`` when the damage follows a member, or
+``<archive>`` when it is the archive as a whole.
 """
 
 from __future__ import annotations
@@ -15,35 +27,48 @@ import io
 import json
 import tarfile
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from pipeline.errors import BlockedError
 
 MAX_ENTRIES = 10_000
-MAX_FILE_BYTES = 16 * 1024 * 1024
-MAX_TOTAL_BYTES = 256 * 1024 * 1024
+MAX_FILE_BYTES = 16 * 1024 * 1024  # one entry, uncompressed
+MAX_TOTAL_BYTES = 256 * 1024 * 1024  # all entries, uncompressed
 MAX_COMPRESSED_BYTES = 64 * 1024 * 1024
+MAX_HEADER_BYTES = 1024 * 1024  # one member's headers (PAX records, GNU long names)
 
 PLAN = "plan.json"
 SUMS = "SHA256SUMS"
+ARCHIVE = "<archive>"
+NEW = "<new bundle>"
 HINT = "rebuild it with `dbroll plan --out`; never edit a bundle by hand"
+WRITE_HINT = "the plan and its files must come from the same manifests; this is a dbroll bug"
 
 
 class BundleError(BlockedError):
     """A bundle that is malformed, tampered with or unsafe (exit 3); nothing ran."""
 
 
+class BundleWriteError(BundleError, ValueError):
+    """write_bundle was given paths or a plan it cannot package (a caller bug; also a
+    ValueError for callers that treat it as one)."""
+
+
 @dataclass(frozen=True)
 class Bundle:
     plan: dict
-    files: dict[str, bytes]
-    sha256: str
-    source: str
+    files: dict[str, bytes]  # path -> bytes for every sql/ entry
+    sha256: str  # of the archive bytes: the bundle's identity
+    source: str  # file path or s3 uri, for messages
 
 
 def bundle_sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
@@ -57,6 +82,18 @@ def _path_problem(path: str) -> str | None:
         return "path escapes the bundle"
     if "" in parts or "." in parts:
         return "path is not normalized"
+    return None
+
+
+def _folder_clash(paths: Iterable[str]) -> str | None:
+    """A path that is also a folder of another path (sql/a and sql/a/b), if any."""
+    names = set(paths)
+    for p in sorted(names):
+        parts = p.split("/")
+        for i in range(1, len(parts)):
+            folder = "/".join(parts[:i])
+            if folder in names:
+                return folder
     return None
 
 
@@ -82,33 +119,46 @@ def _plan_bytes(plan: dict) -> bytes:
 def write_bundle(plan: dict, files: Mapping[str, bytes]) -> bytes:
     """The bundle's bytes: identical for identical inputs, so its sha256 identifies it.
 
-    Bad paths or a plan naming a file that is not given are caller bugs (ValueError).
+    Refuses (BundleWriteError) bad paths, content that is not bytes, a plan that names a
+    file not given or records another sha256 for it, and anything over the read limits.
     """
+
+    def fail(what: str, entry: str) -> NoReturn:
+        raise BundleWriteError(f"bundle {NEW}: {what} ({entry})", hint=WRITE_HINT)
+
     if not isinstance(plan, dict):
-        raise ValueError("the plan must be a dict")
-    for path in files:
-        problem = _path_problem(path) if isinstance(path, str) else "path is not a string"
+        fail("the plan must be a dict", PLAN)
+    for path, data in files.items():
+        if not isinstance(path, str):
+            fail("path is not a string", repr(path))
+        problem = _path_problem(path)
         if problem or not path.startswith("sql/"):
-            raise ValueError(f"bundle entry {path!r}: {problem or 'scripts live under sql/'}")
-        if not isinstance(files[path], bytes | bytearray):
-            raise ValueError(f"bundle entry {path!r}: content must be bytes")
-    dirs = {p.rsplit("/", 1)[0] for p in files}
-    dirs |= {d[:i] for d in dirs for i in range(len(d)) if d[i] == "/"}
-    clash = sorted(dirs & set(files))
+            fail(problem or "scripts live under sql/", repr(path))
+        if not isinstance(data, bytes | bytearray):
+            fail("content must be bytes", path)
+        if len(data) > MAX_FILE_BYTES:
+            fail(f"entry is over the {MAX_FILE_BYTES}-byte limit", path)
+    clash = _folder_clash(files)
     if clash:
-        raise ValueError(f"bundle entry {clash[0]!r} is both a file and a folder")
-    for path, _sha in referenced_files(plan):
+        fail("entry is both a file and a folder", clash)
+    for path, sha in referenced_files(plan):
         if path not in files:
-            raise ValueError(f"the plan references {path}, which is not among the files")
+            fail("the plan references a file that is not among the files", path)
+        if sha is not None and sha != _sha(files[path]):
+            fail("file differs from the sha256 the plan records", path)
     entries = {PLAN: _plan_bytes(plan), **{p: bytes(d) for p, d in files.items()}}
-    sums = "".join(f"{hashlib.sha256(entries[p]).hexdigest()}  {p}\n" for p in sorted(entries))
-    entries[SUMS] = sums.encode()
-    order = [SUMS, PLAN, *sorted(files)]
+    if len(entries[PLAN]) > MAX_FILE_BYTES:
+        fail(f"entry is over the {MAX_FILE_BYTES}-byte limit", PLAN)
+    entries[SUMS] = "".join(f"{_sha(entries[p])}  {p}\n" for p in sorted(entries)).encode()
+    if len(entries) > MAX_ENTRIES:
+        fail(f"more than {MAX_ENTRIES} entries", ARCHIVE)
+    if sum(len(d) for d in entries.values()) > MAX_TOTAL_BYTES:
+        fail(f"entries exceed {MAX_TOTAL_BYTES} bytes in all", ARCHIVE)
     raw = io.BytesIO()
     # PAX only adds extended headers when a name needs them (long or non-ASCII); those carry
     # no timestamps, so the output stays deterministic.
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT, encoding="utf-8") as tar:
-        for name in order:
+        for name in sorted(entries):  # "SHA256SUMS" < "plan.json" < "sql/..."
             data = entries[name]
             info = tarfile.TarInfo(name)
             info.size = len(data)
@@ -120,21 +170,25 @@ def write_bundle(plan: dict, files: Mapping[str, bytes]) -> bytes:
     out = io.BytesIO()
     with gzip.GzipFile(fileobj=out, mode="wb", mtime=0, filename="") as gz:
         gz.write(raw.getvalue())
+    if out.tell() > MAX_COMPRESSED_BYTES:
+        fail(f"{out.tell()} bytes is over the {MAX_COMPRESSED_BYTES}-byte limit", ARCHIVE)
     return out.getvalue()
 
 
 class _BoundedGunzip(io.RawIOBase):
-    """Decompresses one gzip stream, refusing to produce more than `limit` bytes (gzip bombs)
-    and refusing truncated input or bytes after the end of the stream.
+    """Inflates one gzip stream, refusing to produce more than `limit` bytes (gzip bombs),
+    truncated input, and bytes after the end of the stream.
 
-    It also keeps what it delivered from `mark` on (the end of the last tar member), so the
-    reader can check that only zero padding follows the last member: tarfile silently stops
-    at a garbage header, which would hide data behind a header that claims too little.
+    It also keeps what it delivered from `mark` on (set to where the next tar header
+    starts), for two reasons: a member's headers may not exceed MAX_HEADER_BYTES (a huge
+    PAX record would otherwise be read whole into memory), and after the last member only
+    zero padding may follow (tarfile stops silently at a garbage header, which would hide
+    data behind a header that claims too little).
     """
 
     CHUNK = 1 << 16
 
-    def __init__(self, data: bytes, limit: int, fail: Any) -> None:
+    def __init__(self, data: bytes, limit: int, fail: Callable[[str], NoReturn]) -> None:
         self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
         self._src = memoryview(data)
         self._pos = 0
@@ -155,24 +209,24 @@ class _BoundedGunzip(io.RawIOBase):
         while self._off >= len(self._buf):
             if self._d.eof:
                 if self._d.unused_data or self._pos < len(self._src):
-                    self._fail("unexpected data after the end of the gzip stream", None)
+                    self._fail("unexpected data after the end of the gzip stream")
                 return 0
             if self._tail:
                 src = self._tail
             else:
                 if self._pos >= len(self._src):
-                    self._fail("archive is truncated", None)
+                    self._fail("archive is truncated")
                 src = bytes(self._src[self._pos : self._pos + self.CHUNK])
                 self._pos += len(src)
             try:
                 self._buf = self._d.decompress(src, self.CHUNK)
             except zlib.error as e:
-                self._fail(f"not a gzip archive or corrupt ({e})", None)
+                self._fail(f"not a gzip archive or corrupt: {e}")
             self._off = 0
             self._tail = self._d.unconsumed_tail
             self.produced += len(self._buf)
             if self.produced > self._limit:
-                self._fail(f"uncompressed size exceeds {self._limit} bytes (gzip bomb?)", None)
+                self._fail(f"uncompressed size exceeds {self._limit} bytes: a gzip bomb?")
         n = min(len(b), len(self._buf) - self._off)
         chunk = self._buf[self._off : self._off + n]
         b[:n] = chunk
@@ -180,6 +234,8 @@ class _BoundedGunzip(io.RawIOBase):
         skip = self.mark - self.delivered
         if skip < n:
             self.kept += chunk[max(skip, 0) :]
+            if len(self.kept) > MAX_HEADER_BYTES + tarfile.RECORDSIZE:
+                self._fail(f"an entry's headers exceed {MAX_HEADER_BYTES} bytes")
         self.delivered += n
         return n
 
@@ -190,20 +246,35 @@ class _BoundedGunzip(io.RawIOBase):
 
 
 def _tar_limit() -> int:
-    # tar and PAX headers plus padding add at most ~4 KiB per entry, plus the end records
+    # headers (a PAX record for a long name included) and padding: 4 KiB per entry is ample
     return MAX_TOTAL_BYTES + 4096 * (MAX_ENTRIES + 2) + 2 * tarfile.RECORDSIZE
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict:
+    """json object hook: a key given twice would leave the plan's meaning to the parser."""
+    out: dict = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
 
 
 def read_bundle(data: bytes, source: str = "<bundle>") -> Bundle:
     """Verify and read a bundle in memory; any doubt is a BundleError and nothing is used."""
+    at = [ARCHIVE]  # where reading is: an entry's name, "after <entry>" or ARCHIVE
 
-    def fail(what: str, entry: str | None) -> NoReturn:
-        raise BundleError(f"bundle {source}: {what}" + (f" ({entry})" if entry else ""), hint=HINT)
+    def fail(what: str, entry: str | None = None) -> NoReturn:
+        raise BundleError(f"bundle {source}: {what} ({entry or at[0]})", hint=HINT)
 
     if len(data) > MAX_COMPRESSED_BYTES:
-        fail(f"{len(data)} bytes is over the {MAX_COMPRESSED_BYTES}-byte limit", None)
-    if data[:2] != b"\x1f\x8b":
-        fail("not a gzip archive", None)
+        fail(f"{len(data)} bytes is over the {MAX_COMPRESSED_BYTES}-byte limit")
+    if bytes(data[:2]) != b"\x1f\x8b":
+        fail("not a gzip archive")
     raw = _BoundedGunzip(data, _tar_limit(), fail)
     entries: dict[str, bytes] = {}
     total = 0
@@ -211,30 +282,35 @@ def read_bundle(data: bytes, source: str = "<bundle>") -> Bundle:
         with tarfile.open(fileobj=raw, mode="r|", encoding="utf-8", errors="strict") as tar:
             for member in tar:
                 raw.set_mark(tar.offset)  # where the next header starts
-                name = member.name
+                name = at[0] = member.name
                 if len(entries) >= MAX_ENTRIES:
-                    fail(f"more than {MAX_ENTRIES} entries", name)
-                if not member.isreg():
-                    fail("only regular files are allowed, not links, devices or directories", name)
+                    fail(f"more than {MAX_ENTRIES} entries")
+                if (
+                    member.type not in (tarfile.REGTYPE, tarfile.AREGTYPE)
+                    or member.sparse is not None
+                ):
+                    fail("only regular files are allowed, not links, devices or directories")
                 problem = _path_problem(name)
                 if problem:
-                    fail(problem, name)
+                    fail(problem)
                 if name not in (PLAN, SUMS) and not name.startswith("sql/"):
-                    fail("unexpected entry: a bundle holds plan.json, SHA256SUMS and sql/", name)
+                    fail("unexpected entry: a bundle holds plan.json, SHA256SUMS and sql/")
                 if name in entries:
-                    fail("duplicate entry", name)
+                    fail("duplicate entry")
                 if member.size > MAX_FILE_BYTES:
-                    fail(f"entry is over the {MAX_FILE_BYTES}-byte limit", name)
+                    fail(f"header claims {member.size} bytes, over the {MAX_FILE_BYTES}-byte limit")
                 f = tar.extractfile(member)
+                # bounded even though the claim was checked: never trust a reader to stop
                 blob = f.read(MAX_FILE_BYTES + 1) if f else b""
                 if len(blob) > MAX_FILE_BYTES:
-                    fail(f"entry is over the {MAX_FILE_BYTES}-byte limit", name)
+                    fail(f"entry holds more than the {MAX_FILE_BYTES}-byte limit")
                 if len(blob) != member.size:
-                    fail("entry is truncated", name)
+                    fail("entry is truncated")
                 total += len(blob)
                 if total > MAX_TOTAL_BYTES:
-                    fail(f"entries exceed {MAX_TOTAL_BYTES} bytes in all", name)
+                    fail(f"entries exceed {MAX_TOTAL_BYTES} bytes in all")
                 entries[name] = blob
+                at[0] = f"after {name}"
             end = tar.offset
         # after the last member only zero padding may follow; read it all, so truncation,
         # bombs and bytes after the gzip stream are noticed there too
@@ -244,18 +320,21 @@ def read_bundle(data: bytes, source: str = "<bundle>") -> Bundle:
         while not garbage and (chunk := raw.read(tarfile.RECORDSIZE)):
             garbage = bool(chunk.strip(b"\x00"))
         if garbage:
-            fail("unexpected data after the last entry (a header that lies about a size?)", None)
+            fail("unexpected data after the last entry: a header that lies about a size?")
     except tarfile.TarError as e:
-        fail(f"not a valid tar archive ({e})", None)
+        fail(f"not a valid tar archive: {e}")
     except UnicodeError as e:
-        fail(f"an entry name is not UTF-8 ({e})", None)
+        fail(f"an entry name is not UTF-8: {e}")
     except (EOFError, OSError, ValueError) as e:
-        fail(f"archive is truncated or corrupt ({e})", None)
+        fail(f"archive is truncated or corrupt: {e}")
 
     if SUMS not in entries:
         fail("SHA256SUMS is missing", SUMS)
     if PLAN not in entries:
         fail("plan.json is missing", PLAN)
+    clash = _folder_clash(entries)
+    if clash:
+        fail("entry is both a file and a folder", clash)
     listed: dict[str, str] = {}
     try:
         lines = entries[SUMS].decode("utf-8").split("\n")
@@ -280,22 +359,24 @@ def read_bundle(data: bytes, source: str = "<bundle>") -> Bundle:
             continue
         if name not in listed:
             fail("entry is not listed in SHA256SUMS", name)
-        if hashlib.sha256(blob).hexdigest() != listed[name]:
+        if _sha(blob) != listed[name]:
             fail("checksum mismatch", name)
     for path in listed:
         if path not in entries:
             fail("SHA256SUMS lists a file the bundle lacks", path)
     try:
-        plan = json.loads(entries[PLAN].decode("utf-8"))
+        plan = json.loads(entries[PLAN].decode("utf-8"), object_pairs_hook=_no_duplicate_keys)
+    except _DuplicateKey as e:
+        fail(f"plan.json has the key {e.args[0]!r} twice in one object", PLAN)
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
-        fail(f"plan.json is not JSON in UTF-8 ({type(e).__name__}: {str(e)[:200]})", PLAN)
+        fail(f"plan.json is not JSON in UTF-8: {type(e).__name__}: {str(e)[:200]}", PLAN)
     if not isinstance(plan, dict):
         fail("plan.json is not a JSON object", PLAN)
     files = {n: b for n, b in entries.items() if n.startswith("sql/")}
     for path, sha in referenced_files(plan):
         if path not in files:
             fail("the plan references a file the bundle lacks", path)
-        if sha is not None and sha != hashlib.sha256(files[path]).hexdigest():
+        if sha is not None and sha != _sha(files[path]):
             fail("file differs from the sha256 the plan records", path)
     return Bundle(plan=plan, files=files, sha256=bundle_sha256(data), source=source)
 

@@ -8,22 +8,42 @@ breaking.
 
 | statement | class | code |
 |---|---|---|
-| CREATE TABLE / INDEX / VIEW / PROCEDURE / FUNCTION / TRIGGER / EVENT / DATABASE / SEQUENCE | additive | |
+| CREATE TABLE [IF NOT EXISTS] / LIKE / AS SELECT, CREATE TEMPORARY TABLE | additive | |
+| CREATE OR REPLACE TABLE of a table not created in context (drops it when it exists) | unknown | replace-table |
+| CREATE [FULLTEXT / SPATIAL] INDEX, CREATE [OR REPLACE] VIEW / PROCEDURE / FUNCTION / TRIGGER / EVENT, CREATE DATABASE / SEQUENCE | additive | |
 | CREATE UNIQUE INDEX on an existing table | breaking | add-unique |
-| ALTER TABLE ADD COLUMN, nullable or with DEFAULT (or generated / auto_increment) | additive | |
-| ALTER TABLE ADD COLUMN NOT NULL without DEFAULT | breaking | add-column-not-null |
-| ALTER TABLE ADD INDEX / KEY / FULLTEXT, SET DEFAULT, COMMENT, FORCE, ALGORITHM/LOCK/WAIT | additive | |
-| ALTER TABLE ADD UNIQUE / PRIMARY KEY / FOREIGN KEY / CHECK on an existing table | breaking | add-unique, add-primary-key, add-foreign-key, add-check |
-| ALTER TABLE DROP COLUMN / INDEX / PRIMARY KEY / FOREIGN KEY / CONSTRAINT, DROP DEFAULT | breaking | drop-column, drop-index, drop-primary-key, drop-constraint, drop-default |
-| ALTER TABLE RENAME [TO], RENAME COLUMN / INDEX, CHANGE with a new name, RENAME TABLE | breaking | rename-table, rename-column, rename-index |
-| MODIFY / CHANGE not provably widening (old definition unknown, or narrower) | breaking | modify-column |
-| MODIFY / CHANGE provably widening (longer VARCHAR, wider INT, NOT NULL -> NULL) | additive | |
-| ENGINE= / CONVERT TO CHARACTER SET / partitioning / other ALTER specs | unknown | table-options, unknown-alter |
-| DROP TABLE / VIEW / PROCEDURE / FUNCTION / TRIGGER / EVENT / INDEX / DATABASE, TRUNCATE | breaking | drop-table, drop-view, drop-routine, drop-index, drop-database, truncate |
-| INSERT / REPLACE into a table created in this release (this lint context) | additive | |
-| INSERT / REPLACE / UPDATE / DELETE / LOAD DATA on other tables | data | data-insert, data-update, data-delete, data-load |
-| CALL, PREPARE / EXECUTE, GRANT / REVOKE, anything unrecognised | unknown | call, dynamic-sql, grant, unknown-statement |
-| SET, SELECT, SHOW, USE, DO, transaction control, ANALYZE / OPTIMIZE | additive (no schema effect) | |
+| CREATE USER / ROLE / SERVER, GRANT, REVOKE, SET PASSWORD / ROLE / DEFAULT ROLE | unknown | grant |
+| ALTER TABLE ADD COLUMN nullable or with a DEFAULT | additive | |
+| ALTER TABLE ADD COLUMN NOT NULL without DEFAULT (AUTO_INCREMENT / generated included) | breaking | add-column-not-null |
+| ALTER TABLE ADD COLUMN ... PRIMARY KEY / UNIQUE / REFERENCES (inline) | breaking | add-primary-key, add-unique, add-foreign-key |
+| ALTER TABLE ADD INDEX / KEY / FULLTEXT / SPATIAL, ALTER COLUMN SET DEFAULT, ALTER INDEX NOT IGNORED, COMMENT, FORCE | additive | |
+| ALTER TABLE options ALGORITHM= / LOCK= / WAIT n / NOWAIT / AUTO_INCREMENT= / ROW_FORMAT= ... | ignored (qualify other specs) | |
+| ALTER TABLE ADD UNIQUE / PRIMARY KEY / FOREIGN KEY / CONSTRAINT ... CHECK | breaking | add-unique, add-primary-key, add-foreign-key, add-check |
+| ALTER TABLE DROP [COLUMN] c | breaking | drop-column |
+| ALTER TABLE DROP INDEX / KEY, DROP PRIMARY KEY, DROP FOREIGN KEY, DROP CONSTRAINT / CHECK | breaking | drop-index, drop-primary-key, drop-foreign-key, drop-constraint |
+| ALTER TABLE ALTER COLUMN DROP DEFAULT | breaking | drop-default |
+| ALTER TABLE ALTER INDEX IGNORED / INVISIBLE | unknown | ignore-index |
+| ALTER TABLE DROP PARTITION / TRUNCATE PARTITION | breaking | drop-partition, truncate |
+| ALTER TABLE RENAME [TO / AS], RENAME TABLE | breaking | rename-table |
+| ALTER TABLE RENAME COLUMN, CHANGE old new (names differ) | breaking | rename-column |
+| ALTER TABLE RENAME INDEX / KEY | breaking | rename-index |
+| MODIFY / CHANGE c c provably widening (old definition seen earlier in context): VARCHAR(n)->VARCHAR(m>=n), CHAR->VARCHAR, TEXT family up, int family up (unsigned->signed only strictly wider), DECIMAL with no fewer integer or fraction digits, ENUM / SET with values appended, NOT NULL->NULL; DEFAULT and CHARACTER SET / COLLATE unchanged | additive | |
+| MODIFY / CHANGE otherwise (narrower, retyped, or old definition unknown) | breaking | modify-column |
+| ALTER TABLE ENGINE= / CONVERT TO CHARACTER SET / [DEFAULT] CHARSET / COLLATE | unknown | table-options |
+| ALTER TABLE ADD PARTITION / PERIOD / SYSTEM VERSIONING, any other ALTER TABLE spec, ALTER of anything else | unknown | table-options, unknown-alter |
+| DROP TABLE / SEQUENCE, DROP VIEW, DROP PROCEDURE / FUNCTION / TRIGGER / EVENT, DROP INDEX, DROP DATABASE | breaking | drop-table, drop-view, drop-routine, drop-index, drop-database |
+| DROP TEMPORARY TABLE | additive | |
+| TRUNCATE [TABLE] | breaking | truncate |
+| INSERT / REPLACE into a table created in context | additive | |
+| INSERT / REPLACE, UPDATE, DELETE, LOAD DATA on other tables | data | data-insert, data-update, data-delete, data-load |
+| CALL | unknown | call |
+| PREPARE / EXECUTE (dynamic SQL) | unknown | dynamic-sql |
+| BEGIN NOT ATOMIC ... END | unknown | compound-statement |
+| SET GLOBAL / SET @@global.x | unknown | set-global |
+| anything else that is not recognised | unknown | unknown-statement |
+| a script the splitter cannot split (unterminated quote or comment) | unknown | unparsable |
+| session SET, SELECT, SHOW, DO, USE, transaction control, ANALYZE / OPTIMIZE / CHECK, LOCK / UNLOCK TABLES | additive (no schema effect) | |
+| ``-- dbroll:allow <code>`` without a reason | breaking (never allowed) | allow-without-reason |
 
 Anything done to a table created earlier in the same lint context is additive (the old
 code never knew that table).
@@ -67,6 +87,12 @@ HINTS = {
     "drop-view": "keep the view until no released code reads it, then drop it",
     "drop-routine": "keep the routine until no released code calls it, then drop it",
     "drop-index": "drop the index in a release after the code stops relying on it",
+    "drop-foreign-key": "drop the foreign key in a release after the code stops relying on it",
+    "drop-partition": "archive the rows, then drop the partition in its own release",
+    "replace-table": "use CREATE TABLE IF NOT EXISTS, or drop the old table in a later release",
+    "compound-statement": "write the statements out, so they can be classified and undone",
+    "set-global": "set server variables in the parameter group, not in a migration",
+    "ignore-index": "drop or ignore the index in a release after the code stops relying on it",
     "drop-primary-key": "replace the key in steps: add the new one, switch, drop later",
     "drop-constraint": "drop constraints in their own release so code-only rollback stays possible",
     "drop-default": "keep the default until no released code inserts without the column",
@@ -150,14 +176,15 @@ class MigrationLint:
 # ---------------------------------------------------------------- tokens
 
 _COMMENTS = re.compile(
-    r"(?P<exec>/\*[!M]!?\d*)|(?P<block>/\*.*?\*/)|(?P<line>(?:--(?=\s|$)|#)[^\n]*)"
+    r"(?P<exec>/\*M?!\d*)|(?P<block>/\*.*?\*/)|(?P<line>(?:--(?=\s|$)|#)[^\n]*)"
     r"|(?P<str>'(?:[^'\\]|\\.|'')*'|\"(?:[^\"\\]|\\.|\"\")*\")|(?P<bt>`(?:[^`]|``)*`)",
     re.S,
 )
 _IDENT = r"(?:`(?:[^`]|``)*`|[A-Za-z_$][\w$]*)"
 _TOKEN = re.compile(
-    rf"{_IDENT}(?:\.{_IDENT})*|@@?[\w$.]+|'[^']*'|\"[^\"]*\""
-    r"|\d+(?:\.\d+)?|[(),=;*.]|\S"
+    rf"{_IDENT}(?:\.{_IDENT})*|@@?[\w$.]+|'(?:[^'\\]|\\.|'')*'|\"(?:[^\"\\]|\\.|\"\")*\""
+    r"|\d+(?:\.\d+)?|[(),=;*.]|\S",
+    re.S,
 )
 _ALLOW = re.compile(r"^\s*(?:--|#)\s*dbroll:allow\s+(\S+)[ \t]*(.*?)\s*$", re.M)
 
@@ -175,7 +202,7 @@ def _clean(text: str) -> str:
         elif m.group("block") or m.group("line"):
             out.append(" ")
         elif m.group("str"):
-            out.append("''")
+            out.append(m.group("str"))
         else:
             out.append(m.group("bt"))
         pos = m.end()
@@ -235,38 +262,63 @@ _TEXT_RANK = {"TINYTEXT": 1, "TEXT": 2, "MEDIUMTEXT": 3, "LONGTEXT": 4}
 @dataclass(frozen=True)
 class _Col:
     base: str
-    args: tuple[int, ...]
+    args: tuple[str, ...]  # numbers of VARCHAR(n) / DECIMAL(p,s), values of ENUM / SET
     unsigned: bool
     nullable: bool
+    default: tuple[str, ...] | None  # tokens of the DEFAULT expression, None without one
+    charset: tuple[str, ...]  # CHARACTER SET / COLLATE words, upper-case
 
 
 def _parse_col(spec: list[str]) -> _Col | None:
-    """`type [(n[,m])] [UNSIGNED] ... [NOT NULL]` -> _Col (spec starts at the type)."""
-    if not spec:
+    """`type [(n[,m])] [UNSIGNED] ... [NOT NULL] [DEFAULT x]` -> _Col (spec starts at the type)."""
+    if not spec or not re.fullmatch(r"[A-Za-z_]\w*", spec[0]):
         return None
     up = _up(spec)
-    base = up[0]
-    args: list[int] = []
+    args: list[str] = []
     if len(spec) > 1 and spec[1] == "(":
         i = 2
         while i < len(spec) and spec[i] != ")":
-            if spec[i].isdigit():
-                args.append(int(spec[i]))
+            if spec[i] != ",":
+                args.append(spec[i])
             i += 1
     nullable = True
+    default: tuple[str, ...] | None = None
+    charset: list[str] = []
     for i, t in enumerate(up):
-        if t == "NOT" and i + 1 < len(up) and up[i + 1] == "NULL":
+        if t == "NOT" and up[i + 1 : i + 2] == ["NULL"] or t == "PRIMARY":
             nullable = False
-        if t == "PRIMARY":
-            nullable = False
-    return _Col(base, tuple(args), "UNSIGNED" in up, nullable)
+        elif t == "DEFAULT" and default is None:
+            j, depth = i + 1, 0
+            while j < len(up):
+                depth += (up[j] == "(") - (up[j] == ")")
+                j += 1
+                if depth <= 0:
+                    break
+            default = tuple(spec[i + 1 : j])
+        elif t in ("CHARSET", "COLLATE") or (t == "CHARACTER" and up[i + 1 : i + 2] == ["SET"]):
+            k = i + (2 if t == "CHARACTER" else 1)
+            k += up[k : k + 1] == ["="]
+            charset += [t, *up[k : k + 1]]
+    return _Col(up[0], tuple(args), "UNSIGNED" in up, nullable, default, tuple(charset))
+
+
+def _ints(args: tuple[str, ...]) -> tuple[int, ...]:
+    return tuple(int(a) for a in args if a.isdigit())
 
 
 def _widening(old: _Col, new: _Col) -> bool:
+    """True when every value and every write the old column accepts, the new one accepts."""
     if old.nullable and not new.nullable:
         return False
+    if old.default is not None and new.default != old.default:
+        return False  # the old code may insert without the column and expect that default
+    if new.charset != old.charset:
+        return False  # MODIFY without CHARACTER SET resets it to the table's default
     if old.base in _INT_RANK and new.base in _INT_RANK:
-        return old.unsigned == new.unsigned and _INT_RANK[new.base] >= _INT_RANK[old.base]
+        if old.unsigned == new.unsigned:
+            return _INT_RANK[new.base] >= _INT_RANK[old.base]
+        # unsigned -> signed is safe only into a strictly wider type
+        return old.unsigned and _INT_RANK[new.base] > _INT_RANK[old.base]
     if old.base in _TEXT_RANK and new.base in _TEXT_RANK:
         return _TEXT_RANK[new.base] >= _TEXT_RANK[old.base]
     if (
@@ -274,12 +326,15 @@ def _widening(old: _Col, new: _Col) -> bool:
         and new.base in ("VARCHAR", "VARBINARY")
         and (old.base in ("VARCHAR", "CHAR")) == (new.base == "VARCHAR")
     ):
-        return bool(old.args and new.args and new.args[0] >= old.args[0])
+        o, n = _ints(old.args), _ints(new.args)
+        return bool(o and n and n[0] >= o[0])
     if old.base in ("DECIMAL", "NUMERIC") and new.base == old.base:
-        op, os_ = (old.args + (10, 0))[:2]
-        np_, ns = (new.args + (10, 0))[:2]
+        op, os_ = (_ints(old.args) + (10, 0))[:2]
+        np_, ns = (_ints(new.args) + (10, 0))[:2]
         return ns >= os_ and np_ - ns >= op - os_
-    return old == new
+    if old.base in ("ENUM", "SET") and new.base == old.base:
+        return new.args[: len(old.args)] == old.args  # values appended at the end
+    return old.base == new.base and old.args == new.args and old.unsigned == new.unsigned
 
 
 # ---------------------------------------------------------------- statements
@@ -420,10 +475,25 @@ def _classify(tokens: list[str], ctx: _Context) -> list[tuple[str, str, str, str
         kind = up[i] if i < len(up) else ""
         if kind == "TABLE":
             table, j = _table_after(tokens, up, i + 1)
-            if table and "TEMPORARY" not in up[:i]:
-                ctx.created.add(table)
+            if not table or "TEMPORARY" in up[:i]:
+                return []
+            if "REPLACE" in up[1:i] and table not in ctx.created:
+                out.append(
+                    (
+                        UNKNOWN,
+                        "replace-table",
+                        f"CREATE OR REPLACE TABLE {table} drops the table first when it exists: "
+                        "its rows would be lost",
+                        table,
+                    )
+                )
+            ctx.created.add(table)
+            like = j + (up[j : j + 1] == ["("])
+            if up[like : like + 1] == ["LIKE"] and like + 1 < len(tokens):
+                ctx.columns[table] = dict(ctx.columns.get(_name(tokens[like + 1]), {}))
+            else:
                 ctx.columns[table] = _columns_of_create(tokens, j)
-            return []
+            return out
         if kind in ("UNIQUE", "FULLTEXT", "SPATIAL", "INDEX"):
             unique = kind == "UNIQUE"
             try:
@@ -486,6 +556,8 @@ def _classify(tokens: list[str], ctx: _Context) -> list[tuple[str, str, str, str
             and not t.isdigit()
         ]
         if code == "drop-table":
+            for n in names:
+                ctx.columns.pop(n, None)
             names = [n for n in names if n not in ctx.created]
             return [
                 (BREAKING, code, f"drops table {n}: the old code reads it and its data is lost", n)
@@ -501,13 +573,17 @@ def _classify(tokens: list[str], ctx: _Context) -> list[tuple[str, str, str, str
             )
         ]
     if head == "RENAME":
-        pairs = _split_top(tokens[2:])
+        start = _skip(up, 2, "IF", "EXISTS")
+        pairs = _split_top(tokens[start:])
         res = []
         for p in pairs:
-            old = _name(p[0])
+            old, new = _name(p[0]), _name(p[-1])
+            if old in ctx.columns:
+                ctx.columns[new] = ctx.columns.pop(old)
             if old in ctx.created:
+                ctx.created.discard(old)
+                ctx.created.add(new)
                 continue
-            new = _name(p[-1])
             res.append(
                 (
                     BREAKING,
@@ -569,6 +645,30 @@ def _classify(tokens: list[str], ctx: _Context) -> list[tuple[str, str, str, str
         return [(UNKNOWN, "dynamic-sql", "runs dynamic SQL: what it changes cannot be seen", None)]
     if head in ("GRANT", "REVOKE"):
         return [(UNKNOWN, "grant", "changes privileges", None)]
+    if head == "BEGIN" and up[1:3] == ["NOT", "ATOMIC"]:
+        return [
+            (
+                UNKNOWN,
+                "compound-statement",
+                "runs an anonymous BEGIN NOT ATOMIC block: what it changes cannot be seen",
+                None,
+            )
+        ]
+    if head == "SET" and len(up) > 1:
+        if up[1] in ("PASSWORD", "ROLE", "DEFAULT"):
+            return [(UNKNOWN, "grant", f"SET {up[1]} changes privileges", None)]
+        if up[1] in ("GLOBAL", "PERSIST") or any(
+            t.startswith("@@GLOBAL.") for t in up[1:] if t.startswith("@@")
+        ):
+            return [
+                (
+                    UNKNOWN,
+                    "set-global",
+                    "sets a global server variable: it outlives the migration and every "
+                    "connection of the old code sees it",
+                    None,
+                )
+            ]
     if head in _NO_EFFECT or head == "(":
         return []
     return [(UNKNOWN, "unknown-statement", f"{tokens[0]} statements are not classified", None)]
@@ -605,6 +705,12 @@ def _alter_table(
         ):
             continue
         found = _alter_spec(spec, up, table, cols, new_table)
+        if w == "RENAME" and up[1:2] not in (["COLUMN"], ["INDEX"], ["KEY"]) and len(spec) > 1:
+            renamed = _name(spec[-1])  # the table's new name: what follows applies to it
+            ctx.columns[renamed] = ctx.columns.pop(table, cols)
+            if new_table:
+                ctx.created.discard(table)
+                ctx.created.add(renamed)
         if found and not new_table:
             out.append(found)
     return out
@@ -648,50 +754,93 @@ def _alter_spec(
         if kind in ("PARTITION", "PERIOD", "SYSTEM"):
             return (UNKNOWN, "table-options", f"changes the partitioning of {table}", table)
         defs = [spec[i:]] if spec[i : i + 1] != ["("] else _split_top(spec[i + 1 : -1])
+        worst: tuple[str, str, str, str | None] | None = None
         for d in defs:
             if not d:
                 continue
             name = _name(d[0])
             col = _parse_col(d[1:])
-            dup = _up(d)
             if col:
                 cols[name] = col
-            if (
-                "NOT" in dup
-                and "NULL" in dup
-                and "DEFAULT" not in dup
-                and "AUTO_INCREMENT" not in dup
-                and "AS" not in dup
-                and "GENERATED" not in dup
-                and not new_table
-            ):
-                return (
+            if new_table:
+                continue
+            dup = _up(d)
+            if "PRIMARY" in dup:
+                found = (
                     BREAKING,
-                    "add-column-not-null",
-                    f"adds NOT NULL column {table}.{name} "
-                    "without a DEFAULT: the old code's inserts fail",
+                    "add-primary-key",
+                    f"adds column {table}.{name} as the primary key of an existing table",
                     table,
                 )
-        return None
+            elif "UNIQUE" in dup:
+                found = (
+                    BREAKING,
+                    "add-unique",
+                    f"adds column {table}.{name} with a unique key: the old code's inserts "
+                    "leave it at its default, so the second one violates it",
+                    table,
+                )
+            elif "REFERENCES" in dup:
+                found = (
+                    BREAKING,
+                    "add-foreign-key",
+                    f"adds column {table}.{name} with a foreign key to an existing table",
+                    table,
+                )
+            elif col is not None and not col.nullable and col.default is None:
+                # AUTO_INCREMENT and generated columns fill themselves, but a NOT NULL one
+                # on a table the old code writes is only accepted on a new table
+                found = (
+                    BREAKING,
+                    "add-column-not-null",
+                    f"adds NOT NULL column {table}.{name} without a DEFAULT: the old code's "
+                    "inserts, which do not name it, fail",
+                    table,
+                )
+            else:
+                continue
+            worst = worst or found
+        return worst
     if w == "DROP":
         i = _skip(up, 1, "COLUMN")
         kind = up[i] if i < len(up) else ""
+        rest = [t for t in spec[i + 1 :] if t.upper() not in ("KEY", "IF", "EXISTS")]
+        what = _name(rest[0]) if rest else "?"
         if kind in ("INDEX", "KEY"):
             return (
                 BREAKING,
                 "drop-index",
-                f"drops an index of {table}: the old code's queries or uniqueness may rely on it",
+                f"drops index {what} of {table}: the old code's queries or uniqueness may "
+                "rely on it",
                 table,
             )
         if kind == "PRIMARY":
-            return (BREAKING, "drop-primary-key", f"drops the primary key of {table}", table)
-        if kind in ("FOREIGN", "CONSTRAINT", "CHECK"):
-            return (BREAKING, "drop-constraint", f"drops a constraint of {table}", table)
+            return (
+                BREAKING,
+                "drop-primary-key",
+                f"drops the primary key of {table}: the old code may rely on its uniqueness",
+                table,
+            )
+        if kind == "FOREIGN":
+            return (
+                BREAKING,
+                "drop-foreign-key",
+                f"drops foreign key {what} of {table}: the old code may rely on it "
+                "(cascades, integrity)",
+                table,
+            )
+        if kind in ("CONSTRAINT", "CHECK"):
+            return (
+                BREAKING,
+                "drop-constraint",
+                f"drops constraint {what} of {table}: the old code may rely on it",
+                table,
+            )
         if kind == "PARTITION":
             return (
                 BREAKING,
-                "drop-table",
-                f"drops a partition of {table}: its rows are lost",
+                "drop-partition",
+                f"drops partition {what} of {table}: its rows are lost",
                 table,
             )
         i = _skip(up, i, "IF", "EXISTS")
@@ -751,14 +900,25 @@ def _alter_spec(
         why = (
             "narrows or retypes it"
             if before is not None
-            else "its previous definition is not known here, so it cannot be proven widening"
+            else "its previous definition is not known here, so dbroll could not prove it widening"
         )
         return (BREAKING, "modify-column", f"changes column {table}.{old}: {why}", table)
     if w == "ALTER":
         i = _skip(up, 1, "COLUMN")
+        if up[i : i + 1] == ["INDEX"] or up[i : i + 1] == ["KEY"]:
+            if ("IGNORED" in up and "NOT" not in up) or "INVISIBLE" in up:
+                return (
+                    UNKNOWN,
+                    "ignore-index",
+                    f"makes an index of {table} ignored: the old code's queries may slow down",
+                    table,
+                )
+            return None
         if "DROP" in up[i:] and "DEFAULT" in up[i:]:
             return (BREAKING, "drop-default", f"drops the default of a column of {table}", table)
         return None
+    if w == "TRUNCATE":
+        return (BREAKING, "truncate", f"truncates a partition of {table}: its rows are lost", table)
     if w in ("ENGINE", "CONVERT", "CHARACTER", "CHARSET", "COLLATE", "DEFAULT"):
         return (
             UNKNOWN,
@@ -805,7 +965,18 @@ def _lint(script: Script, ctx: _Context) -> tuple[str, tuple[Finding, ...], froz
         )
         statements = []
     for st in statements:
-        for klass, code, message, table in _classify(_tokens(st.text), ctx):
+        try:
+            parts = _classify(_tokens(st.text), ctx)
+        except (IndexError, ValueError):  # a truncated or malformed statement
+            parts = [
+                (
+                    UNKNOWN,
+                    "unknown-statement",
+                    f"cannot read the statement {st.first_line!r}",
+                    None,
+                )
+            ]
+        for klass, code, message, table in parts:
             findings.append(
                 Finding(
                     code,
@@ -842,9 +1013,11 @@ def lint_set(
 
     With `since`, the selected migrations are one release: a table created by one of them
     is new for the rest (inserts into it are additive). Without it (or with
-    per_migration=True), each migration is judged on its own, as a manifest records it.
-    Column definitions seen in earlier migrations are always remembered, so a MODIFY can
-    be proven widening.
+    per_migration=True), each migration is judged on its own, as a manifest records it:
+    the plan re-applies "created in the reverted range" itself (plan.effective_class), and
+    a class computed with every earlier migration as context would call an insert into a
+    table created long ago additive when only the insert is reverted. Column definitions
+    seen in earlier migrations are always remembered, so a MODIFY can be proven widening.
     """
     if per_migration is None:
         per_migration = since is None

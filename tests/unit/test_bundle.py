@@ -30,6 +30,7 @@ PLAN = {
     ],
 }
 FILES = {"sql/undo/3__email.sql": UNDO, "sql/repeatable/views.sql": REP}
+BIG = {**FILES, "sql/big.sql": b"-- " + b"x" * 2000 + b"\n"}
 
 
 def names_of(data: bytes) -> list[str]:
@@ -49,12 +50,18 @@ def test_round_trip_and_determinism(tmp_path):
     assert write_bundle(PLAN, FILES) == data
     assert write_bundle(PLAN, dict(reversed(list(FILES.items())))) == data
     assert verify_bundle(data, "rb.tgz") == b
-    assert names_of(data) == [
-        "SHA256SUMS",
-        "plan.json",
-        "sql/repeatable/views.sql",
-        "sql/undo/3__email.sql",
-    ]
+    # gzip header: no FNAME/FEXTRA/FCOMMENT flags, mtime 0
+    assert data[:4] == b"\x1f\x8b\x08\x00" and data[4:8] == b"\x00\x00\x00\x00"
+    assert (
+        names_of(data)
+        == sorted(names_of(data))
+        == [
+            "SHA256SUMS",
+            "plan.json",
+            "sql/repeatable/views.sql",
+            "sql/undo/3__email.sql",
+        ]
+    )
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         for m in tar.getmembers():
             assert (m.mtime, m.uid, m.gid, m.uname, m.gname, m.mode) == (0, 0, 0, "", "", 0o644)
@@ -88,7 +95,8 @@ def test_long_and_non_ascii_names_round_trip():
 def test_a_different_plan_or_file_is_a_different_bundle():
     base = sha(write_bundle(PLAN, FILES))
     assert sha(write_bundle({**PLAN, "strategy": "undo"}, FILES)) != base
-    assert sha(write_bundle(PLAN, {**FILES, "sql/repeatable/views.sql": REP + b"\n"})) != base
+    other = {**FILES, "sql/repeatable/views.sql": REP + b"\n"}
+    assert sha(write_bundle({"steps": []}, other)) != sha(write_bundle({"steps": []}, FILES))
 
 
 def test_referenced_files_walks_dicts_and_lists():
@@ -123,23 +131,63 @@ def test_referenced_files_walks_dicts_and_lists():
     ],
 )
 def test_write_refuses_bad_paths(path):
-    with pytest.raises(ValueError):
+    with pytest.raises(BundleError) as e:
         write_bundle({"steps": []}, {path: b"x"})
+    assert_write_refusal(e.value, repr(path))
+
+
+def assert_write_refusal(err: BundleError, entry: str) -> None:
+    assert err.exit_code == 3
+    assert isinstance(err, ValueError)  # a caller bug, for callers that treat it as one
+    assert err.message.startswith("bundle <new bundle>: "), err.message
+    assert err.message.endswith(f" ({entry})"), err.message
 
 
 def test_write_refuses_a_file_that_is_also_a_folder():
-    with pytest.raises(ValueError, match="file and a folder"):
+    with pytest.raises(BundleError, match="file and a folder") as e:
         write_bundle({}, {"sql/a": b"x", "sql/a/b.sql": b"y"})
+    assert_write_refusal(e.value, "sql/a")
 
 
 def test_write_refuses_text_content():
-    with pytest.raises(ValueError, match="bytes"):
+    with pytest.raises(BundleError, match="bytes") as e:
         write_bundle({}, {"sql/a.sql": "SELECT 1"})
+    assert_write_refusal(e.value, "sql/a.sql")
+
+
+def test_write_refuses_a_plan_that_is_not_a_dict():
+    with pytest.raises(BundleError, match="dict") as e:
+        write_bundle([PLAN], FILES)
+    assert_write_refusal(e.value, "plan.json")
 
 
 def test_write_refuses_a_plan_naming_a_missing_file():
-    with pytest.raises(ValueError, match="sql/undo/3__email.sql"):
+    with pytest.raises(BundleError, match="references") as e:
         write_bundle(PLAN, {"sql/repeatable/views.sql": REP})
+    assert_write_refusal(e.value, "sql/undo/3__email.sql")
+
+
+def test_write_refuses_a_file_that_differs_from_the_plan_sha256():
+    with pytest.raises(BundleError, match="differs") as e:
+        write_bundle(PLAN, {**FILES, "sql/repeatable/views.sql": REP + b"\n"})
+    assert_write_refusal(e.value, "sql/repeatable/views.sql")
+
+
+@pytest.mark.parametrize(
+    ("limit", "value", "needle", "entry"),
+    [
+        ("MAX_ENTRIES", 3, "more than 3 entries", "<archive>"),
+        ("MAX_FILE_BYTES", 1000, "1000-byte limit", "sql/big.sql"),
+        ("MAX_TOTAL_BYTES", 1500, "exceed 1500 bytes in all", "<archive>"),
+        ("MAX_COMPRESSED_BYTES", 100, "100-byte limit", "<archive>"),
+    ],
+)
+def test_write_refuses_what_read_would_refuse(monkeypatch, limit, value, needle, entry):
+    write_bundle(PLAN, BIG)
+    monkeypatch.setattr(B, limit, value)
+    with pytest.raises(BundleError, match=needle) as e:
+        write_bundle(PLAN, BIG)
+    assert_write_refusal(e.value, entry)
 
 
 # ------------------------------------------------------------------ hostile archives
@@ -167,6 +215,7 @@ def entries(
     sums: str | None = None,
     extra: list[tuple[tarfile.TarInfo, bytes | None]] = (),
     skip: tuple = (),
+    fmt: int = tarfile.GNU_FORMAT,
 ) -> bytes:
     """A hand-built archive: SHA256SUMS (correct unless given), plan.json, files, extra."""
     plan_bytes = plan if isinstance(plan, bytes) else json.dumps(plan).encode()
@@ -175,7 +224,7 @@ def entries(
         sums = sums_of(all_files)
     all_files = {"SHA256SUMS": sums.encode(), **all_files}
     members = [(tarfile.TarInfo(p), d) for p, d in all_files.items() if p not in skip]
-    return tar_gz(members + list(extra))
+    return tar_gz(members + list(extra), fmt)
 
 
 def plain(name: str, data: bytes = b"x") -> list[tuple[tarfile.TarInfo, bytes]]:
@@ -225,11 +274,23 @@ def hidden_after_last_member() -> bytes:
     return gzip.compress(raw[:end] + b"\xff" * 512 + smuggled)
 
 
+def pax_sparse() -> list[tuple[tarfile.TarInfo, bytes]]:
+    """A PAX "regular file" whose sparse map inflates 3 stored bytes to 100 kB on reading."""
+    info = tarfile.TarInfo("sql/sparse.sql")
+    info.pax_headers = {
+        "GNU.sparse.major": "0",
+        "GNU.sparse.minor": "1",
+        "GNU.sparse.map": "0,3",
+        "GNU.sparse.realsize": "100000",
+    }
+    return [(info, b"abc")]
+
+
 def deep_json() -> bytes:
     return b'{"a": ' + b"[" * 200_000 + b"]" * 200_000 + b"}"
 
 
-# case -> (archive maker, words the message must contain, entry it must name or None)
+# case -> (archive maker, words the message must contain, entry the message must end with)
 HOSTILE = {
     "absolute-path": (lambda: entries(extra=plain("/etc/x")), "absolute path", "/etc/x"),
     "dotdot": (lambda: entries(extra=plain("../x")), "escapes", "../x"),
@@ -237,9 +298,13 @@ HOSTILE = {
     "dot-prefix": (lambda: entries(extra=plain("./sql/x.sql")), "not normalized", "./sql/x.sql"),
     "double-slash": (lambda: entries(extra=plain("sql//x.sql")), "not normalized", "sql//x.sql"),
     "trailing-slash": (lambda: entries(extra=plain("sql/x/")), "not normalized", "sql/x/"),
-    "backslash": (lambda: entries(extra=plain("sql\\..\\..\\x")), "bad characters", "sql\\"),
-    "newline": (lambda: entries(extra=plain("sql/a\nb.sql")), "bad characters", "sql/a\nb"),
-    "not-utf8-name": (lambda: bad_name(b"sql/\xff.sql"), "not UTF-8", None),
+    "backslash": (
+        lambda: entries(extra=plain("sql\\..\\..\\x")),
+        "bad characters",
+        "sql\\..\\..\\x",
+    ),
+    "newline": (lambda: entries(extra=plain("sql/a\nb.sql")), "bad characters", "sql/a\nb.sql"),
+    "not-utf8-name": (lambda: bad_name(b"sql/\xff.sql"), "not UTF-8", "<archive>"),
     "outside-sql": (lambda: entries(extra=plain("run.sh")), "unexpected entry", "run.sh"),
     "symlink": (
         lambda: entries(extra=special("sql/l", tarfile.SYMTYPE, "/etc/passwd")),
@@ -260,6 +325,31 @@ HOSTILE = {
         lambda: entries(extra=special("sql/b", tarfile.BLKTYPE)),
         "regular files",
         "sql/b",
+    ),
+    "gnu-sparse": (
+        lambda: entries(extra=special("sql/s", tarfile.GNUTYPE_SPARSE)),
+        "regular files",
+        "sql/s",
+    ),
+    "pax-sparse": (
+        lambda: entries(extra=pax_sparse(), fmt=tarfile.PAX_FORMAT),
+        "regular files",
+        "sql/sparse.sql",
+    ),
+    "contiguous": (
+        lambda: entries(extra=special("sql/c", tarfile.CONTTYPE)),
+        "regular files",
+        "sql/c",
+    ),
+    "file-and-folder": (
+        lambda: entries({**FILES, "sql/a": b"x", "sql/a/b.sql": b"y"}),
+        "both a file and a folder",
+        "sql/a",
+    ),
+    "plan-duplicate-key": (
+        lambda: entries(plan=b'{"steps": [], "steps": [{"path": "sql/x.sql"}]}'),
+        "'steps' twice",
+        "plan.json",
     ),
     "fifo": (lambda: entries(extra=special("sql/f", tarfile.FIFOTYPE)), "regular files", "sql/f"),
     "directory": (lambda: entries(extra=special("sql", tarfile.DIRTYPE)), "regular files", "sql"),
@@ -341,29 +431,43 @@ HOSTILE = {
         "differs",
         "sql/undo/3__email.sql",
     ),
-    "not-gzip": (lambda: b"PK\x03\x04 this is a zip", "not a gzip", None),
-    "empty": (lambda: b"", "not a gzip", None),
+    "not-gzip": (lambda: b"PK\x03\x04 this is a zip", "not a gzip", "<archive>"),
+    "empty": (lambda: b"", "not a gzip", "<archive>"),
     "gzip-not-tar": (
         lambda: gzip.compress(b"hello, this is not a tar archive\n" * 40),
         "tar archive",
-        None,
+        "<archive>",
     ),
     "corrupt-deflate": (
         lambda: write_bundle(PLAN, FILES)[:20] + b"\xff" * 200,
         "gzip archive or corrupt",
-        None,
+        "<archive>",
     ),
-    "truncated": (lambda: write_bundle(PLAN, FILES)[:-40], "truncated", None),
-    "truncated-mid-member": (lambda: write_bundle(PLAN, FILES)[:200], "truncated", None),
-    "trailing-data": (lambda: write_bundle(PLAN, FILES) + b"junk", "after the end", None),
+    # the entry being read when the input ran out (tarfile reads ahead, so the last one)
+    "truncated": (lambda: write_bundle(PLAN, FILES)[:-40], "truncated", "sql/undo/3__email.sql"),
+    "truncated-gzip-trailer": (
+        lambda: write_bundle(PLAN, FILES)[:-4],
+        "truncated",
+        "after sql/undo/3__email.sql",
+    ),
+    "truncated-mid-member": (lambda: write_bundle(PLAN, FILES)[:200], "truncated", "SHA256SUMS"),
+    "trailing-data": (
+        lambda: write_bundle(PLAN, FILES) + b"junk",
+        "after the end",
+        "after sql/undo/3__email.sql",
+    ),
     "second-gzip-member": (
         lambda: write_bundle(PLAN, FILES) + entries(extra=plain("sql/z")),
         "after the end",
-        None,
+        "after sql/undo/3__email.sql",
     ),
-    "header-claims-more": (lambda: patched_size(lambda n: n * 4), "tar archive", None),
+    "header-claims-more": (lambda: patched_size(lambda n: n * 4), "tar archive", "SHA256SUMS"),
     "header-claims-less": (lambda: patched_size(lambda n: 10), "malformed", "SHA256SUMS"),
-    "hidden-after-last-member": (hidden_after_last_member, "after the last entry", None),
+    "hidden-after-last-member": (
+        hidden_after_last_member,
+        "after the last entry",
+        "after sql/undo/3__email.sql",
+    ),
 }
 
 
@@ -376,8 +480,7 @@ def test_hostile_archives_are_refused(case):
     assert e.value.exit_code == 3
     assert msg.startswith("bundle s3://b/evil.tgz: "), msg
     assert needle in msg, msg
-    if entry is not None:
-        assert f"({entry}" in msg, msg
+    assert msg.endswith(f" ({entry})"), msg
     assert "dbroll plan --out" in (e.value.hint or "")
     with pytest.raises(BundleError):
         verify_bundle(make(), "again")
@@ -389,16 +492,13 @@ def test_the_valid_baseline_of_the_hand_built_archives_is_accepted():
     assert b.files == FILES and b.plan == PLAN
 
 
-BIG = {**FILES, "sql/big.sql": b"-- " + b"x" * 2000 + b"\n"}
-
-
 @pytest.mark.parametrize(
     ("limit", "value", "needle", "entry"),
     [
         ("MAX_ENTRIES", 3, "more than 3 entries", "sql/repeatable/views.sql"),
         ("MAX_FILE_BYTES", 1000, "1000-byte limit", "sql/big.sql"),
         ("MAX_TOTAL_BYTES", 1500, "exceed 1500 bytes in all", "sql/big.sql"),
-        ("MAX_COMPRESSED_BYTES", 100, "100-byte limit", None),
+        ("MAX_COMPRESSED_BYTES", 100, "100-byte limit", "<archive>"),
     ],
 )
 def test_limits(monkeypatch, limit, value, needle, entry):
@@ -409,15 +509,34 @@ def test_limits(monkeypatch, limit, value, needle, entry):
         read_bundle(data, "big.tgz")
     assert e.value.exit_code == 3
     assert "bundle big.tgz" in e.value.message and needle in e.value.message, e.value.message
-    if entry:
-        assert f"({entry})" in e.value.message
+    assert e.value.message.endswith(f" ({entry})"), e.value.message
 
 
 def test_a_header_that_lies_cannot_let_more_than_the_limit_through(monkeypatch):
     # SHA256SUMS header claims 1 MiB: refused on the claim, before any of it is read
     monkeypatch.setattr(B, "MAX_FILE_BYTES", 4096)
-    with pytest.raises(BundleError, match=r"4096-byte limit \(SHA256SUMS\)"):
+    with pytest.raises(BundleError, match=r"claims 1048576 bytes, over the 4096-byte limit") as e:
         read_bundle(patched_size(lambda n: 1 << 20), "lie.tgz")
+    assert e.value.message.endswith(" (SHA256SUMS)"), e.value.message
+
+
+def test_entries_are_read_with_a_bounded_read(monkeypatch):
+    # a member reader that would never stop (what a lying header could cause if tarfile
+    # trusted it): the reader asks for at most the limit plus one byte, and refuses that
+    monkeypatch.setattr(B, "MAX_FILE_BYTES", 4096)
+    asked = []
+
+    class Endless:
+        def read(self, size=-1):
+            asked.append(size)
+            assert size is not None and size >= 0, "unbounded read"
+            return b"x" * size
+
+    monkeypatch.setattr(tarfile.TarFile, "extractfile", lambda self, member: Endless())
+    with pytest.raises(BundleError, match="holds more than the 4096-byte limit") as e:
+        read_bundle(write_bundle(PLAN, FILES), "endless.tgz")
+    assert e.value.message.endswith(" (SHA256SUMS)"), e.value.message
+    assert asked == [4097]
 
 
 def test_gzip_bomb_stops_early(monkeypatch):
@@ -437,6 +556,7 @@ def test_gzip_bomb_stops_early(monkeypatch):
     with pytest.raises(BundleError, match="uncompressed size exceeds") as e:
         read_bundle(bomb, "bomb.tgz")
     assert e.value.exit_code == 3 and "bundle bomb.tgz" in e.value.message
+    assert e.value.message.endswith(" (sql/zeros.sql)"), e.value.message
     # it stopped near the limit instead of inflating all 20 MiB
     assert len(readers) == 1 and readers[0].produced < 2 << 20
 
@@ -445,3 +565,43 @@ def test_many_small_entries_within_limits_are_read():
     files = {f"sql/up/{i}__m.sql": b"SELECT %d;\n" % i for i in range(300)}
     plan = {"steps": [{"path": p, "sha256": sha(d)} for p, d in files.items()]}
     assert read_bundle(write_bundle(plan, files)).files == files
+
+
+def test_headers_that_would_be_read_whole_into_memory_are_refused(monkeypatch):
+    monkeypatch.setattr(B, "MAX_HEADER_BYTES", 16 * 1024)
+    fat = tarfile.TarInfo("sql/fat.sql")
+    fat.pax_headers = {"comment": "x" * (256 * 1024)}
+    sums = sums_of({"plan.json": PLAN_BYTES, **FILES, "sql/fat.sql": b"x"})
+    data = entries(sums=sums, extra=[(fat, b"x")], fmt=tarfile.PAX_FORMAT)
+    with pytest.raises(BundleError, match="headers exceed 16384 bytes") as e:
+        read_bundle(data, "fat.tgz")
+    assert e.value.message.endswith(" (after sql/repeatable/views.sql)"), e.value.message
+    # the same archive with a small comment is fine, and so are long names
+    fat.pax_headers = {"comment": "x" * 1024}
+    thin = entries(sums=sums, extra=[(fat, b"x")], fmt=tarfile.PAX_FORMAT)
+    assert read_bundle(thin, "thin.tgz").files == {**FILES, "sql/fat.sql": b"x"}
+
+
+def test_old_style_regular_files_are_accepted():
+    members = []
+    for name, data in {
+        "SHA256SUMS": sums_of({"plan.json": PLAN_BYTES, **FILES}).encode(),
+        "plan.json": PLAN_BYTES,
+        **FILES,
+    }.items():
+        info = tarfile.TarInfo(name)
+        info.type = tarfile.AREGTYPE
+        members.append((info, data))
+    assert read_bundle(tar_gz(members, tarfile.USTAR_FORMAT)).files == FILES
+
+
+def test_a_member_reader_that_comes_up_short_is_refused(monkeypatch):
+    # tarfile raises on short data itself; the reader does not rely on that
+    class Short:
+        def read(self, size=-1):
+            return b"short"
+
+    monkeypatch.setattr(tarfile.TarFile, "extractfile", lambda self, member: Short())
+    with pytest.raises(BundleError, match="entry is truncated") as e:
+        read_bundle(write_bundle(PLAN, FILES), "short.tgz")
+    assert e.value.message.endswith(" (SHA256SUMS)"), e.value.message
