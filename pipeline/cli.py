@@ -1203,6 +1203,7 @@ def rollback(
         run_id=os.environ.get("CODEBUILD_BUILD_ID") or os.environ.get("DBROLL_RUN_ID"),
         timeout=timeout,
         delay=delay,
+        sts=boto_client("sts"),
     )
     if as_json:
         emit_json(result.to_dict())
@@ -1217,6 +1218,8 @@ def rollback(
         )
     if result.task_definition:
         click.echo(f"task definition: {result.task_definition}")
+    if result.audit_uri:
+        click.echo(f"audit record: {result.audit_uri}")
 
 
 def main() -> None:

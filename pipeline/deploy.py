@@ -115,6 +115,7 @@ class RollbackResult:
     deployment: str | None = None
     outcome: str = ""
     durations: dict[str, float] = field(default_factory=dict)
+    audit_uri: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -154,6 +155,7 @@ def rollback(
     run_id: str | None = None,
     timeout: float = 600,
     delay: float = 15,
+    sts: Any = None,
 ) -> RollbackResult:
     """Roll an ECS service back: plan, database step in a one-off task, then the service.
 
@@ -161,7 +163,6 @@ def rollback(
     """
     import time
 
-    from pipeline.aws.ecs import point_service_at
     from pipeline.errors import DbrollError
 
     t0 = time.monotonic()
@@ -199,6 +200,77 @@ def rollback(
         return result
     if confirm is not None and not confirm(plan):
         raise DbrollError("rollback cancelled; nothing was changed")
+    try:
+        _execute_rollback(
+            result,
+            plan,
+            deployed,
+            target,
+            deployed_ref,
+            source,
+            executor,
+            ecs_client,
+            state,
+            images,
+            run_id,
+            timeout,
+            delay,
+        )
+        result.outcome = f"{cluster}/{service} runs {target_ref.label} ({plan.strategy})"
+    except DbrollError as e:
+        result.outcome = f"failed: {e.message.splitlines()[0]}"
+        raise
+    finally:
+        result.durations["total_s"] = round(time.monotonic() - t0, 3)
+        record = {
+            **result.to_dict(),
+            "cluster": cluster,
+            "service": service,
+            "run_id": run_id,
+            "caller": _caller(sts),
+        }
+        result.audit_uri = source.store.put_audit(record, run_id)
+    log.info(
+        "rolled back",
+        cluster=cluster,
+        service=service,
+        strategy=plan.strategy,
+        task_definition=result.task_definition,
+        audit=result.audit_uri,
+    )
+    return result
+
+
+def _caller(sts: Any) -> str | None:
+    if sts is None:
+        return None
+    try:
+        return sts.get_caller_identity().get("Arn")
+    except Exception:  # noqa: BLE001 - the audit record must not fail the rollback
+        return None
+
+
+def _execute_rollback(
+    result,
+    plan,
+    deployed,
+    target,
+    deployed_ref,
+    source,
+    executor,
+    ecs_client,
+    state,
+    images,
+    run_id,
+    timeout,
+    delay,
+) -> None:
+    """Bundle to S3, database step, then (only if it succeeded) the service."""
+    import time
+
+    from pipeline.aws.ecs import point_service_at
+    from pipeline.errors import DbrollError
+
     data = PlannedRollback(plan, deployed, target).bundle()
     result.bundle_uri = source.store.put_bundle(data)
     t1 = time.monotonic()
@@ -219,12 +291,3 @@ def rollback(
         ecs_client, state, images, timeout=timeout, delay=delay
     )
     result.durations["service_s"] = round(time.monotonic() - t2, 3)
-    result.outcome = f"{cluster}/{service} runs {target_ref.label} ({plan.strategy})"
-    log.info(
-        "rolled back",
-        cluster=cluster,
-        service=service,
-        strategy=plan.strategy,
-        task_definition=result.task_definition,
-    )
-    return result

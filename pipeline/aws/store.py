@@ -130,6 +130,18 @@ class ArtifactStore:
         files = _LazyFiles(self, base, {r.path: r.sha256 for r in refs})
         return replace(manifest, files=files)
 
+    # -- audit
+    def put_audit(self, record: dict, run_id: str | None) -> str:
+        """One JSON record per rollback or deploy run: audit/<utc-timestamp>-<run-id>.json."""
+        import datetime as dt
+        import json
+
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in (run_id or "manual"))
+        key = self._key("audit", f"{stamp}-{safe}.json")
+        self._put(key, json.dumps(record, indent=2, sort_keys=True, default=str).encode())
+        return self.uri(key)
+
     # -- bundles
     def put_bundle(self, data: bytes) -> str:
         key = self._key("bundles", f"{sha256_hex(data)}.tgz")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.conftest import dbroll, query, schema_objects
@@ -84,6 +86,17 @@ def test_undo_rollback_then_schema_and_service_match_the_target(
         assert schema_objects(db) == schema_objects(reference)
     finally:
         mariadb.drop_database(reference)
+    audits = [
+        o["Key"]
+        for o in aws.client("s3")
+        .list_objects_v2(Bucket="art", Prefix="dbroll/audit/")
+        .get("Contents", [])
+    ]
+    assert len(audits) == 1
+    record = json.loads(aws.client("s3").get_object(Bucket="art", Key=audits[0])["Body"].read())
+    assert record["outcome"].startswith("prod/web runs shop:v1")
+    assert record["task_exit"] == 0 and record["bundle_uri"].startswith("s3://art/dbroll/bundles/")
+    assert record["plan"]["strategy"] == "undo" and record["caller"]
     # running it again: the service already runs the target
     again = run_rollback(dsn, "shop:v1")
     assert again.exit_code == 0 and "nothing to do" in again.stdout
@@ -113,6 +126,11 @@ def test_failed_database_step_leaves_the_service_untouched(release, aws, on_serv
     )
     r = run_rollback(dsn, "shop:v1")
     assert r.exit_code == 1 and "service was not touched" in r.stderr
+    s3 = aws.client("s3")
+    (audit,) = s3.list_objects_v2(Bucket="art", Prefix="dbroll/audit/")["Contents"]
+    record = json.loads(s3.get_object(Bucket="art", Key=audit["Key"])["Body"].read())
+    assert record["outcome"].startswith("failed: the database step failed")
+    assert record["task_exit"] == 1 and record["task_definition"] is None
     assert service_image(aws).endswith(release["v3"]["digest"])
     query(db, "DROP TABLE blocker")
     assert run_rollback(dsn, "shop:v1").exit_code == 0  # continues where it stopped
