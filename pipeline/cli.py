@@ -244,13 +244,18 @@ def event_context(spec: Any) -> Any:
 
 
 def build_runner(
-    dsn: str | None, dsn_secret: str | None, migrations_dir: str, **runner_kw: Any
+    dsn: str | None,
+    dsn_secret: str | None,
+    migrations_dir: str,
+    *,
+    mset: Any = None,
+    **runner_kw: Any,
 ) -> Any:
     from pipeline.db.runner import Runner, RunnerOptions
     from pipeline.migrations.formats import load_migration_set
 
     spec = build_spec(dsn, dsn_secret)
-    mset = load_migration_set(migrations_dir)
+    mset = mset or load_migration_set(migrations_dir)
     opts = RunnerOptions(context=event_context(spec), **runner_kw)
     return Runner(spec, mset, opts)
 
@@ -326,6 +331,14 @@ def table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:
 @click.option(
     "--out-of-order", is_flag=True, help="Apply pending versions older than the newest applied one."
 )
+@click.option(
+    "--manifest",
+    "manifest_ref",
+    metavar="REF",
+    help="Take the migrations from an image's manifest (ECR ref, with --bucket) instead of "
+    "--migrations: how a one-off task of the deployed image applies a newer image's migrations.",
+)
+@aws_options
 @json_option
 @handle_errors
 def migrate(
@@ -339,6 +352,9 @@ def migrate(
     dry_run,
     strict_future,
     out_of_order,
+    manifest_ref,
+    bucket,
+    prefix,
     as_json,
 ):
     """Apply pending migrations (then changed repeatables), one runner at a time.
@@ -347,10 +363,15 @@ def migrate(
     nothing to do; a schema that is ahead of this image (after a code-only rollback) is
     accepted with a warning.
     """
+    mset = None
+    if manifest_ref:
+        manifest, _image = manifest_source(bucket, prefix).load(manifest_ref)
+        mset = manifest.to_migration_set(manifest_ref)
     runner = build_runner(
         dsn,
         dsn_secret,
         migrations_dir,
+        mset=mset,
         lock_timeout=lock_timeout,
         lock_wait_timeout=lock_wait_timeout,
         lock_retries=lock_retries,
@@ -1094,6 +1115,35 @@ def compat(refs, dsn, dsn_secret, schema_ref, bucket, prefix, as_json):
 # ------------------------------------------------------------------ deploy side
 
 
+def _move_adapters(
+    what, cluster, service_name, container, executor_kind, dsn, dsn_secret, timeout, bucket, prefix
+):
+    """Store, ECS adapters and the executor for a rollback or deploy (the only place they are
+    built)."""
+    from pipeline.aws.ecs import Ecs, OneOffTasks
+    from pipeline.executor import EcsTaskExecutor, LocalTaskExecutor
+
+    source = manifest_source(bucket, prefix)
+    if source.store is None:
+        raise ConfigError(f"{what} needs the artifact bucket", hint="--bucket or DBROLL_BUCKET")
+    ecs_client = boto_client("ecs")
+    ecs = Ecs(ecs_client)
+    if executor_kind == "local":
+        env = {}
+        if dsn:
+            env["DBROLL_DSN"] = dsn
+        if dsn_secret:
+            env["DBROLL_DSN_SECRET"] = dsn_secret
+        executor = LocalTaskExecutor(timeout=timeout, base_env={**os.environ, **env})
+    else:
+        state = ecs.service_state(cluster, service_name)
+        app = container or next((c.container for c in state.containers if c.repository), None)
+        executor = EcsTaskExecutor(
+            OneOffTasks(ecs_client, boto_client("logs")), state, container=app, timeout=timeout
+        )
+    return source, ecs, ecs_client, executor
+
+
 @cli.command()
 @click.option("--cluster", required=True, envvar="DBROLL_CLUSTER", help="ECS cluster.")
 @click.option(
@@ -1154,30 +1204,22 @@ def rollback(
        --executor local), 2. upload the bundle, 3. run `dbroll apply-bundle` in a one-off
     task (never the older image), 4. only then point the service at the target image.
     """
-    from pipeline.aws.ecs import Ecs, OneOffTasks
     from pipeline.deploy import rollback as do_rollback
-    from pipeline.executor import EcsTaskExecutor, LocalTaskExecutor
     from pipeline.plan import render_text
 
-    source = manifest_source(bucket, prefix)
-    if source.store is None:
-        raise ConfigError("rollback needs the artifact bucket", hint="--bucket or DBROLL_BUCKET")
-    ecs_client = boto_client("ecs")
-    ecs = Ecs(ecs_client)
+    source, ecs, ecs_client, executor = _move_adapters(
+        "rollback",
+        cluster,
+        service_name,
+        container,
+        executor_kind,
+        dsn,
+        dsn_secret,
+        timeout,
+        bucket,
+        prefix,
+    )
     history = _history_for(dsn, dsn_secret) if executor_kind == "local" else None
-    if executor_kind == "local":
-        env = {}
-        if dsn:
-            env["DBROLL_DSN"] = dsn
-        if dsn_secret:
-            env["DBROLL_DSN_SECRET"] = dsn_secret
-        executor = LocalTaskExecutor(timeout=timeout, base_env={**os.environ, **env})
-    else:
-        state = ecs.service_state(cluster, service_name)
-        app = container or next((c.container for c in state.containers if c.repository), None)
-        executor = EcsTaskExecutor(
-            OneOffTasks(ecs_client, boto_client("logs")), state, container=app, timeout=timeout
-        )
 
     def confirm(plan):
         click.echo(render_text(plan), err=True)
@@ -1216,6 +1258,90 @@ def rollback(
             f"database step: {result.task_arn} (exit {result.task_exit}); "
             f"bundle {result.bundle_uri}"
         )
+    if result.task_definition:
+        click.echo(f"task definition: {result.task_definition}")
+    if result.audit_uri:
+        click.echo(f"audit record: {result.audit_uri}")
+
+
+@cli.command()
+@click.option("--cluster", required=True, envvar="DBROLL_CLUSTER", help="ECS cluster.")
+@click.option(
+    "--service", "service_name", required=True, envvar="DBROLL_SERVICE", help="ECS service."
+)
+@click.option("--image", "image_ref", required=True, metavar="REF", help="The image to deploy.")
+@click.option("--container", metavar="NAME", help="The app container (when there are several).")
+@click.option(
+    "--executor",
+    "executor_kind",
+    type=click.Choice(["ecs", "local"]),
+    default="ecs",
+    show_default=True,
+    help="Where the migrations run (see `dbroll rollback --help`).",
+)
+@db_options
+@click.option("--dry-run", is_flag=True, help="Say what would happen; change nothing.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(1),
+    default=900,
+    show_default=True,
+    help="Seconds to wait for the one-off task and for the service to settle.",
+)
+@aws_options
+@json_option
+@handle_errors
+def deploy(
+    cluster,
+    service_name,
+    image_ref,
+    container,
+    executor_kind,
+    dsn,
+    dsn_secret,
+    dry_run,
+    timeout,
+    bucket,
+    prefix,
+    as_json,
+):
+    """Deploy a newer image, schema first: its pending migrations run in a one-off task of
+    the current task definition (`dbroll migrate --manifest`), then the service moves."""
+    from pipeline.deploy import deploy as do_deploy
+
+    source, ecs, ecs_client, executor = _move_adapters(
+        "deploy",
+        cluster,
+        service_name,
+        container,
+        executor_kind,
+        dsn,
+        dsn_secret,
+        timeout,
+        bucket,
+        prefix,
+    )
+    result = do_deploy(
+        source=source,
+        ecs=ecs,
+        ecs_client=ecs_client,
+        executor=executor,
+        cluster=cluster,
+        service=service_name,
+        image_ref=image_ref,
+        container=container,
+        dry_run=dry_run,
+        run_id=os.environ.get("CODEBUILD_BUILD_ID") or os.environ.get("DBROLL_RUN_ID"),
+        timeout=timeout,
+        delay=float(os.environ.get("DBROLL_POLL_SECONDS", "15")),
+        sts=boto_client("sts"),
+    )
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    click.echo(result.outcome)
+    if result.task_arn:
+        click.echo(f"database step: {result.task_arn} (exit {result.task_exit})")
     if result.task_definition:
         click.echo(f"task definition: {result.task_definition}")
     if result.audit_uri:

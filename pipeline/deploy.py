@@ -200,23 +200,119 @@ def rollback(
         return result
     if confirm is not None and not confirm(plan):
         raise DbrollError("rollback cancelled; nothing was changed")
-    try:
-        _execute_rollback(
+
+    def database_step() -> None:
+        result.bundle_uri = source.store.put_bundle(
+            PlannedRollback(plan, deployed, target).bundle()
+        )
+        _database_then_service(
             result,
-            plan,
-            deployed,
-            target,
-            deployed_ref,
-            source,
+            ["dbroll", "apply-bundle", result.bundle_uri],
             executor,
             ecs_client,
             state,
             images,
             run_id,
+            deployed_ref.digest,
             timeout,
             delay,
         )
-        result.outcome = f"{cluster}/{service} runs {target_ref.label} ({plan.strategy})"
+
+    return _audited(
+        result, "rolled back", database_step, source, cluster, service, target_ref, run_id, sts, t0
+    )
+
+
+def deploy(
+    *,
+    source: ManifestSource,
+    ecs: Any,
+    ecs_client: Any,
+    executor: Any,
+    cluster: str,
+    service: str,
+    image_ref: str,
+    container: str | None = None,
+    dry_run: bool = False,
+    run_id: str | None = None,
+    timeout: float = 600,
+    delay: float = 15,
+    sts: Any = None,
+) -> RollbackResult:
+    """The forward path: the target image's pending migrations run in a one-off task of the
+    deployed task definition (`dbroll migrate --manifest`), then the service moves."""
+    import time
+
+    from pipeline.errors import DbrollError
+
+    t0 = time.monotonic()
+    state = ecs.service_state(cluster, service)
+    deployed, deployed_ref = deployed_manifest(source, ecs, cluster, service, container)
+    target, target_ref = source.load(image_ref)
+    plan = make_plan(deployed, target, None, source=deployed_ref, target_ref=target_ref)
+    result = RollbackResult(plan, durations={"plan_s": round(time.monotonic() - t0, 3)})
+    if plan.direction == "rollback":
+        raise DbrollError(
+            f"{target_ref.label} is older than what {cluster}/{service} runs",
+            hint=f"use `dbroll rollback --cluster {cluster} --service {service} --to "
+            f"{image_ref}`, which undoes what the older image cannot know",
+        )
+    require_unblocked(plan)
+    if deployed_ref.digest == target_ref.digest:
+        result.outcome = f"{cluster}/{service} already runs {target_ref.label}: nothing to do"
+        return result
+    images = {
+        c.container: _image_for(c.image, target_ref.repository, target_ref.digest)
+        for c in state.containers
+        if c.repository == deployed_ref.repository
+    }
+    ref = f"{target_ref.repository}@{target_ref.digest}"
+    command = [
+        "dbroll",
+        "migrate",
+        "--manifest",
+        ref,
+        "--bucket",
+        source.store.bucket,
+        "--prefix",
+        source.store.prefix,
+    ]
+    if dry_run:
+        result.outcome = (
+            f"dry run: would run `{' '.join(command)}` as a one-off task of "
+            f"{cluster}/{service}, then point it at "
+            + ", ".join(f"{k}={v}" for k, v in images.items())
+        )
+        return result
+
+    def database_step() -> None:
+        _database_then_service(
+            result,
+            command,
+            executor,
+            ecs_client,
+            state,
+            images,
+            run_id,
+            target_ref.digest,
+            timeout,
+            delay,
+        )
+
+    return _audited(
+        result, "deployed", database_step, source, cluster, service, target_ref, run_id, sts, t0
+    )
+
+
+def _audited(result, verb, step, source, cluster, service, target_ref, run_id, sts, t0):
+    """Run the move; whatever happens, write the audit record."""
+    import time
+
+    from pipeline.errors import DbrollError
+
+    try:
+        step()
+        result.outcome = f"{cluster}/{service} runs {target_ref.label} ({result.plan.strategy})"
     except DbrollError as e:
         result.outcome = f"failed: {e.message.splitlines()[0]}"
         raise
@@ -231,10 +327,10 @@ def rollback(
         }
         result.audit_uri = source.store.put_audit(record, run_id)
     log.info(
-        "rolled back",
+        verb,
         cluster=cluster,
         service=service,
-        strategy=plan.strategy,
+        strategy=result.plan.strategy,
         task_definition=result.task_definition,
         audit=result.audit_uri,
     )
@@ -246,36 +342,22 @@ def _caller(sts: Any) -> str | None:
         return None
     try:
         return sts.get_caller_identity().get("Arn")
-    except Exception:  # noqa: BLE001 - the audit record must not fail the rollback
+    except Exception:  # noqa: BLE001 - the audit record must not fail the move
         return None
 
 
-def _execute_rollback(
-    result,
-    plan,
-    deployed,
-    target,
-    deployed_ref,
-    source,
-    executor,
-    ecs_client,
-    state,
-    images,
-    run_id,
-    timeout,
-    delay,
+def _database_then_service(
+    result, command, executor, ecs_client, state, images, run_id, image_digest, timeout, delay
 ) -> None:
-    """Bundle to S3, database step, then (only if it succeeded) the service."""
+    """The database step through the executor, then (only if it succeeded) the service."""
     import time
 
     from pipeline.aws.ecs import point_service_at
     from pipeline.errors import DbrollError
 
-    data = PlannedRollback(plan, deployed, target).bundle()
-    result.bundle_uri = source.store.put_bundle(data)
     t1 = time.monotonic()
-    env = {"DBROLL_RUN_ID": run_id or "", "DBROLL_IMAGE": deployed_ref.digest or ""}
-    outcome = executor.run(["dbroll", "apply-bundle", result.bundle_uri], env)
+    env = {"DBROLL_RUN_ID": run_id or "", "DBROLL_IMAGE": image_digest or ""}
+    outcome = executor.run(command, env)
     result.task_arn, result.task_exit = outcome.task_arn, outcome.exit_code
     result.durations["database_s"] = round(time.monotonic() - t1, 3)
     if not outcome.ok:
@@ -284,7 +366,7 @@ def _execute_rollback(
             f"the database step failed (task {outcome.task_arn}, exit {outcome.exit_code}, "
             f"{outcome.stopped_reason}); the service was not touched\n{tail}",
             hint="`dbroll status` shows where the database stands; fix the cause and run the "
-            "same rollback again: it continues where it stopped",
+            "same command again: it continues where it stopped",
         )
     t2 = time.monotonic()
     result.task_definition, result.deployment = point_service_at(

@@ -144,3 +144,64 @@ def test_blocked_plan_exits_3_and_changes_nothing(release, aws, on_service, db):
     r = run_rollback(dsn, "shop:v1", "--strategy", "code-only")
     assert r.exit_code == 3 and "not-additive" in r.stderr
     assert service_image(aws).endswith(release["v3"]["digest"])
+
+
+def test_deploy_forward_then_roll_back(release, aws, on_service, db):
+    dsn = db.to_dsn()
+    assert dbroll("migrate", "--dsn", dsn, "--migrations", str(release["v1"]["dir"])).exit_code == 0
+    on_service(release["v1"]["digest"])
+    older = dbroll(
+        "deploy",
+        "--cluster",
+        "prod",
+        "--service",
+        "web",
+        "--image",
+        "shop:v1",
+        "--executor",
+        "local",
+        "--dsn",
+        dsn,
+        "--bucket",
+        "art",
+    )
+    assert older.exit_code == 0 and "nothing to do" in older.stdout
+    r = dbroll(
+        "deploy",
+        "--cluster",
+        "prod",
+        "--service",
+        "web",
+        "--image",
+        "shop:v3",
+        "--executor",
+        "local",
+        "--dsn",
+        dsn,
+        "--bucket",
+        "art",
+    )
+    assert r.exit_code == 0, r.stderr
+    assert service_image(aws).endswith(release["v3"]["digest"])
+    st = dbroll("status", "--dsn", dsn, "--migrations", str(release["v3"]["dir"]), "--json").json
+    assert st["applied"] == ["1", "2", "3", "4"] and st["pending"] == []
+    back = dbroll(
+        "deploy",
+        "--cluster",
+        "prod",
+        "--service",
+        "web",
+        "--image",
+        "shop:v1",
+        "--executor",
+        "local",
+        "--dsn",
+        dsn,
+        "--bucket",
+        "art",
+    )
+    assert back.exit_code == 1 and "dbroll rollback" in back.stderr
+    assert run_rollback(dsn, "shop:v1").exit_code == 0
+    assert dbroll("status", "--dsn", dsn, "--migrations", str(release["v1"]["dir"]), "--json").json[
+        "applied"
+    ] == ["1", "2"]
