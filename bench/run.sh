@@ -1,22 +1,53 @@
 #!/usr/bin/env bash
-# `make bench`: installs the peers (idempotently, into bench/.work), then runs the harness.
-set -euo pipefail
+# `make bench` (after `deps`): installs the peers idempotently into bench/.work (gitignored),
+# then runs bench/harness.py. A peer that fails to install is reported as not measured.
+set -uo pipefail
 cd "$(dirname "$0")/.."
-WORK=bench/.work
-mkdir -p "$WORK"
-if [ ! -x "$WORK/node_modules/@dbmate/linux-x64/bin/dbmate" ] || [ ! -d "$WORK/node_modules/liquibase" ]; then
+REPO=$PWD
+WORK=${BENCH_WORK:-$REPO/bench/.work}
+mkdir -p "$WORK/tmp"
+# scratch files of every tool on disk, never /dev/shm (the harness places the datadirs itself)
+export TMPDIR="$WORK/tmp"
+
+DBMATE_VERSION=2.36.0
+LIQUIBASE_VERSION=4.28.1
+YOYO_VERSION=9.0.0
+
+if [ ! -x .venv/bin/dbroll ]; then
+  echo "bench: .venv/bin/dbroll missing: run 'make bench' (or 'make deps') first" >&2
+  exit 2
+fi
+
+# dbmate and Liquibase from npm (Liquibase's package bundles liquibase-core and the
+# MariaDB JDBC driver; it runs on the machine's Java)
+if [ ! -x "$WORK/node_modules/@dbmate/linux-x64/bin/dbmate" ] \
+  || [ ! -f "$WORK/node_modules/liquibase/dist/liquibase/liquibase" ]; then
   if command -v npm >/dev/null 2>&1; then
-    echo "installing dbmate and liquibase@4.28.1 (npm) into $WORK"
-    (cd "$WORK" && npm install --silent --no-audit --no-fund dbmate liquibase@4.28.1) \
-      || echo "warning: npm install failed; those peers will be reported as not measured"
+    echo "bench: installing dbmate@$DBMATE_VERSION and liquibase@$LIQUIBASE_VERSION (npm) into $WORK"
+    [ -f "$WORK/package.json" ] || echo '{"private": true}' >"$WORK/package.json"
+    (cd "$WORK" && npm install --no-audit --no-fund --loglevel=error --save-exact \
+      "dbmate@$DBMATE_VERSION" "liquibase@$LIQUIBASE_VERSION") \
+      || echo "bench: warning: npm install failed; dbmate/Liquibase will be reported as not measured"
   else
-    echo "warning: no npm: dbmate and Liquibase will be reported as not measured"
+    echo "bench: warning: no npm; dbmate and Liquibase will be reported as not measured"
   fi
 fi
-if [ ! -x .venv/bin/yoyo ]; then
-  .venv/bin/pip install -q yoyo-migrations || echo "warning: yoyo-migrations not installed"
-fi
 if ! command -v java >/dev/null 2>&1; then
-  echo "warning: no java: Liquibase will be reported as not measured"
+  echo "bench: warning: no java; Liquibase will be reported as not measured"
 fi
+
+# yoyo-migrations (with PyMySQL) in its own venv, so the project's venv stays as pyproject says
+if [ ! -x "$WORK/venv-yoyo/bin/yoyo" ]; then
+  echo "bench: installing yoyo-migrations==$YOYO_VERSION into $WORK/venv-yoyo"
+  { python3 -m venv "$WORK/venv-yoyo" \
+    && "$WORK/venv-yoyo/bin/pip" install -q "yoyo-migrations==$YOYO_VERSION" "PyMySQL>=1.1"; } \
+    || { echo "bench: warning: yoyo-migrations not installed; it will be reported as not measured"
+         rm -rf "$WORK/venv-yoyo"; }
+fi
+
+if ! command -v mariadb >/dev/null 2>&1; then
+  echo "bench: the mariadb client is missing (apt-get install mariadb-client)" >&2
+  exit 2
+fi
+
 exec .venv/bin/python bench/harness.py
