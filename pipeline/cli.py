@@ -1348,5 +1348,16 @@ def deploy(
         click.echo(f"audit record: {result.audit_uri}")
 
 
+def _register_modules() -> None:
+    # Each module keeps its heavy imports inside its commands, so --help stays fast.
+    from pipeline import cli_backup, cli_pipeline, cli_safety
+
+    for module in (cli_safety, cli_backup, cli_pipeline):
+        module.register(cli)
+
+
+_register_modules()
+
+
 def main() -> None:
     cli(prog_name="dbroll")
