@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 from pipeline.db.history import History
@@ -18,6 +19,8 @@ from pipeline.manifest import Manifest, ManifestMigration
 from pipeline.migrations.lint import ADDITIVE, BREAKING, DATA, SEVERITY, UNKNOWN
 from pipeline.migrations.model import Version
 from pipeline.render import render_table
+
+_vkey = attrgetter("parts")  # sort key for Versions: tuple comparison in C
 
 PLAN_SCHEMA = "dbroll.plan/v1"
 STRATEGIES = ("auto", "undo", "code-only")
@@ -346,9 +349,9 @@ def make_plan(
     else:
         applied = {m.version: m.up.sha256 for m in deployed.migrations}
     A = set(applied)
-    expected = tuple((str(v), applied[v]) for v in sorted(A))
+    expected = tuple((str(v), applied[v]) for v in sorted(A, key=_vkey))
 
-    strangers = sorted(v for v in A if v not in D and v not in T)
+    strangers = sorted((v for v in A if v not in D and v not in T), key=_vkey)
     for v in strangers:
         blockers.append(
             Blocker(
@@ -359,7 +362,7 @@ def make_plan(
                 str(v),
             )
         )
-    for v in sorted(A & D):
+    for v in sorted(A & D, key=_vkey):
         recorded = applied[v]
         if recorded and recorded != deployed.get(v).up.sha256:
             blockers.append(
@@ -372,7 +375,7 @@ def make_plan(
                     str(v),
                 )
             )
-    for v in sorted(A & D & T):
+    for v in sorted(A & D & T, key=_vkey):
         if deployed.get(v).up.sha256 != target.get(v).up.sha256:
             warnings.append(
                 f"version {v} differs between the deployed and the target image "
@@ -384,7 +387,7 @@ def make_plan(
             Blocker(
                 "divergent",
                 "the target has versions the deployed image never had: "
-                + ", ".join(map(str, sorted(T - D))),
+                + ", ".join(map(str, sorted(T - D, key=_vkey))),
                 "the images come from diverging branches; roll back to a common ancestor first",
             )
         )
@@ -411,7 +414,7 @@ def make_plan(
             for m in target.migrations
             if m.version not in A
         )
-        after = tuple(str(v) for v in sorted(A | {m.version for m in target.migrations}))
+        after = tuple(str(v) for v in sorted(A | {m.version for m in target.migrations}, key=_vkey))
         return Plan(
             "forward",
             "migrate",
@@ -427,13 +430,13 @@ def make_plan(
             history is not None,
         )
 
-    to_revert = sorted((v for v in A if v not in T and v in D), reverse=True)
-    for v in sorted(D - T - A):
+    to_revert = sorted((v for v in A if v not in T and v in D), key=_vkey, reverse=True)
+    for v in sorted(D - T - A, key=_vkey):
         warnings.append(
             f"version {v} of the deployed image is not applied in the database; "
             "nothing to revert for it"
         )
-    pending_target = sorted(T - A)
+    pending_target = sorted(T - A, key=_vkey)
     if pending_target:
         warnings.append(
             "target versions not applied in the database (its container applies "
@@ -451,7 +454,7 @@ def make_plan(
         for m in range_migs
     )
     not_additive = [r for r in reverted if r.klass != ADDITIVE]
-    after = tuple(str(v) for v in sorted(A - set(to_revert)))
+    after = tuple(str(v) for v in sorted(A - set(to_revert), key=_vkey))
 
     if not to_revert:
         return Plan(
@@ -465,7 +468,7 @@ def make_plan(
             tuple(warnings),
             tuple(blockers),
             expected,
-            tuple(str(v) for v in sorted(A)),
+            tuple(str(v) for v in sorted(A, key=_vkey)),
             history is not None,
         )
 
@@ -505,7 +508,7 @@ def make_plan(
             tuple(warnings),
             tuple(blockers),
             expected,
-            tuple(str(v) for v in sorted(A)),
+            tuple(str(v) for v in sorted(A, key=_vkey)),
             history is not None,
         )
 

@@ -22,7 +22,7 @@ def _strip_trailing_zeros(parts: Iterable[int]) -> tuple[int, ...]:
     return tuple(out)
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, eq=False)
 class Version:
     """A migration version, compared numerically component by component.
 
@@ -40,20 +40,47 @@ class Version:
         for part in parts:
             if not isinstance(part, int) or isinstance(part, bool) or part < 0:
                 raise ValueError(f"version components must be non-negative ints: {parts!r}")
-        object.__setattr__(self, "parts", _strip_trailing_zeros(parts))
+        parts = _strip_trailing_zeros(parts)
+        object.__setattr__(self, "parts", parts)
+        object.__setattr__(self, "_canonical", ".".join(map(str, parts)) if parts else "0")
 
     @classmethod
     def parse(cls, text: str) -> Version:
         """Parse digits separated by "." or "_" ("1", "1.10", "2_1", "20240101120000")."""
         if not isinstance(text, str) or not _VERSION_RE.fullmatch(text):
             raise ValueError(f"invalid version {text!r}: expected digits separated by '.' or '_'")
-        return cls(text=text, parts=tuple(int(p) for p in _SEPARATOR_RE.split(text)))
+        # The pattern admits only digit groups, so __post_init__'s checks would be redundant:
+        # build the instance directly (manifests parse tens of thousands of versions).
+        parts = _strip_trailing_zeros(map(int, _SEPARATOR_RE.split(text)))
+        self = object.__new__(cls)
+        object.__setattr__(self, "text", text)
+        object.__setattr__(self, "parts", parts)
+        object.__setattr__(self, "_canonical", ".".join(map(str, parts)) if parts else "0")
+        return self
+
+    # Hand-written comparisons: plans sort tens of thousands of versions, and the
+    # dataclass-generated ones build a tuple per call.
+    def __eq__(self, other: object) -> bool:
+        return self.parts == other.parts if isinstance(other, Version) else NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.parts)
+
+    def __lt__(self, other: Version) -> bool:
+        return self.parts < other.parts if isinstance(other, Version) else NotImplemented
+
+    def __le__(self, other: Version) -> bool:
+        return self.parts <= other.parts if isinstance(other, Version) else NotImplemented
+
+    def __gt__(self, other: Version) -> bool:
+        return self.parts > other.parts if isinstance(other, Version) else NotImplemented
+
+    def __ge__(self, other: Version) -> bool:
+        return self.parts >= other.parts if isinstance(other, Version) else NotImplemented
 
     def __str__(self) -> str:
         """Canonical form: components joined by "." without leading or trailing zeros."""
-        if not self.parts:
-            return "0"
-        return ".".join(str(p) for p in self.parts)
+        return self._canonical  # type: ignore[attr-defined, no-any-return]
 
 
 ZERO = Version.parse("0")
