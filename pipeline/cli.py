@@ -5,11 +5,12 @@ Heavy modules (PyMySQL, boto3) are imported inside commands so `dbroll --help` s
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import wraps
 from typing import Any
 
@@ -628,11 +629,33 @@ def baseline(dsn, dsn_secret, migrations_dir, version, as_json):
 # ------------------------------------------------------------------ AWS adapters
 
 
+_AWS_CALLS: Any = None  # an AwsCallLog while a dry run records (and guards) AWS calls
+
+
 def boto_client(service: str) -> Any:
     """The only place that creates AWS clients (endpoint from AWS_ENDPOINT_URL if set)."""
     import boto3
 
-    return boto3.session.Session().client(service)
+    client = boto3.session.Session().client(service)
+    if _AWS_CALLS is not None:
+        _AWS_CALLS.attach(client)
+    return client
+
+
+@contextlib.contextmanager
+def recording_aws_calls(enabled: bool, *, read_only: bool) -> Iterator[Any]:
+    """While inside, every AWS client created records its calls; read_only refuses writes."""
+    global _AWS_CALLS
+    if not enabled:
+        yield None
+        return
+    from pipeline.aws.calls import AwsCallLog
+
+    _AWS_CALLS = AwsCallLog(read_only=read_only)
+    try:
+        yield _AWS_CALLS
+    finally:
+        _AWS_CALLS = None
 
 
 def manifest_source(bucket: str | None, prefix: str) -> Any:
@@ -1116,83 +1139,206 @@ def compat(refs, dsn, dsn_secret, schema_ref, bucket, prefix, as_json):
 
 
 def _move_adapters(
-    what, cluster, service_name, container, executor_kind, dsn, dsn_secret, timeout, bucket, prefix
+    what,
+    cluster,
+    service_name,
+    container,
+    executor_kind,
+    runner,
+    dsn,
+    dsn_secret,
+    timeout,
+    bucket,
+    prefix,
+    quiet,
 ):
     """Store, ECS adapters and the executor for a rollback or deploy (the only place they are
-    built)."""
-    from pipeline.aws.ecs import Ecs, OneOffTasks
+    built). The database task's output goes to stderr as it arrives unless `quiet`."""
+    from pipeline.aws.ecs import Ecs, OneOffTasks, register_runner
     from pipeline.executor import EcsTaskExecutor, LocalTaskExecutor
+    from pipeline.log import redact
 
     source = manifest_source(bucket, prefix)
     if source.store is None:
         raise ConfigError(f"{what} needs the artifact bucket", hint="--bucket or DBROLL_BUCKET")
     ecs_client = boto_client("ecs")
     ecs = Ecs(ecs_client)
+    delay = float(os.environ.get("DBROLL_POLL_SECONDS", "6"))
+
+    def on_line(line: str) -> None:
+        click.echo(f"  | {redact(line)}", err=True)
+
+    stream = None if quiet else on_line
     if executor_kind == "local":
         env = {}
         if dsn:
             env["DBROLL_DSN"] = dsn
         if dsn_secret:
             env["DBROLL_DSN_SECRET"] = dsn_secret
-        executor = LocalTaskExecutor(timeout=timeout, base_env={**os.environ, **env})
+        executor = LocalTaskExecutor(
+            timeout=timeout, base_env={**os.environ, **env}, on_line=stream
+        )
     else:
         state = ecs.service_state(cluster, service_name)
         app = container or next((c.container for c in state.containers if c.repository), None)
+        if app is None:
+            raise ConfigError(
+                f"ECS service {cluster}/{service_name} runs no ECR image",
+                hint="name the app container with --container",
+            )
+        task_definition = None
+        if runner != "current":
+            if _AWS_CALLS is not None and _AWS_CALLS.read_only:
+                task_definition = f"<{state.task_definition} with {runner} in {app}>"
+            else:
+                task_definition = register_runner(ecs_client, state, app, runner)
         executor = EcsTaskExecutor(
-            OneOffTasks(ecs_client, boto_client("logs")), state, container=app, timeout=timeout
+            OneOffTasks(ecs_client, boto_client("logs")),
+            state,
+            container=app,
+            task_definition=task_definition,
+            timeout=timeout,
+            delay=delay,
+            on_line=stream,
         )
     return source, ecs, ecs_client, executor
 
 
+def move_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Options shared by rollback and deploy."""
+    for decorator in reversed(
+        [
+            click.option("--cluster", required=True, envvar="DBROLL_CLUSTER", help="ECS cluster."),
+            click.option(
+                "--service",
+                "service_name",
+                required=True,
+                envvar="DBROLL_SERVICE",
+                help="ECS service.",
+            ),
+            click.option(
+                "--container", metavar="NAME", help="The app container (when there are several)."
+            ),
+            click.option(
+                "--executor",
+                "executor_kind",
+                type=click.Choice(["ecs", "local"]),
+                default="ecs",
+                show_default=True,
+                help="Where the database step runs: a one-off ECS task in the service's "
+                "cluster and network, or this machine (CodeBuild in the VPC, demos).",
+            ),
+            click.option(
+                "--runner",
+                default="current",
+                show_default=True,
+                metavar="current|IMAGE",
+                help="The image of the one-off task: the service's current task definition "
+                "(its image contains dbroll), or a dedicated dbroll image (registered as "
+                "family <family>-dbroll-runner).",
+            ),
+            click.option(
+                "--dry-run",
+                is_flag=True,
+                help="Plan, then list every AWS call made (reads only) and every call it "
+                "would make; writes are refused at the client, nothing changes.",
+            ),
+            click.option(
+                "--timeout",
+                type=click.FloatRange(1),
+                default=900,
+                show_default=True,
+                help="Seconds to wait for the one-off task, and again for the service.",
+            ),
+            click.option("--quiet", is_flag=True, help="Do not stream the database task's output."),
+        ]
+    ):
+        f = decorator(f)
+    return f
+
+
+def _run_id() -> str | None:
+    return os.environ.get("CODEBUILD_BUILD_ID") or os.environ.get("DBROLL_RUN_ID")
+
+
+def _render_move(result: Any, calls: Any, as_json: bool, dry_run: bool) -> None:
+    from pipeline.plan import render_text
+
+    if as_json:
+        data = result.to_dict()
+        if calls is not None:
+            data["aws_calls_made"] = calls.calls
+        emit_json(data)
+        return
+    if dry_run:
+        click.echo(render_text(result.plan))
+        if calls is not None:
+            click.echo("\nAWS calls made (read-only):")
+            click.echo("\n".join(f"  {c}" for c in calls.calls) or "  (none)")
+        if result.would:
+            click.echo("AWS calls it would make, in order:")
+            click.echo("\n".join(f"  {i}. {c}" for i, c in enumerate(result.would, 1)))
+    click.echo(result.outcome)
+    rows = [
+        ("strategy", result.plan.strategy),
+        (
+            "database step",
+            f"{result.task_arn} (exit {result.task_exit})" if result.task_arn else None,
+        ),
+        ("bundle", result.bundle_uri),
+        ("task definition", result.task_definition),
+        ("durations", ", ".join(f"{k} {v:g}" for k, v in result.durations.items()) or None),
+        ("audit record", result.audit_uri),
+    ]
+    for label, value in rows:
+        if value and not dry_run:
+            click.echo(f"{label}: {value}")
+
+
 @cli.command()
-@click.option("--cluster", required=True, envvar="DBROLL_CLUSTER", help="ECS cluster.")
+@move_options
+@click.option("--to", "to_ref", metavar="REF", help="The image to go back to.")
 @click.option(
-    "--service", "service_name", required=True, envvar="DBROLL_SERVICE", help="ECS service."
+    "--bundle",
+    "bundle_ref",
+    metavar="s3://...",
+    help="Run this approved bundle instead of planning again (the rollback pipeline's "
+    "Execute stage); refused when the service no longer runs the bundle's source image.",
 )
-@click.option("--to", "to_ref", required=True, metavar="REF", help="The image to go back to.")
-@click.option("--container", metavar="NAME", help="The app container (when there are several).")
 @click.option(
     "--strategy",
     type=click.Choice(["auto", "undo", "code-only"]),
     default="auto",
     show_default=True,
+    envvar="DBROLL_STRATEGY",
+    help="auto: code-only when every migration to revert is additive, else undo.",
 )
-@click.option("--force-code-only", is_flag=True)
 @click.option(
-    "--executor",
-    "executor_kind",
-    type=click.Choice(["ecs", "local"]),
-    default="ecs",
-    show_default=True,
-    help="Where the database step runs: a one-off ECS task in the service's network, "
-    "or this machine (CodeBuild in the VPC, demos).",
+    "--force-code-only",
+    is_flag=True,
+    help="Allow code-only over breaking migrations (you know the old code copes).",
 )
 @db_options
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--dry-run", is_flag=True, help="Plan and say what would happen; change nothing.")
-@click.option(
-    "--timeout",
-    type=click.FloatRange(1),
-    default=900,
-    show_default=True,
-    help="Seconds to wait for the one-off task and for the service to settle.",
-)
 @aws_options
 @json_option
 @handle_errors
 def rollback(
     cluster,
     service_name,
-    to_ref,
     container,
+    executor_kind,
+    runner,
+    dry_run,
+    timeout,
+    quiet,
+    to_ref,
+    bundle_ref,
     strategy,
     force_code_only,
-    executor_kind,
     dsn,
     dsn_secret,
     yes,
-    dry_run,
-    timeout,
     bucket,
     prefix,
     as_json,
@@ -1200,152 +1346,168 @@ def rollback(
     """Roll an ECS service back to an older image, schema first.
 
     \b
-    1. plan from the service's running image to --to (live history with --dsn and
-       --executor local), 2. upload the bundle, 3. run `dbroll apply-bundle` in a one-off
-    task (never the older image), 4. only then point the service at the target image.
+    1. plan from the image the service runs to --to (live history with --dsn and
+       --executor local), or take an approved --bundle;
+    2. upload the bundle (s3://BUCKET/PREFIX/bundles/<sha256>.tgz);
+    3. run `dbroll apply-bundle` in a one-off task of the current task definition (never
+       the older image), streaming its output;
+    4. only if that succeeded, point the service at the target image and wait for the
+       deployment; 5. write an audit record.
+    A re-run after a failure continues where it stopped.
+
+    \b
+    Examples:
+      dbroll rollback --cluster prod --service shop --to shop:v41 --bucket my-artifacts
+      dbroll rollback --cluster prod --service shop --to shop:v41 --dry-run
+      dbroll rollback --cluster prod --service shop --bundle s3://my-artifacts/dbroll/bundles/<sha>.tgz --yes
     """
     from pipeline.deploy import rollback as do_rollback
     from pipeline.plan import render_text
 
-    source, ecs, ecs_client, executor = _move_adapters(
-        "rollback",
-        cluster,
-        service_name,
-        container,
-        executor_kind,
-        dsn,
-        dsn_secret,
-        timeout,
-        bucket,
-        prefix,
-    )
-    history = _history_for(dsn, dsn_secret) if executor_kind == "local" else None
-
-    def confirm(plan):
-        click.echo(render_text(plan), err=True)
-        if yes or not sys.stdin.isatty():
-            return True
-        return click.confirm("Proceed?", default=False, err=True)
-
-    delay = float(os.environ.get("DBROLL_POLL_SECONDS", "15"))
-    result = do_rollback(
-        source=source,
-        ecs=ecs,
-        ecs_client=ecs_client,
-        executor=executor,
-        cluster=cluster,
-        service=service_name,
-        to_ref=to_ref,
-        container=container,
-        strategy=strategy,
-        force_code_only=force_code_only,
-        history=history,
-        confirm=confirm,
-        dry_run=dry_run,
-        run_id=os.environ.get("CODEBUILD_BUILD_ID") or os.environ.get("DBROLL_RUN_ID"),
-        timeout=timeout,
-        delay=delay,
-        sts=boto_client("sts"),
-    )
-    if as_json:
-        emit_json(result.to_dict())
-        return
-    if dry_run:
-        click.echo(render_text(result.plan))
-    click.echo(result.outcome)
-    if result.task_arn:
-        click.echo(
-            f"database step: {result.task_arn} (exit {result.task_exit}); "
-            f"bundle {result.bundle_uri}"
+    if bool(to_ref) == bool(bundle_ref):
+        raise ConfigError("give exactly one of --to REF and --bundle s3://...")
+    with recording_aws_calls(dry_run, read_only=True) as calls:
+        source, ecs, ecs_client, executor = _move_adapters(
+            "rollback",
+            cluster,
+            service_name,
+            container,
+            executor_kind,
+            runner,
+            dsn,
+            dsn_secret,
+            timeout,
+            bucket,
+            prefix,
+            quiet or as_json,
         )
-    if result.task_definition:
-        click.echo(f"task definition: {result.task_definition}")
-    if result.audit_uri:
-        click.echo(f"audit record: {result.audit_uri}")
+        history = _history_for(dsn, dsn_secret) if executor_kind == "local" else None
+        bundle = (bundle_ref, read_bundle_ref(bundle_ref, bucket, prefix)) if bundle_ref else None
+
+        def confirm(plan):
+            click.echo(render_text(plan), err=True)
+            if yes or not sys.stdin.isatty():
+                return True
+            return click.confirm("Proceed?", default=False, err=True)
+
+        result = do_rollback(
+            source=source,
+            ecs=ecs,
+            ecs_client=ecs_client,
+            executor=executor,
+            cluster=cluster,
+            service=service_name,
+            to_ref=to_ref,
+            bundle=bundle,
+            container=container,
+            strategy=strategy,
+            force_code_only=force_code_only,
+            history=history,
+            confirm=confirm,
+            dry_run=dry_run,
+            run_id=_run_id(),
+            timeout=timeout,
+            delay=float(os.environ.get("DBROLL_POLL_SECONDS", "15")),
+            sts=None if dry_run else boto_client("sts"),
+        )
+    _render_move(result, calls, as_json, dry_run)
 
 
 @cli.command()
-@click.option("--cluster", required=True, envvar="DBROLL_CLUSTER", help="ECS cluster.")
-@click.option(
-    "--service", "service_name", required=True, envvar="DBROLL_SERVICE", help="ECS service."
-)
+@move_options
 @click.option("--image", "image_ref", required=True, metavar="REF", help="The image to deploy.")
-@click.option("--container", metavar="NAME", help="The app container (when there are several).")
 @click.option(
-    "--executor",
-    "executor_kind",
-    type=click.Choice(["ecs", "local"]),
-    default="ecs",
-    show_default=True,
-    help="Where the migrations run (see `dbroll rollback --help`).",
+    "--pipeline-name",
+    envvar="DBROLL_PIPELINE_NAME",
+    help="With --pipeline-execution-id: the CodePipeline this deploy runs in.",
+)
+@click.option(
+    "--pipeline-execution-id",
+    envvar="DBROLL_PIPELINE_EXECUTION_ID",
+    help="When that execution is a CodePipeline stage ROLLBACK (it re-runs an older "
+    "input), take the undo path (`dbroll rollback --to IMAGE`) instead of migrating forward.",
 )
 @db_options
-@click.option("--dry-run", is_flag=True, help="Say what would happen; change nothing.")
-@click.option(
-    "--timeout",
-    type=click.FloatRange(1),
-    default=900,
-    show_default=True,
-    help="Seconds to wait for the one-off task and for the service to settle.",
-)
 @aws_options
 @json_option
 @handle_errors
 def deploy(
     cluster,
     service_name,
-    image_ref,
     container,
     executor_kind,
-    dsn,
-    dsn_secret,
+    runner,
     dry_run,
     timeout,
+    quiet,
+    image_ref,
+    pipeline_name,
+    pipeline_execution_id,
+    dsn,
+    dsn_secret,
     bucket,
     prefix,
     as_json,
 ):
     """Deploy a newer image, schema first: its pending migrations run in a one-off task of
-    the current task definition (`dbroll migrate --manifest`), then the service moves."""
-    from pipeline.deploy import deploy as do_deploy
+    the current task definition (`dbroll migrate --manifest`), then the service moves.
 
-    source, ecs, ecs_client, executor = _move_adapters(
-        "deploy",
-        cluster,
-        service_name,
-        container,
-        executor_kind,
-        dsn,
-        dsn_secret,
-        timeout,
-        bucket,
-        prefix,
-    )
-    result = do_deploy(
-        source=source,
-        ecs=ecs,
-        ecs_client=ecs_client,
-        executor=executor,
-        cluster=cluster,
-        service=service_name,
-        image_ref=image_ref,
-        container=container,
-        dry_run=dry_run,
-        run_id=os.environ.get("CODEBUILD_BUILD_ID") or os.environ.get("DBROLL_RUN_ID"),
-        timeout=timeout,
-        delay=float(os.environ.get("DBROLL_POLL_SECONDS", "15")),
-        sts=boto_client("sts"),
-    )
-    if as_json:
-        emit_json(result.to_dict())
-        return
-    click.echo(result.outcome)
-    if result.task_arn:
-        click.echo(f"database step: {result.task_arn} (exit {result.task_exit})")
-    if result.task_definition:
-        click.echo(f"task definition: {result.task_definition}")
-    if result.audit_uri:
-        click.echo(f"audit record: {result.audit_uri}")
+    \b
+    Examples:
+      dbroll deploy --cluster prod --service shop --image shop@sha256:... --bucket my-artifacts
+      dbroll deploy ... --pipeline-name shop-deploy --pipeline-execution-id $EXEC_ID
+    """
+    from pipeline.deploy import deploy as do_deploy
+    from pipeline.deploy import rollback as do_rollback
+
+    if bool(pipeline_name) != bool(pipeline_execution_id):
+        raise ConfigError("give both --pipeline-name and --pipeline-execution-id, or neither")
+    with recording_aws_calls(dry_run, read_only=True) as calls:
+        execution_type = None
+        if pipeline_execution_id:
+            from pipeline.aws.codepipeline import execution_type as get_execution_type
+
+            execution_type = get_execution_type(
+                boto_client("codepipeline"), pipeline_name, pipeline_execution_id
+            )
+        source, ecs, ecs_client, executor = _move_adapters(
+            "deploy",
+            cluster,
+            service_name,
+            container,
+            executor_kind,
+            runner,
+            dsn,
+            dsn_secret,
+            timeout,
+            bucket,
+            prefix,
+            quiet or as_json,
+        )
+        common = dict(
+            source=source,
+            ecs=ecs,
+            ecs_client=ecs_client,
+            executor=executor,
+            cluster=cluster,
+            service=service_name,
+            container=container,
+            dry_run=dry_run,
+            run_id=_run_id(),
+            timeout=timeout,
+            delay=float(os.environ.get("DBROLL_POLL_SECONDS", "15")),
+            sts=None if dry_run else boto_client("sts"),
+        )
+        if execution_type == "ROLLBACK":
+            click.echo(
+                f"pipeline {pipeline_name} execution {pipeline_execution_id} is a stage "
+                f"rollback: taking the undo path to {image_ref}",
+                err=True,
+            )
+            result = do_rollback(to_ref=image_ref, **common)
+        else:
+            result = do_deploy(image_ref=image_ref, **common)
+    _render_move(result, calls, as_json, dry_run)
 
 
 def _register_modules() -> None:

@@ -116,9 +116,11 @@ class RollbackResult:
     outcome: str = ""
     durations: dict[str, float] = field(default_factory=dict)
     audit_uri: str | None = None
+    would: list[str] = field(default_factory=list)  # dry run: the writes it would make
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            **({"would": self.would} if self.would else {}),
             "plan": self.plan.to_dict(),
             "bundle_uri": self.bundle_uri,
             "task_arn": self.task_arn,
@@ -145,7 +147,8 @@ def rollback(
     executor: Any,
     cluster: str,
     service: str,
-    to_ref: str,
+    to_ref: str | None = None,
+    bundle: tuple[str, Any] | None = None,
     container: str | None = None,
     strategy: str = "auto",
     force_code_only: bool = False,
@@ -159,6 +162,8 @@ def rollback(
 ) -> RollbackResult:
     """Roll an ECS service back: plan, database step in a one-off task, then the service.
 
+    `bundle` = (s3 URI, Bundle) runs an approved bundle instead of planning again: the
+    service must still run the bundle's source image (else BlockedError, nothing changed).
     Nothing touches the service unless the database step succeeded.
     """
     import time
@@ -168,43 +173,64 @@ def rollback(
     t0 = time.monotonic()
     state = ecs.service_state(cluster, service)
     deployed, deployed_ref = deployed_manifest(source, ecs, cluster, service, container)
-    target, target_ref = source.load(to_ref)
-    plan = make_plan(
-        deployed,
-        target,
-        history,
-        strategy=strategy,
-        force_code_only=force_code_only,
-        source=deployed_ref,
-        target_ref=target_ref,
-    )
+    if bundle is not None:
+        bundle_uri, approved = bundle
+        plan = Plan.from_dict(approved.plan)
+        target, target_ref = None, plan.target
+        if plan.source.digest != deployed_ref.digest:
+            raise BlockedError(
+                f"bundle {bundle_uri} was planned from {plan.source.label}, but "
+                f"{cluster}/{service} runs {deployed_ref.label}: the bundle is stale; "
+                "nothing was changed",
+                hint="plan again from what the service runs now (the rollback pipeline's "
+                "Plan stage, or `dbroll plan --from-service ...`)",
+            )
+        if not target_ref.repository or not target_ref.digest:
+            raise ConfigError(f"bundle {bundle_uri}: its plan names no target image digest")
+    else:
+        if not to_ref:
+            raise ConfigError("say where to go: --to REF or --bundle s3://...")
+        target, target_ref = source.load(to_ref)
+        plan = make_plan(
+            deployed,
+            target,
+            history,
+            strategy=strategy,
+            force_code_only=force_code_only,
+            source=deployed_ref,
+            target_ref=target_ref,
+        )
     result = RollbackResult(plan, durations={"plan_s": round(time.monotonic() - t0, 3)})
     require_unblocked(plan)
     if deployed_ref.digest == target_ref.digest:
         result.outcome = f"{cluster}/{service} already runs {target_ref.label}: nothing to do"
         return result
-    app = next(c for c in state.containers if c.repository == deployed_ref.repository)
-    images = {
-        c.container: _image_for(c.image, target_ref.repository, target_ref.digest)
-        for c in state.containers
-        if c.repository == deployed_ref.repository
-    }
+    images = _target_images(state, deployed_ref, target_ref)
+    forward = _forward_command(source, deployed_ref)
     if dry_run:
-        result.outcome = (
-            "dry run: would upload the bundle, run `dbroll apply-bundle` as a "
-            f"one-off task of {cluster}/{service} (container {app.container}), "
-            "register a task definition with "
-            + ", ".join(f"{k}={v}" for k, v in images.items())
-            + " and update the service"
+        uri = (
+            bundle[0]
+            if bundle
+            else source.store.bundle_uri_for(PlannedRollback(plan, deployed, target).bundle())
         )
+        result.would = (
+            ([] if bundle else [f"s3:PutObject {uri} (the rollback bundle)"])
+            + executor.describe(["dbroll", "apply-bundle", uri])
+            + _service_calls(state, images)
+            + [f"s3:PutObject {source.store.uri(source.store.audit_key(run_id))} (audit record)"]
+        )
+        result.outcome = f"dry run: nothing was changed; {plan.summary}"
         return result
     if confirm is not None and not confirm(plan):
         raise DbrollError("rollback cancelled; nothing was changed")
 
     def database_step() -> None:
-        result.bundle_uri = source.store.put_bundle(
-            PlannedRollback(plan, deployed, target).bundle()
-        )
+        if bundle is not None:
+            result.bundle_uri = bundle[0]
+        else:
+            result.bundle_uri = source.store.put_bundle(
+                PlannedRollback(plan, deployed, target).bundle()
+            )
         _database_then_service(
             result,
             ["dbroll", "apply-bundle", result.bundle_uri],
@@ -216,11 +242,52 @@ def rollback(
             deployed_ref.digest,
             timeout,
             delay,
+            after_failure=(
+                f"the database is in {target_ref.label}'s state (the undo ran) while the "
+                f"service still runs {deployed_ref.label}; to put the schema forward again "
+                f"run, as a one-off task or with --executor local: `{' '.join(forward)}`"
+            ),
         )
 
     return _audited(
         result, "rolled back", database_step, source, cluster, service, target_ref, run_id, sts, t0
     )
+
+
+def _target_images(state: Any, deployed_ref: ImageRef, target_ref: ImageRef) -> dict[str, str]:
+    return {
+        c.container: _image_for(c.image, target_ref.repository, target_ref.digest)
+        for c in state.containers
+        if c.repository == deployed_ref.repository
+    }
+
+
+def _forward_command(source: ManifestSource, ref: ImageRef) -> list[str]:
+    """The command that applies an image's migrations (its manifest from the bucket)."""
+    return [
+        "dbroll",
+        "migrate",
+        "--manifest",
+        f"{ref.repository}@{ref.digest}",
+        "--bucket",
+        source.store.bucket,
+        "--prefix",
+        source.store.prefix,
+    ]
+
+
+def _service_calls(state: Any, images: dict[str, str]) -> list[str]:
+    family = state.task_definition.rsplit("/", 1)[-1].rsplit(":", 1)[0]
+    return [
+        f"ecs:DescribeTaskDefinition taskDefinition={state.task_definition}",
+        f"ecs:RegisterTaskDefinition family={family} (a copy of the current revision with "
+        + ", ".join(f"{k}={v}" for k, v in sorted(images.items()))
+        + ")",
+        f"ecs:UpdateService cluster={state.cluster} service={state.service} "
+        "taskDefinition=<the new revision>",
+        f"ecs:DescribeServices cluster={state.cluster} services={state.service} "
+        "until the deployment completes",
+    ]
 
 
 def deploy(
@@ -261,28 +328,15 @@ def deploy(
     if deployed_ref.digest == target_ref.digest:
         result.outcome = f"{cluster}/{service} already runs {target_ref.label}: nothing to do"
         return result
-    images = {
-        c.container: _image_for(c.image, target_ref.repository, target_ref.digest)
-        for c in state.containers
-        if c.repository == deployed_ref.repository
-    }
-    ref = f"{target_ref.repository}@{target_ref.digest}"
-    command = [
-        "dbroll",
-        "migrate",
-        "--manifest",
-        ref,
-        "--bucket",
-        source.store.bucket,
-        "--prefix",
-        source.store.prefix,
-    ]
+    images = _target_images(state, deployed_ref, target_ref)
+    command = _forward_command(source, target_ref)
     if dry_run:
-        result.outcome = (
-            f"dry run: would run `{' '.join(command)}` as a one-off task of "
-            f"{cluster}/{service}, then point it at "
-            + ", ".join(f"{k}={v}" for k, v in images.items())
+        result.would = (
+            executor.describe(command)
+            + _service_calls(state, images)
+            + [f"s3:PutObject {source.store.uri(source.store.audit_key(run_id))} (audit record)"]
         )
+        result.outcome = f"dry run: nothing was changed; {plan.summary}"
         return result
 
     def database_step() -> None:
@@ -297,6 +351,13 @@ def deploy(
             target_ref.digest,
             timeout,
             delay,
+            after_failure=(
+                f"the database has {target_ref.label}'s migrations while the service still "
+                f"runs {deployed_ref.label} (fine while they are additive: `dbroll compat` "
+                "tells); fix the service and deploy again, or undo them with `dbroll "
+                f"rollback --cluster {cluster} --service {service} --to "
+                f"{deployed_ref.repository}@{deployed_ref.digest}`"
+            ),
         )
 
     return _audited(
@@ -347,13 +408,23 @@ def _caller(sts: Any) -> str | None:
 
 
 def _database_then_service(
-    result, command, executor, ecs_client, state, images, run_id, image_digest, timeout, delay
+    result,
+    command,
+    executor,
+    ecs_client,
+    state,
+    images,
+    run_id,
+    image_digest,
+    timeout,
+    delay,
+    after_failure: str = "",
 ) -> None:
     """The database step through the executor, then (only if it succeeded) the service."""
     import time
 
-    from pipeline.aws.ecs import point_service_at
-    from pipeline.errors import DbrollError
+    from pipeline.aws.ecs import ServiceDeploymentFailed, point_service_at
+    from pipeline.errors import BusyError, DbrollError
 
     t1 = time.monotonic()
     env = {"DBROLL_RUN_ID": run_id or "", "DBROLL_IMAGE": image_digest or ""}
@@ -362,14 +433,28 @@ def _database_then_service(
     result.durations["database_s"] = round(time.monotonic() - t1, 3)
     if not outcome.ok:
         tail = "\n".join(outcome.log_lines[-15:])
-        raise DbrollError(
+        message = (
             f"the database step failed (task {outcome.task_arn}, exit {outcome.exit_code}, "
-            f"{outcome.stopped_reason}); the service was not touched\n{tail}",
+            f"{outcome.stopped_reason}); the service was not touched\n{tail}"
+        )
+        # the task's own exit code says what kind of failure it was
+        cls = {3: BlockedError, 4: BusyError}.get(outcome.exit_code or -1, DbrollError)
+        raise cls(
+            message,
             hint="`dbroll status` shows where the database stands; fix the cause and run the "
             "same command again: it continues where it stopped",
         )
     t2 = time.monotonic()
-    result.task_definition, result.deployment = point_service_at(
-        ecs_client, state, images, timeout=timeout, delay=delay
-    )
+    try:
+        result.task_definition, result.deployment = point_service_at(
+            ecs_client, state, images, timeout=timeout, delay=delay
+        )
+    except ServiceDeploymentFailed as e:
+        result.task_definition = e.task_definition
+        result.durations["service_s"] = round(time.monotonic() - t2, 3)
+        raise DbrollError(
+            f"{e.message}\nThe database step succeeded first: {after_failure}",
+            hint="look at the service's stopped tasks and events; once the cause is fixed, "
+            "running the same command again skips the database step",
+        ) from None
     result.durations["service_s"] = round(time.monotonic() - t2, 3)

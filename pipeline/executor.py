@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+from collections.abc import Callable
 from typing import Protocol
 
 from pipeline.aws.ecs import OneOffTasks, ServiceState, TaskOutcome
@@ -14,13 +16,29 @@ from pipeline.aws.ecs import OneOffTasks, ServiceState, TaskOutcome
 class TaskExecutor(Protocol):
     def run(self, command: list[str], env: dict[str, str]) -> TaskOutcome: ...
 
+    def describe(self, command: list[str]) -> list[str]:
+        """The AWS calls run() would make (for --dry-run)."""
+        ...
+
 
 class LocalTaskExecutor:
-    """Runs the command as a local process (`dbroll ...` runs this installation's CLI)."""
+    """Runs the command as a local process (`dbroll ...` runs this installation's CLI).
 
-    def __init__(self, *, timeout: float = 600, base_env: dict[str, str] | None = None) -> None:
+    Its output lines go to `on_line` as they arrive (stdout and stderr merged)."""
+
+    def __init__(
+        self,
+        *,
+        timeout: float = 600,
+        base_env: dict[str, str] | None = None,
+        on_line: Callable[[str], None] | None = None,
+    ) -> None:
         self.timeout = timeout
         self.base_env = base_env
+        self.on_line = on_line
+
+    def describe(self, command: list[str]) -> list[str]:
+        return [f"(no AWS call) run `{' '.join(command)}` as a local process"]
 
     def run(self, command: list[str], env: dict[str, str]) -> TaskOutcome:
         argv = (
@@ -29,29 +47,45 @@ class LocalTaskExecutor:
             else list(command)
         )
         full_env = {**(self.base_env if self.base_env is not None else os.environ), **env}
+        p = subprocess.Popen(
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            errors="replace",
+            env=full_env,
+        )
+        timed_out = threading.Event()
+
+        def kill() -> None:
+            timed_out.set()
+            p.kill()
+
+        timer = threading.Timer(self.timeout, kill)
+        timer.start()
+        lines: list[str] = []
         try:
-            p = subprocess.run(
-                argv, capture_output=True, text=True, env=full_env, timeout=self.timeout
-            )
-        except subprocess.TimeoutExpired as e:
-            out = e.stderr or b""
-            text = out.decode(errors="replace") if isinstance(out, bytes) else out
+            assert p.stdout is not None
+            for line in p.stdout:
+                line = line.rstrip("\n")
+                lines.append(line)
+                if self.on_line is not None:
+                    self.on_line(line)
+            code = p.wait()
+        finally:
+            timer.cancel()
+        if timed_out.is_set():
             return TaskOutcome(
                 "local",
                 None,
                 "Timeout",
                 f"did not finish in {self.timeout:g} s",
                 "local",
-                tuple(text.splitlines()),
+                tuple(lines),
             )
-        lines = tuple((p.stdout + p.stderr).splitlines())
         return TaskOutcome(
-            "local",
-            p.returncode,
-            "EssentialContainerExited",
-            f"exited with {p.returncode}",
-            "local",
-            lines,
+            "local", code, "EssentialContainerExited", f"exited with {code}", "local", tuple(lines)
         )
 
 
@@ -67,13 +101,28 @@ class EcsTaskExecutor:
         task_definition: str | None = None,
         timeout: float = 600,
         delay: float = 6,
+        on_line: Callable[[str], None] | None = None,
     ) -> None:
+        self.on_line = on_line
         self.tasks = tasks
         self.state = state
         self.container = container
         self.task_definition = task_definition
         self.timeout = timeout
         self.delay = delay
+
+    def describe(self, command: list[str]) -> list[str]:
+        from pipeline.aws.ecs import _network_and_capacity
+
+        st = self.state
+        where = " ".join(f"{k}={v!r}" for k, v in _network_and_capacity(st.raw).items())
+        td = self.task_definition or st.task_definition
+        return [
+            f"ecs:RunTask cluster={st.cluster} taskDefinition={td} container={self.container} "
+            f"command={' '.join(command)!r} {where}".rstrip(),
+            f"ecs:DescribeTasks every {self.delay:g} s until STOPPED (at most {self.timeout:g} s)",
+            f"logs:GetLogEvents of the task's awslogs stream ({self.container})",
+        ]
 
     def run(self, command: list[str], env: dict[str, str]) -> TaskOutcome:
         return self.tasks.run(
@@ -84,6 +133,7 @@ class EcsTaskExecutor:
             task_definition=self.task_definition,
             timeout=self.timeout,
             delay=self.delay,
+            on_line=self.on_line,
         )
 
 

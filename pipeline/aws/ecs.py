@@ -156,11 +156,18 @@ class OneOffTasks:
         task_definition: str | None = None,
         timeout: float = 600,
         delay: float = 6,
+        on_line: Any = None,
     ) -> TaskOutcome:
+        """Start the task, pass its log lines to `on_line` as they arrive, wait for STOPPED."""
         arn = self.start(
             state, container=container, command=command, env=env, task_definition=task_definition
         )
-        task = self.wait_stopped(state.cluster, arn, timeout=timeout, delay=delay)
+        td = task_definition or state.task_definition
+        logs = _LogFollower(self, td, container, arn, on_line)
+        task = self.wait_stopped(
+            state.cluster, arn, timeout=timeout, delay=delay, on_poll=logs.poll
+        )
+        logs.poll()  # what the task wrote after the last poll
         c = next((c for c in task.get("containers", []) if c.get("name") == container), {})
         return TaskOutcome(
             task_arn=arn,
@@ -168,13 +175,7 @@ class OneOffTasks:
             stop_code=task.get("stopCode"),
             stopped_reason=task.get("stoppedReason") or c.get("reason"),
             container=container,
-            log_lines=tuple(
-                self.task_logs(
-                    task.get("taskDefinitionArn") or (task_definition or state.task_definition),
-                    container,
-                    arn,
-                )
-            ),
+            log_lines=tuple(logs.lines),
         )
 
     def start(
@@ -224,35 +225,50 @@ class OneOffTasks:
         return resp["tasks"][0]["taskArn"]
 
     def wait_stopped(
-        self, cluster: str, task_arn: str, *, timeout: float, delay: float = 6
+        self,
+        cluster: str,
+        task_arn: str,
+        *,
+        timeout: float,
+        delay: float = 6,
+        on_poll: Any = None,
+        sleep: Any = None,
     ) -> dict:
-        # a fast task goes PENDING -> STOPPED between two polls: wait for STOPPED only
-        from botocore.exceptions import WaiterError
+        """Poll describe_tasks until the task is STOPPED (a fast task goes PENDING -> STOPPED
+        between two polls: never wait for RUNNING); `on_poll` runs after each poll."""
+        import time
 
-        attempts = max(1, int(timeout // max(delay, 0.01)) + 1)
-        try:
-            self.ecs.get_waiter("tasks_stopped").wait(
-                cluster=cluster,
-                tasks=[task_arn],
-                WaiterConfig={"Delay": delay, "MaxAttempts": attempts},
-            )
-        except WaiterError as e:
-            raise AwsError(
-                f"ECS task {task_arn}",
-                f"did not stop within {timeout:g} s ({e})",
-                hint="the task may still be running: look at it in the ECS console "
-                "before retrying; raise --timeout for long migrations",
-            ) from None
-        return self.ecs.describe_tasks(cluster=cluster, tasks=[task_arn])["tasks"][0]
+        sleep = sleep or time.sleep
+        resource = f"ECS task {task_arn}"
+        deadline = time.monotonic() + timeout
+        while True:
+            tasks = self._adapter._call(
+                resource, self.ecs.describe_tasks, cluster=cluster, tasks=[task_arn]
+            ).get("tasks", [])
+            if on_poll is not None:
+                on_poll()
+            if not tasks:
+                raise NotFoundError(
+                    f"{resource} is gone from cluster {cluster}",
+                    hint="stopped tasks stay visible for about an hour; look in the ECS console",
+                )
+            if tasks[0].get("lastStatus") == "STOPPED":
+                return tasks[0]
+            if time.monotonic() >= deadline:
+                raise AwsError(
+                    resource,
+                    f"did not stop within {timeout:g} s (last status {tasks[0].get('lastStatus')})",
+                    hint="the task may still be running: look at it in the ECS console "
+                    "before retrying; raise --timeout for long migrations",
+                )
+            sleep(delay)
 
-    def task_logs(self, task_definition: str, container: str, task_arn: str) -> list[str]:
-        """The container's CloudWatch log lines, from the task definition's awslogs options."""
-        if self.logs is None:
-            return []
+    def log_target(self, task_definition: str, container: str, task_arn: str) -> tuple | None:
+        """(log group, stream) of a task's container, from the awslogs options; else None."""
         try:
             td = self.ecs.describe_task_definition(taskDefinition=task_definition)
         except ClientError:
-            return []
+            return None
         cdef = next(
             (
                 c
@@ -264,17 +280,56 @@ class OneOffTasks:
         conf = cdef.get("logConfiguration") or {}
         opts = conf.get("options") or {}
         if conf.get("logDriver") != "awslogs" or "awslogs-group" not in opts:
-            return []
-        stream = (
-            f"{opts.get('awslogs-stream-prefix', 'ecs')}/{container}/{task_arn.rsplit('/', 1)[-1]}"
-        )
-        try:
-            events = self.logs.get_log_events(
-                logGroupName=opts["awslogs-group"], logStreamName=stream, startFromHead=True
-            )
-        except ClientError:
-            return []
-        return [e["message"] for e in events.get("events", [])]
+            return None
+        prefix = opts.get("awslogs-stream-prefix", "ecs")
+        return opts["awslogs-group"], f"{prefix}/{container}/{task_arn.rsplit('/', 1)[-1]}"
+
+    def task_logs(self, task_definition: str, container: str, task_arn: str) -> list[str]:
+        """The container's CloudWatch log lines, from the task definition's awslogs options."""
+        follower = _LogFollower(self, task_definition, container, task_arn, None)
+        follower.poll()
+        return follower.lines
+
+
+class _LogFollower:
+    """Reads a task's CloudWatch stream incrementally (it appears once the task starts)."""
+
+    def __init__(
+        self, tasks: OneOffTasks, task_definition: str, container: str, arn: str, on_line: Any
+    ) -> None:
+        self.tasks = tasks
+        self.td = task_definition
+        self.container = container
+        self.arn = arn
+        self.on_line = on_line
+        self.lines: list[str] = []
+        self._target: tuple | None | bool = False  # False: not looked up yet
+        self._token: str | None = None
+
+    def poll(self) -> None:
+        if self.tasks.logs is None:
+            return
+        if self._target is False:
+            self._target = self.tasks.log_target(self.td, self.container, self.arn)
+        if not self._target:
+            return
+        group, stream = self._target
+        while True:
+            kwargs: dict[str, Any] = {"logGroupName": group, "logStreamName": stream}
+            kwargs.update({"nextToken": self._token} if self._token else {"startFromHead": True})
+            try:
+                resp = self.tasks.logs.get_log_events(**kwargs)
+            except ClientError:
+                return  # the stream does not exist until the container starts
+            for e in resp.get("events", []):
+                self.lines.append(e["message"])
+                if self.on_line is not None:
+                    self.on_line(e["message"])
+            token = resp.get("nextForwardToken")
+            if not resp.get("events") or token == self._token:
+                self._token = token or self._token
+                return
+            self._token = token
 
 
 _TD_FIELDS = (
@@ -335,19 +390,108 @@ def point_service_at(
         (d.get("id", "") for d in svc.get("deployments", []) if d.get("taskDefinition") == new_arn),
         "",
     )
-    from botocore.exceptions import WaiterError
-
-    try:
-        ecs.get_waiter("services_stable").wait(
-            cluster=state.cluster,
-            services=[state.service],
-            WaiterConfig={"Delay": delay, "MaxAttempts": max(1, int(timeout // max(delay, 0.01)))},
-        )
-    except WaiterError as e:
-        raise AwsError(
-            name,
-            f"did not reach steady state on {new_arn} within {timeout:g} s ({e})",
-            hint="look at the service's events and stopped tasks; the "
-            "database is already in the target state",
-        ) from None
+    wait_deployment(ecs, state, new_arn, deployment, timeout=timeout, delay=delay)
     return new_arn, deployment
+
+
+class ServiceDeploymentFailed(AwsError):
+    """The service did not settle on the new task definition (circuit breaker, failing tasks)."""
+
+    def __init__(self, resource: str, message: str, *, task_definition: str) -> None:
+        super().__init__(resource, message)
+        self.task_definition = task_definition
+
+
+def wait_deployment(
+    ecs: Any,
+    state: ServiceState,
+    new_arn: str,
+    deployment: str,
+    *,
+    timeout: float,
+    delay: float,
+    sleep: Any = None,
+) -> None:
+    """Poll the service until its deployment of `new_arn` completes.
+
+    Done: that deployment is COMPLETED, or it is the only one and runs its desired count.
+    Failed: its rolloutState is FAILED (the circuit breaker rolls back), or another task
+    definition became primary. Either failure, or the timeout, raises ServiceDeploymentFailed
+    naming the reason and the service's latest events.
+    """
+    import time
+
+    sleep = sleep or time.sleep
+    name = f"ECS service {state.cluster}/{state.service}"
+    adapter = Ecs(ecs)
+    deadline = time.monotonic() + timeout
+    while True:
+        svc = adapter._call(
+            name, ecs.describe_services, cluster=state.cluster, services=[state.service]
+        )["services"][0]
+        deps = svc.get("deployments", [])
+        ours = next(
+            (
+                d
+                for d in deps
+                if (d.get("id") == deployment if deployment else d.get("taskDefinition") == new_arn)
+            ),
+            None,
+        )
+        why = None
+        settled = svc.get("runningCount") == svc.get("desiredCount")
+        if ours is not None and ours.get("rolloutState") == "FAILED":
+            why = ours.get("rolloutStateReason") or "rollout failed"
+        elif svc.get("taskDefinition") != new_arn:
+            # the deployment circuit breaker puts the last completed task definition back
+            why = f"ECS rolled the service back to {svc.get('taskDefinition')}"
+        elif (ours is not None and ours.get("rolloutState") == "COMPLETED") or (
+            len(deps) <= 1 and settled
+        ):
+            return
+        elif time.monotonic() >= deadline:
+            why = f"did not reach steady state within {timeout:g} s"
+        if why is not None:
+            events = [e.get("message", "") for e in svc.get("events", [])[:3]]
+            raise ServiceDeploymentFailed(
+                name,
+                f"the deployment of {new_arn} failed: {why}"
+                + (" (latest events: " + " | ".join(events) + ")" if events else ""),
+                task_definition=new_arn,
+            )
+        sleep(delay)
+
+
+def register_runner(ecs: Any, state: ServiceState, container: str, image: str) -> str:
+    """A task definition for one-off dbroll tasks: the service's current one with `image`
+    in `container` (family `<family>-dbroll-runner`); reused when the latest revision
+    already has that image."""
+    adapter = Ecs(ecs)
+    current = adapter._call(
+        f"task definition {state.task_definition}",
+        ecs.describe_task_definition,
+        taskDefinition=state.task_definition,
+    )["taskDefinition"]
+    if not any(c["name"] == container for c in current["containerDefinitions"]):
+        raise ConfigError(
+            f"task definition {state.task_definition} has no container {container!r}",
+            hint="name the app container with --container",
+        )
+    family = f"{current['family']}-dbroll-runner"
+    try:
+        latest = ecs.describe_task_definition(taskDefinition=family)["taskDefinition"]
+        if any(
+            c["name"] == container and c["image"] == image
+            for c in latest.get("containerDefinitions", [])
+        ):
+            return latest["taskDefinitionArn"]
+    except ClientError:
+        pass  # no runner family yet
+    fields = {k: current[k] for k in _TD_FIELDS if current.get(k) not in (None, [], {})}
+    fields["family"] = family
+    fields["containerDefinitions"] = [
+        {**c, "image": image} for c in current["containerDefinitions"] if c["name"] == container
+    ]
+    return adapter._call(
+        f"task definition family {family}", ecs.register_task_definition, **fields
+    )["taskDefinition"]["taskDefinitionArn"]

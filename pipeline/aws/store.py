@@ -131,18 +131,26 @@ class ArtifactStore:
         return replace(manifest, files=files)
 
     # -- audit
+    def audit_key(self, run_id: str | None, stamp: str | None = None) -> str:
+        """audit/<utc-timestamp>-<run-id>.json (the timestamp shown as <utc-timestamp> when
+        not given: a dry run names the key pattern)."""
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in (run_id or "manual"))
+        return self._key("audit", f"{stamp or '<utc-timestamp>'}-{safe}.json")
+
     def put_audit(self, record: dict, run_id: str | None) -> str:
         """One JSON record per rollback or deploy run: audit/<utc-timestamp>-<run-id>.json."""
         import datetime as dt
         import json
 
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in (run_id or "manual"))
-        key = self._key("audit", f"{stamp}-{safe}.json")
+        key = self.audit_key(run_id, stamp)
         self._put(key, json.dumps(record, indent=2, sort_keys=True, default=str).encode())
         return self.uri(key)
 
     # -- bundles
+    def bundle_uri_for(self, data: bytes) -> str:
+        return self.uri(self._key("bundles", f"{sha256_hex(data)}.tgz"))
+
     def put_bundle(self, data: bytes) -> str:
         key = self._key("bundles", f"{sha256_hex(data)}.tgz")
         if self._get(self.bucket, key) is None:

@@ -7,58 +7,9 @@ import json
 import pytest
 
 from tests.conftest import dbroll, query, schema_objects
+from tests.e2e.conftest import run_rollback, service_image
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def on_service(aws, monkeypatch):
-    """An ECS service running a given release's image (by digest)."""
-    monkeypatch.setenv("MOTO_ECS_SERVICE_RUNNING", "1")
-    monkeypatch.setenv("DBROLL_POLL_SECONDS", "0.05")
-    ecs = aws.client("ecs")
-    ecs.create_cluster(clusterName="prod")
-
-    def deploy(digest: str) -> str:
-        image = f"123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop@{digest}"
-        td = ecs.register_task_definition(
-            family="shop",
-            containerDefinitions=[
-                {"name": "app", "image": image, "memory": 256, "essential": True}
-            ],
-        )["taskDefinition"]["taskDefinitionArn"]
-        ecs.create_service(cluster="prod", serviceName="web", taskDefinition=td, desiredCount=1)
-        return td
-
-    return deploy
-
-
-def service_image(aws) -> str:
-    ecs = aws.client("ecs")
-    td = ecs.describe_services(cluster="prod", services=["web"])["services"][0]["taskDefinition"]
-    return ecs.describe_task_definition(taskDefinition=td)["taskDefinition"][
-        "containerDefinitions"
-    ][0]["image"]
-
-
-def run_rollback(dsn, to, *more):
-    return dbroll(
-        "rollback",
-        "--cluster",
-        "prod",
-        "--service",
-        "web",
-        "--to",
-        to,
-        "--executor",
-        "local",
-        "--dsn",
-        dsn,
-        "--bucket",
-        "art",
-        "--yes",
-        *more,
-    )
 
 
 def test_undo_rollback_then_schema_and_service_match_the_target(

@@ -1,0 +1,176 @@
+"""Rollback and deploy guards: dry runs that cannot write, a failed ECS deployment after the
+database step, a held runner lock, approved bundles (and stale ones), stage rollbacks."""
+
+from __future__ import annotations
+
+import json
+
+import pymysql
+import pytest
+
+from tests.conftest import dbroll
+from tests.e2e.conftest import run_rollback, service_image
+
+pytestmark = pytest.mark.e2e
+
+
+def _revisions(aws) -> list[str]:
+    return aws.client("ecs").list_task_definitions(familyPrefix="shop")["taskDefinitionArns"]
+
+
+def _keys(aws, prefix: str) -> list[str]:
+    out = aws.client("s3").list_objects_v2(Bucket="art", Prefix=prefix)
+    return [o["Key"] for o in out.get("Contents", [])]
+
+
+def _applied(dsn: str, release) -> list[str]:
+    st = dbroll("status", "--dsn", dsn, "--migrations", str(release["v3"]["dir"]), "--json")
+    return st.json["applied"]
+
+
+@pytest.mark.parametrize("executor", ["local", "ecs"])
+def test_dry_run_lists_every_call_and_writes_nothing(release, aws, on_service, db, executor):
+    dsn = db.to_dsn()
+    assert dbroll("migrate", "--dsn", dsn, "--migrations", str(release["v3"]["dir"])).exit_code == 0
+    on_service(release["v3"]["digest"])
+    revisions = _revisions(aws)
+    r = dbroll(
+        "rollback",
+        *("--cluster", "prod", "--service", "web", "--to", "shop:v1", "--bucket", "art"),
+        *("--executor", executor, "--dsn", dsn, "--dry-run"),
+    )
+    assert r.exit_code == 0, r.stderr
+    made, _, would = r.stdout.partition("AWS calls it would make, in order:")
+    assert "ecs:DescribeServices" in made and "s3:GetObject" in made
+    steps = [line.split(". ", 1)[1] for line in would.splitlines() if ". " in line]
+    kinds = [s.split()[0] for s in steps]
+    expected_db = ["ecs:RunTask", "ecs:DescribeTasks", "logs:GetLogEvents"]
+    assert kinds == [
+        "s3:PutObject",
+        *(expected_db if executor == "ecs" else ["(no"]),
+        "ecs:DescribeTaskDefinition",
+        "ecs:RegisterTaskDefinition",
+        "ecs:UpdateService",
+        "ecs:DescribeServices",
+        "s3:PutObject",
+    ]
+    assert "s3://art/dbroll/bundles/" in steps[0] and release["v1"]["digest"] in r.stdout
+    # nothing changed: no bundle, no audit record, no new task definition, same image
+    assert _keys(aws, "dbroll/bundles/") == [] and _keys(aws, "dbroll/audit/") == []
+    assert _revisions(aws) == revisions
+    assert service_image(aws).endswith(release["v3"]["digest"])
+    assert _applied(dsn, release) == ["1", "2", "3", "4"]
+
+
+def test_a_failed_service_deployment_says_how_to_put_the_schema_forward(
+    release, aws, on_service, db, monkeypatch
+):
+    """The circuit breaker rolls the service back after the undo ran: the error says what
+    state the database is in and gives the command that puts it forward again."""
+    from moto.ecs.models import EC2ContainerServiceBackend
+
+    original = EC2ContainerServiceBackend.update_service
+
+    def update_service(self, props):
+        old = self._get_service(props.get("cluster", "default"), props["service"]).task_definition
+        svc = original(self, props)
+        new = svc.task_definition
+        svc.task_definition = old  # what ECS does when the deployment circuit breaker trips
+        svc.deployments = [
+            {
+                "id": "ecs-svc/failed",
+                "status": "ACTIVE",
+                "taskDefinition": new,
+                "rolloutState": "FAILED",
+                "rolloutStateReason": "ECS deployment circuit breaker: tasks failed to start.",
+                "desiredCount": 1,
+                "runningCount": 0,
+            }
+        ]
+        return svc
+
+    monkeypatch.setattr(EC2ContainerServiceBackend, "update_service", update_service)
+    dsn = db.to_dsn()
+    assert dbroll("migrate", "--dsn", dsn, "--migrations", str(release["v3"]["dir"])).exit_code == 0
+    on_service(release["v3"]["digest"])
+    r = run_rollback(dsn, "shop:v1")
+    assert r.exit_code == 1
+    assert "circuit breaker" in r.stderr and "The database step succeeded first" in r.stderr
+    assert _applied(dsn, release) == ["1", "2"]  # the undo ran
+    assert service_image(aws).endswith(release["v3"]["digest"])  # ECS put v3 back
+    (audit,) = _keys(aws, "dbroll/audit/")
+    record = json.loads(aws.client("s3").get_object(Bucket="art", Key=audit)["Body"].read())
+    assert record["outcome"].startswith("failed:") and record["task_exit"] == 0
+    # the command in the message brings the schema forward again
+    command = r.stderr.split("`dbroll ", 1)[1].split("`", 1)[0].split()
+    assert command[:2] == ["migrate", "--manifest"] and release["v3"]["digest"] in command[2]
+    fwd = dbroll(*command, "--dsn", dsn)
+    assert fwd.exit_code == 0, fwd.stderr
+    assert _applied(dsn, release) == ["1", "2", "3", "4"]
+
+
+def test_rollback_meeting_a_held_runner_lock_exits_4_and_changes_nothing(
+    release, aws, on_service, db
+):
+    dsn = db.to_dsn()
+    assert dbroll("migrate", "--dsn", dsn, "--migrations", str(release["v3"]["dir"])).exit_code == 0
+    on_service(release["v3"]["digest"])
+    holder = pymysql.connect(
+        host=db.host, port=db.port, user=db.user, password=db.password, database=db.database
+    )
+    try:
+        holder.cursor().execute("SELECT GET_LOCK(%s, 0)", (f"dbroll:{db.database}",))
+        r = run_rollback(dsn, "shop:v1", env_lock=True)
+    finally:
+        holder.close()
+    assert r.exit_code == 4, r.stderr
+    assert "service was not touched" in r.stderr
+    assert _applied(dsn, release) == ["1", "2", "3", "4"]
+    assert service_image(aws).endswith(release["v3"]["digest"])
+
+
+def _approved_bundle(aws, tmp_path, dsn, *frm: str) -> str:
+    out = tmp_path / "approved.tgz"
+    p = dbroll("plan", *frm, "--to", "shop:v1", "--dsn", dsn, "--bucket", "art", "--out", str(out))
+    assert p.exit_code == 0, p.stderr
+    aws.client("s3").put_object(Bucket="art", Key="approved/b.tgz", Body=out.read_bytes())
+    return "s3://art/approved/b.tgz"
+
+
+def test_an_approved_bundle_runs_without_planning_again(release, aws, on_service, db, tmp_path):
+    dsn = db.to_dsn()
+    assert dbroll("migrate", "--dsn", dsn, "--migrations", str(release["v3"]["dir"])).exit_code == 0
+    on_service(release["v3"]["digest"])
+    uri = _approved_bundle(aws, tmp_path, dsn, "--from-service", "prod/web")
+    r = dbroll(
+        "rollback",
+        *("--cluster", "prod", "--service", "web", "--bundle", uri, "--bucket", "art"),
+        *("--executor", "local", "--dsn", dsn, "--yes"),
+    )
+    assert r.exit_code == 0, r.stderr
+    assert f"bundle: {uri}" in r.stdout
+    assert _applied(dsn, release) == ["1", "2"]
+    assert service_image(aws).endswith(release["v1"]["digest"])
+
+
+def test_a_stale_bundle_is_refused_before_anything_runs(release, aws, on_service, db, tmp_path):
+    dsn = db.to_dsn()
+    assert dbroll("migrate", "--dsn", dsn, "--migrations", str(release["v2"]["dir"])).exit_code == 0
+    uri = _approved_bundle(aws, tmp_path, dsn, "--from", "shop:v2")
+    # meanwhile v3 was deployed
+    assert dbroll("migrate", "--dsn", dsn, "--migrations", str(release["v3"]["dir"])).exit_code == 0
+    on_service(release["v3"]["digest"])
+    r = dbroll(
+        "rollback",
+        *("--cluster", "prod", "--service", "web", "--bundle", uri, "--bucket", "art"),
+        *("--executor", "local", "--dsn", dsn, "--yes"),
+    )
+    assert r.exit_code == 3 and "stale" in r.stderr and "shop:v2" in r.stderr
+    assert _applied(dsn, release) == ["1", "2", "3", "4"]
+    assert service_image(aws).endswith(release["v3"]["digest"])
+    assert _keys(aws, "dbroll/audit/") == []
+
+
+def test_to_and_bundle_are_exclusive(aws):
+    r = dbroll("rollback", "--cluster", "c", "--service", "s", "--bucket", "art")
+    assert r.exit_code == 2 and "--to REF and --bundle" in r.stderr
