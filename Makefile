@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-slow lint deps sysdeps venv clean bench
+.PHONY: test test-slow lint deps sysdeps venv clean bench demo
 
 sysdeps:
 	@if ! command -v mariadbd >/dev/null 2>&1 && [ ! -x /usr/sbin/mariadbd ]; then \
@@ -30,6 +30,10 @@ test: deps
 
 test-slow: deps
 	$(PY) -m pytest -m slow -q
+
+# the whole story on a throwaway MariaDB and an in-process moto: no AWS account needed
+demo: deps
+	$(VENV)/bin/dbroll demo $(DEMO_ARGS)
 
 bench: deps
 	bash bench/run.sh

@@ -1510,6 +1510,66 @@ def deploy(
     _render_move(result, calls, as_json, dry_run)
 
 
+@cli.command()
+@click.option(
+    "--keep", is_flag=True, help="Leave MariaDB and moto running afterwards (until Ctrl-C)."
+)
+@click.option(
+    "--dsn",
+    metavar="URL",
+    help="Use this (empty) database instead of starting a throwaway MariaDB.",
+)
+@click.option(
+    "--aws-endpoint",
+    metavar="URL",
+    help="Use this moto server instead of starting one in-process.",
+)
+@json_option
+@handle_errors
+def demo(keep, dsn, aws_endpoint, as_json):
+    """The whole story in a minute, no AWS account needed.
+
+    \b
+    Starts a throwaway MariaDB and an in-process moto (S3, ECR, ECS), then, with the
+    shop example (examples/shop/migrations):
+      1. builds and publishes a manifest for the images of releases v1, v2, v3;
+      2. deploys v1 -> v2 -> v3 on an ECS service (`dbroll deploy`), the app writing
+         rows at each step;
+      3. rolls back to v2: breaking changes, so the undo scripts run (data at risk shown
+         and backed up first), then the service moves;
+      4. rolls back to v1: everything to revert is additive, so code only;
+      5. prints a summary and stops everything it started.
+    """
+    import time
+
+    from pipeline.demo import run_demo
+
+    tty = sys.stdout.isatty() and not as_json
+
+    def wait() -> None:
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            click.echo("stopping", err=True)
+
+    result = run_demo(
+        echo=(lambda line: click.echo(line, err=True)) if as_json else click.echo,
+        tty=tty,
+        dsn=dsn,
+        endpoint=aws_endpoint,
+        keep=keep,
+        wait=wait,
+    )
+    if as_json:
+        emit_json(
+            {
+                "steps": [s.__dict__ for s in result.steps],
+                "endpoint": result.endpoint,
+            }
+        )
+
+
 def _register_modules() -> None:
     # Each module keeps its heavy imports inside its commands, so --help stays fast.
     from pipeline import cli_backup, cli_pipeline, cli_safety

@@ -1,0 +1,2 @@
+DROP TRIGGER orders_total_not_negative;
+DROP TABLE orders;

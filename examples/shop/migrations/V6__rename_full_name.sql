@@ -1,0 +1,2 @@
+-- v3 (breaking): full_name becomes name
+ALTER TABLE customers RENAME COLUMN full_name TO name;
