@@ -1572,9 +1572,9 @@ def demo(keep, dsn, aws_endpoint, as_json):
 
 def _register_modules() -> None:
     # Each module keeps its heavy imports inside its commands, so --help stays fast.
-    from pipeline import cli_backup, cli_pipeline, cli_safety
+    from pipeline import cli_backup, cli_pipeline, cli_safety, cli_undo
 
-    for module in (cli_safety, cli_backup, cli_pipeline):
+    for module in (cli_safety, cli_backup, cli_pipeline, cli_undo):
         module.register(cli)
 
 
