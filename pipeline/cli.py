@@ -304,6 +304,19 @@ def render_run(result: Any, as_json: bool) -> None:
         )
     for w in result.warnings:
         click.echo(f"warning: {w}")
+    if result.extra.get("data_at_risk"):
+        from pipeline.risk import Risk
+
+        click.echo("data at risk:")
+        for d in result.extra["data_at_risk"]:
+            click.echo(f"  {Risk.from_dict(d).line()}")
+    backup = result.extra.get("backup") or {}
+    if backup.get("uri"):
+        click.echo(f"backup: {backup['rows']} row(s) in {backup['uri']}")
+    elif backup.get("would_back_up"):
+        click.echo("would back up: " + ", ".join(backup["would_back_up"]))
+    if result.extra.get("rds_snapshot"):
+        click.echo(f"RDS snapshot: {result.extra['rds_snapshot']}")
     suffix = f" in {result.duration_ms / 1000:.2f}s" if not result.dry_run else " (dry run)"
     click.echo(result.message + suffix)
 
@@ -1019,10 +1032,49 @@ def bundle_show(ref, bucket, prefix, as_json):
         click.echo(f"bundle sha256 {b.sha256}")
 
 
+def safety_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """What protects data a destructive undo removes (apply-bundle, rollback)."""
+    for decorator in reversed(
+        [
+            click.option(
+                "--backup",
+                "backup_uri",
+                metavar="s3://BUCKET/PREFIX",
+                envvar="DBROLL_BACKUP",
+                help="Before the first undo statement, dump what the undo destroys (whole "
+                "tables, or primary key + column) here, gzip JSON lines with a manifest.",
+            ),
+            click.option(
+                "--accept-data-loss",
+                is_flag=True,
+                help="Run a destructive undo without a backup (the data is gone for good).",
+            ),
+            click.option(
+                "--rds-snapshot",
+                "rds_instance",
+                metavar="DB_INSTANCE_ID",
+                help="Also take an RDS snapshot of this instance, and wait for it, before "
+                "destructive steps.",
+            ),
+        ]
+    ):
+        f = decorator(f)
+    return f
+
+
+def _safety_args(backup_uri, accept_data_loss, rds_instance) -> list[str]:
+    return (
+        (["--backup", backup_uri] if backup_uri else [])
+        + (["--accept-data-loss"] if accept_data_loss else [])
+        + (["--rds-snapshot", rds_instance] if rds_instance else [])
+    )
+
+
 @cli.command("apply-bundle")
 @click.argument("ref", metavar="FILE|s3://...")
 @db_options
 @runner_options
+@safety_options
 @click.option("--dry-run", is_flag=True, help="Check the bundle and the database; change nothing.")
 @aws_options
 @json_option
@@ -1034,6 +1086,9 @@ def apply_bundle(
     lock_timeout,
     lock_wait_timeout,
     lock_retries,
+    backup_uri,
+    accept_data_loss,
+    rds_instance,
     dry_run,
     bucket,
     prefix,
@@ -1045,6 +1100,10 @@ def apply_bundle(
     plan expected (else exit 3, nothing changed), then runs the undo steps with the
     engine's rules and re-applies the target's repeatables. Running it again continues a
     partly applied bundle, or says it is already done.
+
+    An undo that would destroy data (drops a table or column that holds rows, narrows a
+    column, deletes rows) is refused (exit 3, nothing run) unless --backup or
+    --accept-data-loss says what to do; the data at risk is counted and shown either way.
     """
     from pipeline.db.runner import Runner, RunnerOptions
     from pipeline.plan import Plan
@@ -1065,9 +1124,35 @@ def apply_bundle(
             lock_retries=lock_retries,
         ),
     )
-    render_run(
-        runner.apply_plan(the_plan, b.files, bundle_sha256=b.sha256, dry_run=dry_run), as_json
+    from pipeline.db.connect import connect
+    from pipeline.safety import data_guard
+
+    guard = data_guard(
+        connect=lambda: connect(spec),
+        run_id=os.environ.get("DBROLL_RUN_ID")
+        or os.environ.get("CODEBUILD_BUILD_ID")
+        or b.sha256[:12],
+        backup_uri=backup_uri,
+        accept_data_loss=accept_data_loss,
+        s3=boto_client("s3") if backup_uri else None,
+        rds=boto_client("rds") if rds_instance else None,
+        rds_instance=rds_instance,
+        dry_run=dry_run,
+        progress=lambda line: click.echo(line, err=True),
     )
+    result = runner.apply_plan(
+        the_plan, b.files, bundle_sha256=b.sha256, dry_run=dry_run, guard=guard
+    )
+    render_run(result, as_json)
+    if os.environ.get("DBROLL_TASK") == "1":
+        from pipeline.deploy import TASK_RESULT_MARK
+
+        # one machine-readable line for the orchestrator reading this task's log
+        click.echo(
+            f"{TASK_RESULT_MARK} "
+            + json.dumps({**result.extra, "message": result.message}, default=str),
+            err=True,
+        )
 
 
 @cli.command()
@@ -1286,6 +1371,21 @@ def _render_move(result: Any, calls: Any, as_json: bool, dry_run: bool) -> None:
             f"{result.task_arn} (exit {result.task_exit})" if result.task_arn else None,
         ),
         ("bundle", result.bundle_uri),
+        (
+            "data at risk",
+            ", ".join(
+                f"{r['what']} ({r['rows']})"
+                for r in result.task_result.get("data_at_risk", [])
+                if r.get("rows")
+            )
+            or None,
+        ),
+        (
+            "backup",
+            f"{result.task_result['backup']['rows']} row(s) in {result.task_result['backup']['uri']}"
+            if (result.task_result.get("backup") or {}).get("uri")
+            else None,
+        ),
         ("task definition", result.task_definition),
         ("durations", ", ".join(f"{k} {v:g}" for k, v in result.durations.items()) or None),
         ("audit record", result.audit_uri),
@@ -1319,6 +1419,7 @@ def _render_move(result: Any, calls: Any, as_json: bool, dry_run: bool) -> None:
     help="Allow code-only over breaking migrations (you know the old code copes).",
 )
 @db_options
+@safety_options
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @aws_options
 @json_option
@@ -1338,6 +1439,9 @@ def rollback(
     force_code_only,
     dsn,
     dsn_secret,
+    backup_uri,
+    accept_data_loss,
+    rds_instance,
     yes,
     bucket,
     prefix,
@@ -1399,6 +1503,7 @@ def rollback(
             service=service_name,
             to_ref=to_ref,
             bundle=bundle,
+            apply_args=_safety_args(backup_uri, accept_data_loss, rds_instance),
             container=container,
             strategy=strategy,
             force_code_only=force_code_only,

@@ -355,7 +355,7 @@ def run_demo(
                 ],
             )
         )
-        result.steps.append(d.rollback("v2", []))
+        result.steps.append(d.rollback("v2", ["--backup", f"s3://{BUCKET}/dbroll"]))
         result.steps.append(d.rollback("v1", []))
         d.title("where things stand")
         d.dbroll(

@@ -117,10 +117,12 @@ class RollbackResult:
     durations: dict[str, float] = field(default_factory=dict)
     audit_uri: str | None = None
     would: list[str] = field(default_factory=list)  # dry run: the writes it would make
+    task_result: dict[str, Any] = field(default_factory=dict)  # what the task reported
 
     def to_dict(self) -> dict[str, Any]:
         return {
             **({"would": self.would} if self.would else {}),
+            **{k: v for k, v in self.task_result.items() if k != "message"},
             "plan": self.plan.to_dict(),
             "bundle_uri": self.bundle_uri,
             "task_arn": self.task_arn,
@@ -130,6 +132,24 @@ class RollbackResult:
             "outcome": self.outcome,
             "durations": self.durations,
         }
+
+
+TASK_RESULT_MARK = "dbroll-task-result"  # the line apply-bundle writes for us (see cli)
+
+
+def task_result(lines: Any) -> dict[str, Any]:
+    """The result line a database task wrote last (data at risk, backup), or {}."""
+    import json
+
+    for line in reversed(list(lines)):
+        text = line.strip()
+        if text.startswith(TASK_RESULT_MARK + " "):
+            try:
+                doc = json.loads(text[len(TASK_RESULT_MARK) + 1 :])
+            except ValueError:
+                return {}
+            return doc if isinstance(doc, dict) else {}
+    return {}
 
 
 def _image_for(current: str, repository: str, digest: str) -> str:
@@ -149,6 +169,7 @@ def rollback(
     service: str,
     to_ref: str | None = None,
     bundle: tuple[str, Any] | None = None,
+    apply_args: list[str] | None = None,
     container: str | None = None,
     strategy: str = "auto",
     force_code_only: bool = False,
@@ -215,7 +236,7 @@ def rollback(
         )
         result.would = (
             ([] if bundle else [f"s3:PutObject {uri} (the rollback bundle)"])
-            + executor.describe(["dbroll", "apply-bundle", uri])
+            + executor.describe(["dbroll", "apply-bundle", uri, *(apply_args or [])])
             + _service_calls(state, images)
             + [f"s3:PutObject {source.store.uri(source.store.audit_key(run_id))} (audit record)"]
         )
@@ -233,7 +254,7 @@ def rollback(
             )
         _database_then_service(
             result,
-            ["dbroll", "apply-bundle", result.bundle_uri],
+            ["dbroll", "apply-bundle", result.bundle_uri, *(apply_args or [])],
             executor,
             ecs_client,
             state,
@@ -427,9 +448,10 @@ def _database_then_service(
     from pipeline.errors import BusyError, DbrollError
 
     t1 = time.monotonic()
-    env = {"DBROLL_RUN_ID": run_id or "", "DBROLL_IMAGE": image_digest or ""}
+    env = {"DBROLL_RUN_ID": run_id or "", "DBROLL_IMAGE": image_digest or "", "DBROLL_TASK": "1"}
     outcome = executor.run(command, env)
     result.task_arn, result.task_exit = outcome.task_arn, outcome.exit_code
+    result.task_result = task_result(outcome.log_lines)
     result.durations["database_s"] = round(time.monotonic() - t1, 3)
     if not outcome.ok:
         tail = "\n".join(outcome.log_lines[-15:])

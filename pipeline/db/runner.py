@@ -155,9 +155,11 @@ class RunResult:
     message: str = ""
     duration_ms: int = 0
     state: State | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # data at risk, backup, snapshot
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            **self.extra,
             "action": self.action,
             "dry_run": self.dry_run,
             "steps": [s.to_dict() for s in self.steps],
@@ -661,9 +663,19 @@ class Runner:
         return result
 
     def apply_plan(
-        self, plan: Plan, files: Mapping[str, bytes], *, bundle_sha256: str, dry_run: bool = False
+        self,
+        plan: Plan,
+        files: Mapping[str, bytes],
+        *,
+        bundle_sha256: str,
+        dry_run: bool = False,
+        guard: Any = None,
     ) -> RunResult:
-        """Run a rollback bundle's plan: refuse a stale plan, continue a partly run one."""
+        """Run a rollback bundle's plan: refuse a stale plan, continue a partly run one.
+
+        `guard(undo_steps, history, result)` runs under the lock, after the staleness check
+        and before the first statement: it may refuse (data at risk without a backup) or
+        back the data up."""
         started = time.monotonic()
         if plan.blocked:
             raise BlockedError(
@@ -746,6 +758,8 @@ class Runner:
             if not todo:
                 result.message = "already in the target state: nothing to do"
                 return result
+            if guard is not None:
+                guard([st for st in todo if st.kind == "undo"], history, result)
             if done:
                 log.info(
                     "continuing a partly applied bundle",

@@ -29,6 +29,12 @@ def test_demo_ends_on_v1_code_with_v2_schema_and_no_data_lost(
     assert steps["rollback to v2"]["strategy"] == "undo"
     assert steps["rollback to v2"]["versions"] == "7, 6, 5"
     assert steps["rollback to v1"]["strategy"] == "code-only"
+    # the undo dropped customers.loyalty_points: its values were backed up first
+    assert "customers.loyalty_points" in steps["rollback to v2"]["at_risk"]
+    (backup,) = aws.client("s3").list_objects_v2(
+        Bucket="dbroll-demo-artifacts", Prefix="dbroll/backups/"
+    )["Contents"][-1:]
+    assert backup["Key"].endswith("manifest.json")
     # the schema is v2's (v1 code runs on v2's additive schema): compare with a fresh build
     reference = mariadb.create_database()
     try:

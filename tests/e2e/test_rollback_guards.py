@@ -8,7 +8,7 @@ import json
 import pymysql
 import pytest
 
-from tests.conftest import dbroll
+from tests.conftest import dbroll, query
 from tests.e2e.conftest import run_rollback, service_image
 
 pytestmark = pytest.mark.e2e
@@ -174,3 +174,49 @@ def test_a_stale_bundle_is_refused_before_anything_runs(release, aws, on_service
 def test_to_and_bundle_are_exclusive(aws):
     r = dbroll("rollback", "--cluster", "c", "--service", "s", "--bucket", "art")
     assert r.exit_code == 2 and "--to REF and --bundle" in r.stderr
+
+
+def test_an_undo_that_destroys_data_needs_a_backup_or_an_explicit_yes(release, aws, on_service, db):
+    """v3 -> v1 undoes v3 (drops coupons and orders.coupon): with rows in them, the rollback
+    is refused before anything runs; with --backup the data is kept in S3 and comes back
+    after the forward migration re-creates the table and the column."""
+    dsn = db.to_dsn()
+    assert dbroll("migrate", "--dsn", dsn, "--migrations", str(release["v3"]["dir"])).exit_code == 0
+    on_service(release["v3"]["digest"])
+    query(db, "INSERT INTO customers (full_name) VALUES ('Ada')")
+    query(db, "INSERT INTO coupons VALUES ('TEN'), ('TWENTY')")
+    query(db, "INSERT INTO orders (customer_id, total, coupon) VALUES (1, 5, 'TEN'), (1, 7, NULL)")
+    refused = run_rollback(dsn, "shop:v1")
+    assert refused.exit_code == 3, refused.stderr
+    assert "would destroy data" in refused.stderr and "coupons" in refused.stderr
+    assert "orders.coupon" in refused.stderr and "--backup" in refused.stderr
+    assert _applied(dsn, release) == ["1", "2", "3", "4"]  # nothing ran
+    assert service_image(aws).endswith(release["v3"]["digest"])
+    r = run_rollback(dsn, "shop:v1", "--backup", "s3://art/dbroll", "--json")
+    assert r.exit_code == 0, r.stderr
+    assert r.json["backup"]["rows"] == 4  # 2 coupons + both orders rows (key + coupon)
+    assert {d["what"]: d["rows"] for d in r.json["data_at_risk"]} == {
+        "orders.coupon": 1,
+        "coupons": 2,
+    }
+    assert _applied(dsn, release) == ["1", "2"]
+    listed = dbroll("backup", "list", "--bucket", "art", "--json")
+    assert [b["uri"] for b in listed.json["backups"]] == [r.json["backup"]["uri"]]
+    # forward again, then put the data back
+    assert dbroll("migrate", "--dsn", dsn, "--migrations", str(release["v3"]["dir"])).exit_code == 0
+    back = dbroll("backup", "restore", r.json["backup"]["uri"], "--dsn", dsn)
+    assert back.exit_code == 0, back.stderr
+    assert query(db, "SELECT code FROM coupons ORDER BY code") == [("TEN",), ("TWENTY",)]
+    assert query(db, "SELECT id, coupon FROM orders ORDER BY id") == [(1, "TEN"), (2, None)]
+
+
+def test_accept_data_loss_runs_the_undo_without_a_backup(release, aws, on_service, db):
+    dsn = db.to_dsn()
+    assert dbroll("migrate", "--dsn", dsn, "--migrations", str(release["v3"]["dir"])).exit_code == 0
+    on_service(release["v3"]["digest"])
+    query(db, "INSERT INTO coupons VALUES ('TEN')")
+    r = run_rollback(dsn, "shop:v1", "--accept-data-loss", "--json")
+    assert r.exit_code == 0, r.stderr
+    assert "backup" not in r.json and r.json["data_at_risk"]
+    assert _applied(dsn, release) == ["1", "2"]
+    assert _keys(aws, "dbroll/backups/") == []
