@@ -971,8 +971,29 @@ def plan(
         force_code_only=force_code_only,
     )
     p = planned.plan
+    from pipeline.plan import plan_files
+    from pipeline.risk import plan_targets, render_risk_section
+
+    targets = plan_targets(p.to_dict(), plan_files(p, planned.deployed, planned.target))
+    risks = None
+    if targets and (dsn or dsn_secret):
+        from pipeline.db.connect import connect
+        from pipeline.db.risk import measure
+
+        spec = build_spec(dsn, dsn_secret)
+        history = _history_for(dsn, dsn_secret)
+        conn = connect(spec)
+        try:
+            risks = measure(
+                conn,
+                targets,
+                {str(v): r.finished_at for v, r in history.applied.items() if r.finished_at},
+            )
+        finally:
+            conn.close()
     if markdown:
-        Path(markdown).write_text(render_markdown(p))
+        section = render_risk_section(targets, risks, markdown=True)
+        Path(markdown).write_text(render_markdown(p) + (f"\n{section}\n" if section else ""))
     bundle_sha = None
     if out and not p.blocked:
         from pipeline.bundle import bundle_sha256
@@ -987,10 +1008,16 @@ def plan(
                 "blocked": p.blocked,
                 "bundle": out if bundle_sha else None,
                 "bundle_sha256": bundle_sha,
+                "data_at_risk": [r.to_dict() for r in risks]
+                if risks is not None
+                else [t.to_dict() for t in targets],
             }
         )
     else:
         click.echo(render_text(p))
+        section = render_risk_section(targets, risks, markdown=False)
+        if section:
+            click.echo(section)
         if bundle_sha:
             click.echo(f"bundle: {out} (sha256 {bundle_sha})")
     require_unblocked(p)

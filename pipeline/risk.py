@@ -169,3 +169,34 @@ def render_risk_lines(risks: Iterable[Risk]) -> list[str]:
 def needs_protection(risks: Iterable[Risk]) -> list[Risk]:
     """The risks that hold data: running without a backup would lose it."""
     return [r for r in risks if r.at_risk]
+
+
+def plan_targets(plan_dict: Mapping[str, Any], files: Mapping[str, bytes]) -> list[Target]:
+    """The destructive targets of a plan's undo steps (plan as a dict, files by bundle path)."""
+    out: list[Target] = []
+    for step in plan_dict.get("steps", []):
+        if step.get("action") != "undo" or step.get("path") not in files:
+            continue
+        out += destructive_targets(
+            files[step["path"]].decode("utf-8-sig"), step["source"], version=step.get("version")
+        )
+    return out
+
+
+def render_risk_section(targets: list[Target], risks: list[Risk] | None, *, markdown: bool) -> str:
+    """The data-at-risk part of a plan: measured when the database was reachable."""
+    if not targets:
+        return ""
+    head = "**Data at risk**" if markdown else "data at risk:"
+    bullet = "- " if markdown else "  "
+    if risks is None:
+        lines = [
+            f"{bullet}{t.what} ({t.reason}, {t.path}:{t.line}): not measured (no --dsn)"
+            for t in targets
+        ]
+    else:
+        lines = [bullet + r.line() for r in risks]
+    held = [r for r in risks or [] if r.at_risk]
+    if risks is None or held:
+        lines.append(f"{bullet}running it needs --backup s3://BUCKET/PREFIX or --accept-data-loss")
+    return "\n".join([head, *lines])

@@ -220,3 +220,21 @@ def test_accept_data_loss_runs_the_undo_without_a_backup(release, aws, on_servic
     assert "backup" not in r.json and r.json["data_at_risk"]
     assert _applied(dsn, release) == ["1", "2"]
     assert _keys(aws, "dbroll/backups/") == []
+
+
+def test_the_plan_shows_the_data_at_risk(release, aws, on_service, db, tmp_path):
+    dsn = db.to_dsn()
+    assert dbroll("migrate", "--dsn", dsn, "--migrations", str(release["v3"]["dir"])).exit_code == 0
+    on_service(release["v3"]["digest"])
+    query(db, "INSERT INTO coupons VALUES ('TEN'), ('FIVE')")
+    args = ("plan", "--from-service", "prod/web", "--to", "shop:v1", "--bucket", "art")
+    measured = dbroll(*args, "--dsn", dsn, "--json")
+    assert {d["what"]: d["rows"] for d in measured.json["data_at_risk"]} == {
+        "orders.coupon": 0,
+        "coupons": 2,
+    }
+    text = dbroll(*args, "--dsn", dsn, "--markdown", str(tmp_path / "p.md"))
+    assert "coupons (dropped, U3__coupons.sql:2): 2 row(s)" in text.stdout
+    assert "**Data at risk**" in (tmp_path / "p.md").read_text()
+    blind = dbroll(*args)  # no database: the targets, not measured
+    assert "coupons (dropped, U3__coupons.sql:2): not measured" in blind.stdout
