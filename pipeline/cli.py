@@ -317,6 +317,10 @@ def render_run(result: Any, as_json: bool) -> None:
         click.echo("would back up: " + ", ".join(backup["would_back_up"]))
     if result.extra.get("rds_snapshot"):
         click.echo(f"RDS snapshot: {result.extra['rds_snapshot']}")
+    if result.extra.get("schema_matches"):
+        click.echo(f"schema matches {result.extra['schema_matches']}'s snapshot")
+    if result.extra.get("snapshot"):
+        click.echo(f"schema snapshot stored: {result.extra['snapshot']}")
     suffix = f" in {result.duration_ms / 1000:.2f}s" if not result.dry_run else " (dry run)"
     click.echo(result.message + suffix)
 
@@ -377,9 +381,10 @@ def migrate(
     nothing to do; a schema that is ahead of this image (after a code-only rollback) is
     accepted with a warning.
     """
-    mset = None
+    mset = image = source = None
     if manifest_ref:
-        manifest, _image = manifest_source(bucket, prefix).load(manifest_ref)
+        source = manifest_source(bucket, prefix)
+        manifest, image = source.load(manifest_ref)
         mset = manifest.to_migration_set(manifest_ref)
     runner = build_runner(
         dsn,
@@ -393,6 +398,13 @@ def migrate(
         out_of_order=out_of_order,
     )
     result = runner.migrate(parse_version(target, "--target") if target else None, dry_run=dry_run)
+    if image is not None and source.store is not None and not dry_run and not target:
+        # the schema this image's migrations produced: what an undo back to it must restore
+        from pipeline.db.snapshot import take_snapshot
+
+        uri = source.store.put_snapshot(image.repository, image.digest, take_snapshot(runner.spec))
+        if uri:
+            result.extra["snapshot"] = uri
     render_run(result, as_json)
 
 
@@ -1059,6 +1071,31 @@ def bundle_show(ref, bucket, prefix, as_json):
         click.echo(f"bundle sha256 {b.sha256}")
 
 
+def _schema_drift(spec, bucket, prefix, target, result) -> list[str] | None:
+    """Compare the schema with the snapshot stored for the target image (after an undo)."""
+    from pipeline.aws.store import ArtifactStore
+    from pipeline.db.snapshot import take_snapshot
+    from pipeline.snapshot_diff import diff
+
+    stored = ArtifactStore(boto_client("s3"), bucket, prefix).get_snapshot(
+        target.repository, target.digest
+    )
+    if stored is None:
+        result.warnings.append(
+            f"no stored schema snapshot for {target.label}: the result was not compared"
+        )
+        return None
+    drift = [str(d) for d in diff(stored, take_snapshot(spec))]
+    result.extra["schema_drift"] = drift
+    if drift:
+        result.warnings.append(
+            f"the schema differs from {target.label}'s snapshot: " + "; ".join(drift[:10])
+        )
+    else:
+        result.extra["schema_matches"] = target.label
+    return drift
+
+
 def safety_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """What protects data a destructive undo removes (apply-bundle, rollback)."""
     for decorator in reversed(
@@ -1083,17 +1120,24 @@ def safety_options(f: Callable[..., Any]) -> Callable[..., Any]:
                 help="Also take an RDS snapshot of this instance, and wait for it, before "
                 "destructive steps.",
             ),
+            click.option(
+                "--strict",
+                is_flag=True,
+                help="Exit 1 when, after the undo, the schema differs from the snapshot "
+                "stored when the target image was deployed (default: a warning).",
+            ),
         ]
     ):
         f = decorator(f)
     return f
 
 
-def _safety_args(backup_uri, accept_data_loss, rds_instance) -> list[str]:
+def _safety_args(backup_uri, accept_data_loss, rds_instance, strict) -> list[str]:
     return (
         (["--backup", backup_uri] if backup_uri else [])
         + (["--accept-data-loss"] if accept_data_loss else [])
         + (["--rds-snapshot", rds_instance] if rds_instance else [])
+        + (["--strict"] if strict else [])
     )
 
 
@@ -1116,6 +1160,7 @@ def apply_bundle(
     backup_uri,
     accept_data_loss,
     rds_instance,
+    strict,
     dry_run,
     bucket,
     prefix,
@@ -1170,6 +1215,15 @@ def apply_bundle(
     result = runner.apply_plan(
         the_plan, b.files, bundle_sha256=b.sha256, dry_run=dry_run, guard=guard
     )
+    drift = None
+    if (
+        not dry_run
+        and bucket
+        and the_plan.strategy == "undo"  # code-only leaves the schema ahead on purpose
+        and the_plan.target.repository
+        and the_plan.target.digest
+    ):
+        drift = _schema_drift(spec, bucket, prefix, the_plan.target, result)
     render_run(result, as_json)
     if os.environ.get("DBROLL_TASK") == "1":
         from pipeline.deploy import TASK_RESULT_MARK
@@ -1179,6 +1233,13 @@ def apply_bundle(
             f"{TASK_RESULT_MARK} "
             + json.dumps({**result.extra, "message": result.message}, default=str),
             err=True,
+        )
+    if drift and strict:
+        raise DbrollError(
+            f"the schema differs from {the_plan.target.label}'s snapshot after the undo "
+            f"({len(drift)} difference(s)): " + "; ".join(drift[:5]),
+            hint="`dbroll snapshot diff` shows them in full; the undo scripts do not restore "
+            "exactly what the target's migrations made",
         )
 
 
@@ -1469,6 +1530,7 @@ def rollback(
     backup_uri,
     accept_data_loss,
     rds_instance,
+    strict,
     yes,
     bucket,
     prefix,
@@ -1530,7 +1592,7 @@ def rollback(
             service=service_name,
             to_ref=to_ref,
             bundle=bundle,
-            apply_args=_safety_args(backup_uri, accept_data_loss, rds_instance),
+            apply_args=_safety_args(backup_uri, accept_data_loss, rds_instance, strict),
             container=container,
             strategy=strategy,
             force_code_only=force_code_only,

@@ -286,6 +286,10 @@ class _Demo:
         reverted = [r["version"] for r in record["plan"].get("reverted", [])]
         risk = record.get("data_at_risk") or []
         backup = record.get("backup") or {}
+        if record.get("schema_matches"):
+            self.echo(f"  (the schema equals {release}'s snapshot, taken when it was deployed)")
+        elif record.get("schema_drift"):
+            self.echo(f"  (the schema differs from {release}'s snapshot: {record['schema_drift']})")
         return DemoStep(
             f"rollback to {release}",
             record["plan"]["strategy"],

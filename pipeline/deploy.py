@@ -254,7 +254,16 @@ def rollback(
             )
         _database_then_service(
             result,
-            ["dbroll", "apply-bundle", result.bundle_uri, *(apply_args or [])],
+            [
+                "dbroll",
+                "apply-bundle",
+                result.bundle_uri,
+                "--bucket",
+                source.store.bucket,
+                "--prefix",
+                source.store.prefix,
+                *(apply_args or []),
+            ],
             executor,
             ecs_client,
             state,

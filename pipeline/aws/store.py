@@ -147,6 +147,27 @@ class ArtifactStore:
         self._put(key, json.dumps(record, indent=2, sort_keys=True, default=str).encode())
         return self.uri(key)
 
+    # -- schema snapshots (the schema an image's migrations produced, per image digest)
+    def snapshot_key(self, repository: str, digest: str) -> str:
+        return self._key("snapshots", repository, f"{digest}.json")
+
+    def put_snapshot(self, repository: str, digest: str, snapshot: dict) -> str | None:
+        """Store the first snapshot taken after `digest`'s migrations ran; later ones are
+        compared with it, never written over it. Returns the URI when written."""
+        import json
+
+        key = self.snapshot_key(repository, digest)
+        if self._get(self.bucket, key) is not None:
+            return None
+        self._put(key, json.dumps(snapshot, indent=2, sort_keys=True).encode())
+        return self.uri(key)
+
+    def get_snapshot(self, repository: str, digest: str) -> dict | None:
+        import json
+
+        data = self._get(self.bucket, self.snapshot_key(repository, digest))
+        return json.loads(data) if data is not None else None
+
     # -- bundles
     def bundle_uri_for(self, data: bytes) -> str:
         return self.uri(self._key("bundles", f"{sha256_hex(data)}.tgz"))

@@ -238,3 +238,26 @@ def test_the_plan_shows_the_data_at_risk(release, aws, on_service, db, tmp_path)
     assert "**Data at risk**" in (tmp_path / "p.md").read_text()
     blind = dbroll(*args)  # no database: the targets, not measured
     assert "coupons (dropped, U3__coupons.sql:2): not measured" in blind.stdout
+
+
+def test_after_an_undo_the_schema_is_compared_with_the_target_snapshot(
+    release, aws, on_service, db
+):
+    """The one-off migrate of each deploy stores the schema it produced; an undo back to that
+    image is compared with it: a difference is a warning, or exit 1 with --strict."""
+    dsn = db.to_dsn()
+    mig = dbroll("migrate", "--manifest", "shop:v1", "--bucket", "art", "--dsn", dsn)
+    assert mig.exit_code == 0 and "schema snapshot stored" in mig.stdout
+    on_service(release["v1"]["digest"])
+    deploy = ("deploy", "--cluster", "prod", "--service", "web", "--bucket", "art")
+    assert dbroll(*deploy, "--image", "shop:v3", "--executor", "local", "--dsn", dsn).exit_code == 0
+    clean = run_rollback(dsn, "shop:v1", "--json")
+    assert clean.exit_code == 0, clean.stderr
+    assert clean.json["schema_matches"].startswith("shop:v1") and clean.json["schema_drift"] == []
+    # again, with a change no migration knows about
+    assert dbroll(*deploy, "--image", "shop:v3", "--executor", "local", "--dsn", dsn).exit_code == 0
+    query(db, "CREATE INDEX ix_by_hand ON orders (total)")
+    strict = run_rollback(dsn, "shop:v1", "--strict")
+    assert strict.exit_code == 1
+    assert "differs from shop:v1" in strict.stderr and "ix_by_hand" in strict.stderr
+    assert service_image(aws).endswith(release["v3"]["digest"])  # the service was not moved
