@@ -62,16 +62,17 @@ def test_dry_run_lists_every_call_and_writes_nothing(release, aws, on_service, d
     assert _applied(dsn, release) == ["1", "2", "3", "4"]
 
 
-def test_a_failed_service_deployment_says_how_to_put_the_schema_forward(
-    release, aws, on_service, db, monkeypatch
-):
-    """The circuit breaker rolls the service back after the undo ran: the error says what
-    state the database is in and gives the command that puts it forward again."""
+@pytest.fixture
+def circuit_breaker(monkeypatch):
+    """ECS's deployment circuit breaker trips on every service update while `on` is set."""
     from moto.ecs.models import EC2ContainerServiceBackend
 
     original = EC2ContainerServiceBackend.update_service
+    state = {"on": True}
 
     def update_service(self, props):
+        if not state["on"]:
+            return original(self, props)
         old = self._get_service(props.get("cluster", "default"), props["service"]).task_definition
         svc = original(self, props)
         new = svc.task_definition
@@ -90,6 +91,14 @@ def test_a_failed_service_deployment_says_how_to_put_the_schema_forward(
         return svc
 
     monkeypatch.setattr(EC2ContainerServiceBackend, "update_service", update_service)
+    return state
+
+
+def test_a_failed_service_deployment_says_how_to_put_the_schema_forward(
+    release, aws, on_service, db, circuit_breaker
+):
+    """The circuit breaker rolls the service back after the undo ran: the error says what
+    state the database is in and gives the command that puts it forward again."""
     dsn = db.to_dsn()
     assert dbroll("migrate", "--dsn", dsn, "--migrations", str(release["v3"]["dir"])).exit_code == 0
     on_service(release["v3"]["digest"])
@@ -261,3 +270,19 @@ def test_after_an_undo_the_schema_is_compared_with_the_target_snapshot(
     assert strict.exit_code == 1
     assert "differs from shop:v1" in strict.stderr and "ix_by_hand" in strict.stderr
     assert service_image(aws).endswith(release["v3"]["digest"])  # the service was not moved
+
+
+def test_after_a_failed_service_deployment_the_same_command_finishes_the_move(
+    release, aws, on_service, db, circuit_breaker
+):
+    dsn = db.to_dsn()
+    assert dbroll("migrate", "--dsn", dsn, "--migrations", str(release["v3"]["dir"])).exit_code == 0
+    on_service(release["v3"]["digest"])
+    assert run_rollback(dsn, "shop:v1").exit_code == 1
+    circuit_breaker["on"] = False  # the cause is fixed
+    again = run_rollback(dsn, "shop:v1", "--json")
+    assert again.exit_code == 0, again.stderr
+    # the live history already is v1's: nothing to revert, only the service moves
+    assert again.json["plan"]["direction"] == "none" and again.json["plan"]["steps"] == []
+    assert _applied(dsn, release) == ["1", "2"]
+    assert service_image(aws).endswith(release["v1"]["digest"])
