@@ -927,6 +927,12 @@ def _history_for(dsn: str | None, dsn_secret: str | None) -> Any:
     is_flag=True,
     help="Allow code-only over breaking migrations (you know the old code copes).",
 )
+@click.option(
+    "--allow-generated-undo",
+    is_flag=True,
+    help="A version to revert without an undo script gets the undo dbroll generates from "
+    "its forward script, when every statement has an exact inverse (marked generated).",
+)
 @click.option("--out", "out", metavar="FILE", help="Write the rollback bundle (tar.gz) here.")
 @click.option(
     "--markdown",
@@ -946,6 +952,7 @@ def plan(
     dsn_secret,
     strategy,
     force_code_only,
+    allow_generated_undo,
     out,
     markdown,
     bucket,
@@ -981,6 +988,7 @@ def plan(
         history=_history_for(dsn, dsn_secret),
         strategy=strategy,
         force_code_only=force_code_only,
+        allow_generated_undo=allow_generated_undo,
     )
     p = planned.plan
     from pipeline.plan import plan_files
@@ -1506,6 +1514,12 @@ def _render_move(result: Any, calls: Any, as_json: bool, dry_run: bool) -> None:
     is_flag=True,
     help="Allow code-only over breaking migrations (you know the old code copes).",
 )
+@click.option(
+    "--allow-generated-undo",
+    is_flag=True,
+    help="A version to revert without an undo script gets the undo dbroll generates from "
+    "its forward script, when every statement has an exact inverse (marked generated).",
+)
 @db_options
 @safety_options
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
@@ -1525,6 +1539,7 @@ def rollback(
     bundle_ref,
     strategy,
     force_code_only,
+    allow_generated_undo,
     dsn,
     dsn_secret,
     backup_uri,
@@ -1596,6 +1611,7 @@ def rollback(
             container=container,
             strategy=strategy,
             force_code_only=force_code_only,
+            allow_generated_undo=allow_generated_undo,
             history=history,
             confirm=confirm,
             dry_run=dry_run,

@@ -75,6 +75,7 @@ def plan_rollback(
     history: Any = None,
     strategy: str = "auto",
     force_code_only: bool = False,
+    allow_generated_undo: bool = False,
 ) -> PlannedRollback:
     """Fetch both manifests (and take the history given), then plan. Pure after fetching."""
     if from_ref:
@@ -93,6 +94,7 @@ def plan_rollback(
         force_code_only=force_code_only,
         source=deployed_ref,
         target_ref=target_ref,
+        allow_generated_undo=allow_generated_undo,
     )
     return PlannedRollback(plan, deployed, target)
 
@@ -173,6 +175,7 @@ def rollback(
     container: str | None = None,
     strategy: str = "auto",
     force_code_only: bool = False,
+    allow_generated_undo: bool = False,
     history: Any = None,
     confirm: Any = None,
     dry_run: bool = False,
@@ -220,6 +223,7 @@ def rollback(
             force_code_only=force_code_only,
             source=deployed_ref,
             target_ref=target_ref,
+            allow_generated_undo=allow_generated_undo,
         )
     result = RollbackResult(plan, durations={"plan_s": round(time.monotonic() - t0, 3)})
     require_unblocked(plan)
