@@ -43,6 +43,7 @@ class Version:
         parts = _strip_trailing_zeros(parts)
         object.__setattr__(self, "parts", parts)
         object.__setattr__(self, "_canonical", ".".join(map(str, parts)) if parts else "0")
+        object.__setattr__(self, "_hash", hash(parts))
 
     @classmethod
     def parse(cls, text: str) -> Version:
@@ -56,6 +57,7 @@ class Version:
         object.__setattr__(self, "text", text)
         object.__setattr__(self, "parts", parts)
         object.__setattr__(self, "_canonical", ".".join(map(str, parts)) if parts else "0")
+        object.__setattr__(self, "_hash", hash(parts))
         return self
 
     # Hand-written comparisons: plans sort tens of thousands of versions, and the
@@ -64,7 +66,7 @@ class Version:
         return self.parts == other.parts if isinstance(other, Version) else NotImplemented
 
     def __hash__(self) -> int:
-        return hash(self.parts)
+        return self._hash  # type: ignore[attr-defined, no-any-return]
 
     def __lt__(self, other: Version) -> bool:
         return self.parts < other.parts if isinstance(other, Version) else NotImplemented
