@@ -7,11 +7,13 @@ dir. No server -> the test fails with the command that installs one; it never sk
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -304,3 +306,64 @@ def push_image(ecr, repository: str, tag: str, content: str) -> str:
         repositoryName=repository, imageManifest=manifest, imageTag=tag, imageDigest=digest
     )
     return digest
+
+
+@pytest.fixture
+def ecs_runs_locally(aws, monkeypatch):
+    """moto never runs containers: this makes run_task run the task's command override
+    here (against the test MariaDB), so the task gets its real exit code, stop reason and
+    CloudWatch log lines. Everything else is the real boto3 path."""
+    from moto.ecs.models import EC2ContainerServiceBackend
+
+    original = EC2ContainerServiceBackend.run_task
+    ran: list[dict] = []
+
+    def run_task(self, *args, **kwargs):
+        tasks = original(self, *args, **kwargs)
+        overrides = kwargs.get("overrides") or (args[3] if len(args) > 3 else {}) or {}
+        for task in tasks:
+            co = (overrides.get("containerOverrides") or [{}])[0]
+            command = co.get("command") or []
+            # the container's environment from the task definition (secrets such as the
+            # DSN live there), then the run's overrides
+            td = self.describe_task_definition(task.task_definition_arn)
+            cdef = next(
+                (c for c in td.container_definitions if c.get("name") == co.get("name")), {}
+            )
+            env = {e["name"]: e["value"] for e in cdef.get("environment", [])}
+            env.update({e["name"]: e["value"] for e in co.get("environment", [])})
+            argv = (
+                [sys.executable, "-m", "pipeline", *command[1:]]
+                if command[:1] == ["dbroll"]
+                else command
+            )
+            p = subprocess.run(
+                argv,
+                capture_output=True,
+                text=True,
+                cwd=REPO,
+                timeout=120,
+                env={**aws.env, "PATH": "/usr/bin:/bin", "DBROLL_LOG_FORMAT": "json", **env},
+            )
+            container = task.containers[0]
+            container.exitCode = p.returncode
+            task.stopped_reason = "Essential container in task exited"
+            ran.append({"command": command, "env": env, "exit": p.returncode})
+            logs = aws.client("logs")
+            stream = f"app/{co.get('name')}/{task.id}"
+            with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
+                logs.create_log_group(logGroupName="/ecs/shop")
+            logs.create_log_stream(logGroupName="/ecs/shop", logStreamName=stream)
+            lines = (p.stdout + p.stderr).splitlines() or ["(no output)"]
+            logs.put_log_events(
+                logGroupName="/ecs/shop",
+                logStreamName=stream,
+                logEvents=[
+                    {"timestamp": int(time.time() * 1000) + i, "message": line}
+                    for i, line in enumerate(lines)
+                ],
+            )
+        return tasks
+
+    monkeypatch.setattr(EC2ContainerServiceBackend, "run_task", run_task)
+    return ran

@@ -1,0 +1,142 @@
+"""rollback and deploy through the real ECS executor: run_task in the service's cluster, the
+task's command run for real (tests/conftest.py `ecs_runs_locally`), its CloudWatch lines
+streamed, then the service update: the whole production code path, on moto."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import dbroll, schema_objects
+from tests.e2e.conftest import service_image
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def shop_service(aws, monkeypatch, db):
+    """Service prod/web whose task definition carries the DSN (as a real one carries the
+    secret) and awslogs options."""
+    monkeypatch.setenv("MOTO_ECS_SERVICE_RUNNING", "1")
+    monkeypatch.setenv("DBROLL_POLL_SECONDS", "0.05")
+    ecs, ec2 = aws.client("ecs"), aws.client("ec2")
+    ecs.create_cluster(clusterName="prod")
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]
+    subnets = [
+        s["SubnetId"]
+        for s in ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}])[
+            "Subnets"
+        ]
+    ]
+    sg = ec2.create_security_group(GroupName="shop-e2e", Description="shop", VpcId=vpc["VpcId"])
+
+    def run(digest: str) -> None:
+        td = ecs.register_task_definition(
+            family="shop",
+            networkMode="awsvpc",
+            requiresCompatibilities=["FARGATE"],
+            cpu="256",
+            memory="512",
+            containerDefinitions=[
+                {
+                    "name": "app",
+                    "image": f"123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop@{digest}",
+                    "memory": 256,
+                    "essential": True,
+                    "environment": [{"name": "DBROLL_DSN", "value": db.to_dsn()}],
+                    "logConfiguration": {
+                        "logDriver": "awslogs",
+                        "options": {
+                            "awslogs-group": "/ecs/shop",
+                            "awslogs-region": "eu-west-1",
+                            "awslogs-stream-prefix": "app",
+                        },
+                    },
+                }
+            ],
+        )["taskDefinition"]["taskDefinitionArn"]
+        ecs.create_service(
+            cluster="prod",
+            serviceName="web",
+            taskDefinition=td,
+            desiredCount=1,
+            launchType="FARGATE",
+            networkConfiguration={
+                "awsvpcConfiguration": {
+                    "subnets": subnets,
+                    "securityGroups": [sg["GroupId"]],
+                    "assignPublicIp": "DISABLED",
+                }
+            },
+        )
+
+    return run
+
+
+def test_rollback_and_deploy_through_one_off_tasks(
+    release, aws, db, mariadb, shop_service, ecs_runs_locally
+):
+    dsn = db.to_dsn()
+    assert dbroll("migrate", "--dsn", dsn, "--migrations", str(release["v3"]["dir"])).exit_code == 0
+    shop_service(release["v3"]["digest"])
+    common = ("--cluster", "prod", "--service", "web", "--bucket", "art")
+    r = dbroll("rollback", *common, "--to", "shop:v1", "--yes")
+    assert r.exit_code == 0, r.stderr
+    (task,) = ecs_runs_locally
+    assert task["command"][:2] == ["dbroll", "apply-bundle"] and task["exit"] == 0
+    assert (
+        task["env"]["DBROLL_TASK"] == "1" and task["env"]["DBROLL_IMAGE"] == release["v3"]["digest"]
+    )
+    assert "database step: arn:aws:ecs:eu-west-1:123456789012:task/prod/" in r.stdout
+    assert "  | " in r.stderr and "undone" in r.stderr  # the task's lines, streamed
+    assert service_image(aws).endswith(release["v1"]["digest"])
+    reference = mariadb.create_database()
+    try:
+        assert (
+            dbroll(
+                "migrate", "--dsn", reference.to_dsn(), "--migrations", str(release["v1"]["dir"])
+            )
+        ).exit_code == 0
+        assert schema_objects(db) == schema_objects(reference)
+    finally:
+        mariadb.drop_database(reference)
+    # forward again: the pending migrations of v3 run in a one-off task of v1's definition
+    f = dbroll("deploy", *common, "--image", "shop:v3")
+    assert f.exit_code == 0, f.stderr
+    assert ecs_runs_locally[-1]["command"][:4] == [
+        "dbroll",
+        "migrate",
+        "--manifest",
+        f"shop@{release['v3']['digest']}",
+    ]
+    st = dbroll("status", "--dsn", dsn, "--migrations", str(release["v3"]["dir"]), "--json")
+    assert st.json["applied"] == ["1", "2", "3", "4"]
+    assert service_image(aws).endswith(release["v3"]["digest"])
+
+
+def test_a_failing_task_is_reported_with_its_log_and_the_service_stays(
+    release, aws, db, shop_service, ecs_runs_locally
+):
+    dsn = db.to_dsn()
+    assert dbroll("migrate", "--dsn", dsn, "--migrations", str(release["v3"]["dir"])).exit_code == 0
+    shop_service(release["v3"]["digest"])
+    from tests.conftest import query
+
+    query(
+        db, "CREATE TABLE blocker (code VARCHAR(20), FOREIGN KEY (code) REFERENCES coupons (code))"
+    )
+    r = dbroll(
+        "rollback",
+        "--cluster",
+        "prod",
+        "--service",
+        "web",
+        "--bucket",
+        "art",
+        "--to",
+        "shop:v1",
+        "--yes",
+    )
+    assert r.exit_code == 1
+    assert "the database step failed (task arn:aws:ecs:" in r.stderr and "exit 1" in r.stderr
+    assert "coupons" in r.stderr  # the task's own error, from its CloudWatch lines
+    assert service_image(aws).endswith(release["v3"]["digest"])
