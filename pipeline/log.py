@@ -16,6 +16,8 @@ from typing import Any
 import structlog
 
 _SECRETS: set[str] = set()
+# _SECRETS longest first, so that a secret containing another is masked whole
+_BY_LENGTH: list[str] = []
 _URL_PASSWORD = re.compile(
     r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@\s]*)@"
 )
@@ -25,17 +27,18 @@ MASK = "***"
 
 def register_secret(value: str | None) -> None:
     """Remember a secret value so that it is masked wherever it would be printed."""
-    if value and len(value) >= 3:
+    if value and len(value) >= 3 and value not in _SECRETS:
         _SECRETS.add(value)
+        _BY_LENGTH[:] = sorted(_SECRETS, key=len, reverse=True)
 
 
 def redact(text: str) -> str:
     """Mask registered secrets and URL passwords in `text`."""
     if not text:
         return text
-    text = _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", text)
-    # longest first, so a secret containing another is masked whole
-    for secret in sorted(_SECRETS, key=len, reverse=True):
+    if "://" in text:  # every log value passes here: skip the regex when it cannot match
+        text = _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", text)
+    for secret in _BY_LENGTH:
         if secret in text:
             text = text.replace(secret, MASK)
     return text

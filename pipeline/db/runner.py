@@ -15,6 +15,7 @@ leaks into the next migration and the lock is never dropped by a reset.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import re
@@ -36,6 +37,7 @@ from pipeline.errors import (
     BusyError,
     ChecksumDriftError,
     ConfigError,
+    DatabaseError,
     HistoryGapError,
     LockWaitError,
     MigrationFailedError,
@@ -76,9 +78,24 @@ ALREADY_IN_EFFECT = {
 }
 _DML = {"insert", "update", "delete", "replace", "select", "with", "set", "do", "values", "table"}
 _SESSION = {"set", "use", "prepare", "lock", "unlock", "deallocate", "execute"}
+# statements after which the work connection may be inside a transaction or hold locks (CALL:
+# a routine may do anything)
+_TXN = {
+    "start",
+    "begin",
+    "commit",
+    "rollback",
+    "savepoint",
+    "release",
+    "xa",
+    "call",
+    "handler",
+    "flush",
+}
 _WORD = re.compile(r"\s*(?:/\*!\d*\s*)?([A-Za-z]+)(?:\s+([A-Za-z]+))?")
 
 
+@functools.lru_cache(maxsize=8192)  # asked 3-4 times per statement as it runs
 def _first_words(text: str) -> tuple[str, str]:
     m = _WORD.match(text)
     if not m:
@@ -96,6 +113,14 @@ def is_dml(stmt: Statement) -> bool:
 def changes_session(stmt: Statement) -> bool:
     word, second = _first_words(stmt.text)
     return word in _SESSION or (word == "create" and second == "temporary")
+
+
+def keeps_session_clean(stmt: Statement) -> bool:
+    """False for a statement after which the work connection may carry session state or an
+    open transaction (SET, USE, LOCK, temporary tables, START TRANSACTION...): history writes
+    are then no longer sent on it, where they could be rolled back or see another schema."""
+    word, _ = _first_words(stmt.text)
+    return word not in _TXN and not changes_session(stmt)
 
 
 @dataclass(frozen=True)
@@ -196,6 +221,11 @@ class ControlCursor:
     def defer(self, sql: str, args: Any = None) -> None:
         self.pending.append(self._sql(sql, args))
 
+    def take(self) -> list[str]:
+        """The deferred writes, removed: the caller sends them (on the work connection)."""
+        out, self.pending = self.pending, []
+        return out
+
     def flush(self) -> None:
         if self.pending:
             query = ";\n".join(self.pending)
@@ -220,6 +250,18 @@ class _Deferred:
 
     def __init__(self, ctl: ControlCursor) -> None:
         self.execute = ctl.defer
+
+
+class _Collect:
+    """A cursor-like view whose execute() appends the SQL text to `into` (sent later)."""
+
+    lastrowid = None
+
+    def __init__(self, ctl: ControlCursor, into: list[str]) -> None:
+        self._ctl, self._into = ctl, into
+
+    def execute(self, sql: str, args: Any = None) -> None:
+        self._into.append(self._ctl._sql(sql, args))
 
 
 def split_script(script: Script) -> list[Statement]:
@@ -358,7 +400,8 @@ class Runner:
 
     def _work_cursor(self) -> Any:
         if self._work is None:
-            self._work = self._connect(self.spec)
+            # multi-statement packets carry history writes with a statement (_run_per_statement)
+            self._work = self._connect(self.spec, multi_statements=True)
             cur = self._work.cursor()
             cur.execute(
                 "SET SESSION lock_wait_timeout = %s, innodb_lock_wait_timeout = %s",
@@ -888,12 +931,13 @@ class Runner:
         start_at: int = 0,
         uncertain_first: bool = False,
     ) -> None:
+        say = log.bind()  # one logger for the run, not one built per line by the lazy proxy
         for step in steps:
             stmts = self._statements(step.script)
             mode = "transaction" if self._transactional(step, stmts) else "per-statement"
             if result.dry_run:
                 result.steps.append(StepResult(step, "would-run", len(stmts), 0, mode))
-                log.info(
+                say.info(
                     f"would {step.kind}",
                     version=step.label,
                     description=step.description,
@@ -917,7 +961,7 @@ class Runner:
             res.status = "undone" if step.kind == "undo" else "applied"
             res.statements_done = len(stmts)
             res.duration_ms = int((time.monotonic() - t0) * 1000)
-            log.info(
+            say.info(
                 step.kind,
                 version=step.label,
                 description=step.description,
@@ -929,9 +973,9 @@ class Runner:
                 self._reset_work()
             start_at, uncertain_first = 0, False
 
-    def _insert_running(self, step: Step, total: int, done: int) -> int:
+    def _insert_running(self, cur: Any, step: Step, total: int, done: int) -> int:
         return H.insert_event(
-            self._ctl,
+            cur,
             self.opts.context,
             kind=step.kind,
             version=step.version,
@@ -988,7 +1032,7 @@ class Runner:
         return min(self.opts.retry_max_delay, self.opts.retry_base_delay * (2**attempt))
 
     def _run_transaction(self, step: Step, stmts: list[Statement]) -> None:
-        row_id = self._insert_running(step, len(stmts), 0)
+        row_id = self._insert_running(self._ctl, step, len(stmts), 0)
         for attempt in range(self.opts.lock_retries + 1):
             cur = self._work_cursor()
             index = 0
@@ -1039,12 +1083,22 @@ class Runner:
     def _run_per_statement(
         self, step: Step, stmts: list[Statement], start_at: int, uncertain_first: bool
     ) -> None:
-        row_id = self._insert_running(step, len(stmts), start_at)
-        control = self._ctl
+        # History writes ride in the same round trip as the next statement the work connection
+        # runs (one packet: the previous step's success mark, this step's running row, then each
+        # statements_done mark), committed in that order before the statement starts: the same
+        # records, at the same points, as separate writes, one round trip per statement saved.
+        # They are sent on the control connection instead before DML (which commits its own
+        # progress) and once a statement may have left session state on the work connection.
         n = len(stmts)
+        prefix = self._ctl.take()
+        row_id = self._insert_running(_Collect(self._ctl, prefix), step, n, start_at)
+        clean = True
         for index in range(start_at, n):
             stmt = stmts[index]
             dml = is_dml(stmt)
+            if prefix and (dml or not clean):
+                row_id = self._send_history(prefix, row_id)
+                prefix = []
             attempt = 0
             while True:
                 cur = self._work_cursor()
@@ -1058,6 +1112,11 @@ class Runner:
                             (index + 1, row_id),
                         )
                         self._work.commit()
+                    elif prefix:
+                        sent, prefix = prefix, []
+                        row_id, err = self._execute_after(cur, sent, row_id, step, stmt.text)
+                        if err is not None:
+                            raise err
                     else:
                         self._execute(cur, stmt.text)
                     break
@@ -1104,9 +1163,13 @@ class Runner:
                             f"{self.opts.lock_wait_timeout} s; " + self._describe_blockers(),
                         ) from None
                     raise self._fail(row_id, step, stmts, index, index, e) from None
+            if not keeps_session_clean(stmt):
+                clean = False
             if index + 1 < n and not dml:
-                H.mark_progress(control, row_id, index + 1)
-        # sent with the next control statement (usually the next migration's running row)
+                H.mark_progress(_Collect(self._ctl, prefix), row_id, index + 1)
+        if prefix:  # nothing left to run (resumed after the last statement)
+            row_id = self._send_history(prefix, row_id)
+        # sent with the next history write (usually the next migration's running row)
         H.finish_event(
             _Deferred(self._ctl),
             row_id,
@@ -1114,6 +1177,40 @@ class Runner:
             statements_done=n,
             applied=self._applied_after(step),
         )
+
+    def _send_history(self, writes: list[str], row_id: int | None) -> int:
+        """Send collected history writes on the control connection; the id of the running row
+        (the last write when `row_id` is None)."""
+        self._ctl.execute(";\n".join(writes))
+        return self._ctl.lastrowid if row_id is None else row_id
+
+    def _execute_after(
+        self, cur: Any, writes: list[str], row_id: int | None, step: Step, text: str
+    ) -> tuple[int, pymysql.MySQLError | None]:
+        """Run history `writes`, then the statement `text`, in one round trip on the work
+        connection. Returns the running row's id (the last write's when `row_id` is None) and
+        the statement's error, if any. The server stops at the first error: a failed write
+        leaves the statement not run and is raised as a DatabaseError."""
+        try:
+            cur.execute(";\n".join([*writes, text]))
+            for _ in writes[1:]:
+                cur.nextset()
+        except pymysql.MySQLError as e:
+            raise DatabaseError(
+                f"could not write {H.TABLE} before {step.kind} {step.label} "
+                f"({step.script.path}): {_mysql_text(e)}; its statement did not run",
+                hint="check that the user may INSERT and UPDATE that table, then run the "
+                "command again",
+            ) from None
+        if row_id is None:
+            row_id = cur.lastrowid
+        try:
+            cur.nextset()  # the statement's result
+            while cur.nextset():  # further results of a statement that returns several
+                pass
+        except pymysql.MySQLError as e:
+            return row_id, e
+        return row_id, None
 
     def _describe_blockers(self) -> str:
         """Name the sessions that hold what the statement waits for.
