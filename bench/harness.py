@@ -51,7 +51,16 @@ RUNS = int(os.environ.get("BENCH_RUNS", "3" if QUICK else "5"))
 SLOW_S = float(os.environ.get("BENCH_SLOW_S", "20"))
 MDL_HOLD = float(os.environ.get("BENCH_MDL_HOLD", "3" if QUICK else "5"))
 MDL_REPS = 1 if QUICK else 3
-DBROLL = os.environ.get("BENCH_DBROLL") or str(REPO / ".venv" / "bin" / "dbroll")
+# run.sh installs the checkout into bench/.work/venv-dbroll (BENCH_INSTALLED_DBROLL) and, with
+# BENCH_BASELINE=<git rev>, that revision beside it (BENCH_INSTALLED_BASELINE): before/after
+# figures from the same run
+DBROLL = (
+    os.environ.get("BENCH_DBROLL")
+    or os.environ.get("BENCH_INSTALLED_DBROLL")
+    or str(REPO / ".venv" / "bin" / "dbroll")
+)
+BASELINE = os.environ.get("BENCH_INSTALLED_BASELINE")
+BASELINE_REV = os.environ.get("BENCH_BASELINE", "")
 YOYO = WORK / "venv-yoyo" / "bin" / "yoyo"
 DBMATE = WORK / "node_modules" / "@dbmate" / "linux-x64" / "bin" / "dbmate"
 LIQUIBASE = WORK / "node_modules" / "liquibase" / "dist" / "liquibase" / "liquibase"
@@ -344,16 +353,19 @@ class RawLedger(Raw):
 
 class Dbroll(Tool):
     name, key = "dbroll", "dbroll"
+    binary = DBROLL
 
     def available(self):
-        return None if Path(DBROLL).exists() else f"{DBROLL} missing (make deps)"
+        return None if Path(self.binary).exists() else f"{self.binary} missing (make deps)"
 
     def version(self):
-        return subprocess.run([DBROLL, "--version"], capture_output=True, text=True).stdout.strip()
+        return subprocess.run(
+            [self.binary, "--version"], capture_output=True, text=True
+        ).stdout.strip()
 
     def prepare(self, root, n, k):
         super().prepare(root, n, k)
-        self.dir = root / "dbroll"
+        self.dir = root / self.key
         self.dir.mkdir(parents=True)
         for i in range(1, n + 1):
             up, down = statements(i, k)
@@ -361,10 +373,23 @@ class Dbroll(Tool):
             (self.dir / f"U{i}__t{i}.sql").write_text(sql(down))
 
     def apply(self, srv, db):
-        run([DBROLL, "migrate", "--dsn", srv.url(db), "--migrations", str(self.dir)])
+        run([self.binary, "migrate", "--dsn", srv.url(db), "--migrations", str(self.dir)])
 
     def undo(self, srv, db):
-        run([DBROLL, "undo", "--target", "0", "--dsn", srv.url(db), "--migrations", str(self.dir)])
+        run(
+            [self.binary, "undo", "--target", "0", "--dsn", srv.url(db)]
+            + ["--migrations", str(self.dir)]
+        )
+
+
+class DbrollBaseline(Dbroll):
+    """An earlier revision of dbroll (BENCH_BASELINE), timed in the same runs."""
+
+    name, key = f"dbroll @ {BASELINE_REV[:12]} (before)", "dbroll-before"
+    binary = BASELINE or ""
+
+    def available(self):
+        return None if BASELINE and Path(BASELINE).exists() else "no BENCH_BASELINE given"
 
 
 class Dbmate(Tool):
@@ -504,6 +529,8 @@ class Liquibase(Tool):
 
 
 ALL_TOOLS: list[Tool] = [Raw(), RawLedger(), Dbroll(), Dbmate(), Liquibase(), Yoyo()]
+if BASELINE:
+    ALL_TOOLS.insert(3, DbrollBaseline())
 
 
 # ------------------------------------------------------------------ apply all / undo all
@@ -522,6 +549,7 @@ def bench_scenario(srv: Server, n: int, k: int, tools: list[Tool], label: str = 
             active.append(t)
         except Exception as e:  # noqa: BLE001 - reported, the run goes on
             res[t.name]["error"] = f"prepare: {e}"
+            log(f"    {t.name} not measured: prepare failed: {e}")
     for r in range(RUNS):
         order = active[r % len(active) :] + active[: r % len(active)] if active else []
         done = []
@@ -534,6 +562,8 @@ def bench_scenario(srv: Server, n: int, k: int, tools: list[Tool], label: str = 
                 a = timed(lambda t=t, db=db: t.apply(srv, db))
                 if (got := srv.bench_tables(db)) != n * k:
                     raise ToolError(f"apply left {got} of {n * k} tables")
+                if t.key == "dbroll":  # the fixed part: start, read N files and N history rows
+                    rt.setdefault("noop_s", []).append(timed(lambda t=t, db=db: t.apply(srv, db)))
                 u = timed(lambda t=t, db=db: t.undo(srv, db))
                 if (got := srv.bench_tables(db)) != 0:
                     raise ToolError(f"undo left {got} of {n * k} tables")
@@ -550,6 +580,8 @@ def bench_scenario(srv: Server, n: int, k: int, tools: list[Tool], label: str = 
                 rt["capped"] = True
         log(f"  {n}x{k}{label} run {r + 1}/{RUNS} (apply/undo s): " + ", ".join(done))
     for rt in res.values():
+        if rt.get("noop_s"):
+            rt["noop"] = statistics.median(rt["noop_s"])
         rt["runs"] = len(rt["apply_s"])
         rt["apply"] = statistics.median(rt["apply_s"]) if rt["apply_s"] else None
         rt["undo"] = statistics.median(rt["undo_s"]) if rt["undo_s"] else None
@@ -908,7 +940,7 @@ def main() -> None:
     wanted = {w.strip() for w in os.environ.get("BENCH_TOOLS", "").split(",") if w.strip()}
     tools, missing, versions = [], {}, {}
     for t in ALL_TOOLS:
-        if wanted and t.key not in ("raw", "ledger") and t.key not in wanted:
+        if wanted and t.key not in ("raw", "ledger", "dbroll-before") and t.key not in wanted:
             continue
         why = t.available()
         if why:
@@ -955,7 +987,11 @@ def main() -> None:
             log(f"scenario: {shm_n} x 1 on /dev/shm (dbroll vs raw)")
             shm_rows = soft(
                 lambda: bench_scenario(
-                    shm, shm_n, 1, [t for t in tools if t.key in ("raw", "dbroll")], label="-shm"
+                    shm,
+                    shm_n,
+                    1,
+                    [t for t in tools if t.key in ("raw", "dbroll", "dbroll-before")],
+                    label="-shm",
                 )
             )
         finally:
@@ -991,7 +1027,11 @@ def main() -> None:
 
 
 def command_line() -> str:
-    env = " ".join(f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith("BENCH_"))
+    env = " ".join(
+        f"{k}={v}"
+        for k, v in sorted(os.environ.items())
+        if k.startswith("BENCH_") and not k.startswith("BENCH_INSTALLED_")
+    )
     return (env + " " if env else "") + "make bench"
 
 
@@ -1056,7 +1096,14 @@ def render(rep: dict) -> str:
                 f"alone, sent by the raw client in the same stream, cost "
                 f"{led['apply'] - raw['apply']:+.2f} s / {led['undo'] - raw['undo']:+.2f} s: "
                 f"dbroll is {dr['apply'] / led['apply']:.2f}x / {dr['undo'] / led['undo']:.2f}x "
-                "that floor.",
+                "that floor."
+                + (
+                    f" Its fixed part, a `dbroll migrate` with nothing to do on the applied "
+                    f"database (process start, imports, reading the {n} files and {n} history "
+                    f"rows), takes {dr['noop']:.2f} s."
+                    if dr.get("noop")
+                    else ""
+                ),
                 "",
             ]
     if rep["shm_rows"]:

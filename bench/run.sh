@@ -36,6 +36,36 @@ if ! command -v java >/dev/null 2>&1; then
   echo "bench: warning: no java; Liquibase will be reported as not measured"
 fi
 
+# dbroll as a user installs it: a regular (not editable) install, bytecode compiled at install
+# time, in its own venv. The dev venv's editable install adds an import hook to every start,
+# and PYTHONDONTWRITEBYTECODE (set on some machines) leaves its bytecode uncompiled: neither is
+# what a user's image runs. BENCH_DBROLL=path times another build instead.
+install_dbroll() {  # install_dbroll <source dir> <venv>
+  [ -x "$2/bin/python" ] || python3 -m venv "$2" || return 1
+  "$2/bin/pip" install -q --upgrade --force-reinstall --no-deps "$1" \
+    && "$2/bin/pip" install -q "$1"
+  local rc=$?
+  rm -rf "$1/build"
+  return $rc
+}
+if [ -z "${BENCH_DBROLL:-}" ]; then
+  echo "bench: installing this checkout of dbroll into $WORK/venv-dbroll"
+  install_dbroll "$REPO" "$WORK/venv-dbroll" || { echo "bench: pip install of dbroll failed" >&2; exit 2; }
+  export BENCH_INSTALLED_DBROLL="$WORK/venv-dbroll/bin/dbroll"
+fi
+# BENCH_BASELINE=<git rev>: that revision too, timed in the same runs (before/after figures)
+if [ -n "${BENCH_BASELINE:-}" ]; then
+  rev=$(git rev-parse --verify "${BENCH_BASELINE}^{commit}") \
+    || { echo "bench: BENCH_BASELINE=$BENCH_BASELINE is not a commit" >&2; exit 2; }
+  export BENCH_BASELINE=$rev
+  rm -rf "$WORK/baseline-src" && mkdir -p "$WORK/baseline-src"
+  git archive "$rev" | tar -x -C "$WORK/baseline-src"
+  echo "bench: installing dbroll at ${rev:0:12} into $WORK/venv-dbroll-baseline"
+  install_dbroll "$WORK/baseline-src" "$WORK/venv-dbroll-baseline" \
+    || { echo "bench: pip install of dbroll at $rev failed" >&2; exit 2; }
+  export BENCH_INSTALLED_BASELINE="$WORK/venv-dbroll-baseline/bin/dbroll"
+fi
+
 # yoyo-migrations (with PyMySQL) in its own venv, so the project's venv stays as pyproject says
 if [ ! -x "$WORK/venv-yoyo/bin/yoyo" ]; then
   echo "bench: installing yoyo-migrations==$YOYO_VERSION into $WORK/venv-yoyo"
