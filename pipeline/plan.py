@@ -13,6 +13,7 @@ import gc
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import chain
 from operator import attrgetter
 from typing import Any
 
@@ -392,9 +393,17 @@ def _make_plan(
     else:
         applied = {m.version: m.up.sha256 for m in deployed.migrations}
     A = set(applied)
-    expected = tuple((str(v), applied[v]) for v in sorted(A, key=_vkey))
+    # Every version any side knows, in order, sorted once. The manifests list their
+    # versions in order (and history mostly does), so timsort merges a few sorted runs in
+    # linear time; every ordered subset below is a filter of this list, not a fresh sort.
+    order = sorted(dict.fromkeys(chain(deployed.versions, target.versions, applied)), key=_vkey)
+    # (version, applied, in deployed, in target), each looked up once: Version hashes in
+    # Python, and these filters run over every version
+    where = [(v, v in A, v in D, v in T) for v in order]
+    ordered_A = [v for v, a, _, _ in where if a]
+    expected = tuple((str(v), applied[v]) for v in ordered_A)
 
-    strangers = sorted((v for v in A if v not in D and v not in T), key=_vkey)
+    strangers = [v for v, a, d, t in where if a and not d and not t]
     for v in strangers:
         blockers.append(
             Blocker(
@@ -405,7 +414,7 @@ def _make_plan(
                 str(v),
             )
         )
-    for v in sorted(A & D, key=_vkey):
+    for v in (v for v, a, d, _ in where if a and d):
         recorded = applied[v]
         if recorded and recorded != deployed.get(v).up.sha256:
             blockers.append(
@@ -418,7 +427,7 @@ def _make_plan(
                     str(v),
                 )
             )
-    for v in sorted(A & D & T, key=_vkey):
+    for v in (v for v, a, d, t in where if a and d and t):
         if deployed.get(v).up.sha256 != target.get(v).up.sha256:
             warnings.append(
                 f"version {v} differs between the deployed and the target image "
@@ -430,7 +439,7 @@ def _make_plan(
             Blocker(
                 "divergent",
                 "the target has versions the deployed image never had: "
-                + ", ".join(map(str, sorted(T - D, key=_vkey))),
+                + ", ".join(map(str, (v for v, _, d, t in where if t and not d))),
                 "the images come from diverging branches; roll back to a common ancestor first",
             )
         )
@@ -457,7 +466,7 @@ def _make_plan(
             for m in target.migrations
             if m.version not in A
         )
-        after = tuple(str(v) for v in sorted(A | {m.version for m in target.migrations}, key=_vkey))
+        after = tuple(str(v) for v, a, _, t in where if a or t)
         return Plan(
             "forward",
             "migrate",
@@ -473,13 +482,13 @@ def _make_plan(
             history is not None,
         )
 
-    to_revert = sorted((v for v in A if v not in T and v in D), key=_vkey, reverse=True)
-    for v in sorted(D - T - A, key=_vkey):
+    to_revert = [v for v, a, d, t in reversed(where) if a and d and not t]
+    for v in (v for v, a, d, t in where if d and not t and not a):
         warnings.append(
             f"version {v} of the deployed image is not applied in the database; "
             "nothing to revert for it"
         )
-    pending_target = sorted(T - A, key=_vkey)
+    pending_target = [v for v, a, _, t in where if t and not a]
     if pending_target:
         warnings.append(
             "target versions not applied in the database (its container applies "
@@ -497,7 +506,7 @@ def _make_plan(
         for m in range_migs
     )
     not_additive = [r for r in reverted if r.klass != ADDITIVE]
-    after = tuple(str(v) for v in sorted(A - set(to_revert), key=_vkey))
+    after = tuple(str(v) for v, a, d, t in where if a and not (d and not t))
 
     if not to_revert:
         return Plan(
@@ -511,7 +520,7 @@ def _make_plan(
             tuple(warnings),
             tuple(blockers),
             expected,
-            tuple(str(v) for v in sorted(A, key=_vkey)),
+            tuple(map(str, ordered_A)),
             history is not None,
         )
 
@@ -551,7 +560,7 @@ def _make_plan(
             tuple(warnings),
             tuple(blockers),
             expected,
-            tuple(str(v) for v in sorted(A, key=_vkey)),
+            tuple(map(str, ordered_A)),
             history is not None,
         )
 
