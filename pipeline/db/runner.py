@@ -6,10 +6,13 @@ and records ``statements_done`` as it goes, so a crash leaves an exact record of
 stopped. Migrations made only of DML (and not marked ``transaction:false``) run in one
 transaction together with their history update instead.
 
-Two connections are used: the *control* connection holds the named lock and writes
-history; the *work* connection runs migration statements, and is replaced after a
-migration that changed session state (SET, USE, PREPARE, temporary tables), so nothing
-leaks into the next migration and the lock is never dropped by a reset.
+Two connections are used: the *control* connection holds the named lock; the *work*
+connection runs migration statements, and is replaced after a migration that changed
+session state (SET, USE, PREPARE, temporary tables), so nothing leaks into the next
+migration and the lock is never dropped by a reset. History writes travel with the
+statement they guard, in one multi-statement packet on the work connection (one round trip
+per statement); once a migration may have changed its session they go on the control
+connection instead (see `_run_per_statement`).
 """
 
 from __future__ import annotations
