@@ -28,6 +28,7 @@ import json
 import math
 import os
 import platform
+import resource
 import shutil
 import signal
 import socket
@@ -252,6 +253,20 @@ def timed(fn: Callable[[], object]) -> float:
     t = time.perf_counter()
     fn()
     return time.perf_counter() - t
+
+
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def timed_cpu(fn: Callable[[], object]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the processes fn ran and waited for): the tool's own
+    client-side work, which runs while the server waits (the server's CPU is not in it)."""
+    c = _children_cpu()
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t, _children_cpu() - c
 
 
 # ------------------------------------------------------------------ the tools
@@ -543,7 +558,14 @@ def bench_scenario(srv: Server, n: int, k: int, tools: list[Tool], label: str = 
     res: dict[str, dict] = {}
     active: list[Tool] = []
     for t in tools:
-        res[t.name] = {"apply_s": [], "undo_s": [], "error": None, "capped": False}
+        res[t.name] = {
+            "apply_s": [],
+            "undo_s": [],
+            "apply_cpu_s": [],
+            "undo_cpu_s": [],
+            "error": None,
+            "capped": False,
+        }
         try:
             t.prepare(root, n, k)
             active.append(t)
@@ -559,12 +581,12 @@ def bench_scenario(srv: Server, n: int, k: int, tools: list[Tool], label: str = 
                 continue
             db = srv.fresh(f"b_{t.key}")
             try:
-                a = timed(lambda t=t, db=db: t.apply(srv, db))
+                a, a_cpu = timed_cpu(lambda t=t, db=db: t.apply(srv, db))
                 if (got := srv.bench_tables(db)) != n * k:
                     raise ToolError(f"apply left {got} of {n * k} tables")
                 if t.key == "dbroll":  # the fixed part: start, read N files and N history rows
                     rt.setdefault("noop_s", []).append(timed(lambda t=t, db=db: t.apply(srv, db)))
-                u = timed(lambda t=t, db=db: t.undo(srv, db))
+                u, u_cpu = timed_cpu(lambda t=t, db=db: t.undo(srv, db))
                 if (got := srv.bench_tables(db)) != 0:
                     raise ToolError(f"undo left {got} of {n * k} tables")
             except Exception as e:  # noqa: BLE001 - reported, the run goes on
@@ -575,6 +597,8 @@ def bench_scenario(srv: Server, n: int, k: int, tools: list[Tool], label: str = 
                 srv.query(f"DROP DATABASE IF EXISTS `{db}`")
             rt["apply_s"].append(a)
             rt["undo_s"].append(u)
+            rt["apply_cpu_s"].append(a_cpu)
+            rt["undo_cpu_s"].append(u_cpu)
             done.append(f"{t.name} {a:.2f}/{u:.2f}")
             if r == 0 and t.key not in ("raw", "dbroll") and a + u > SLOW_S and RUNS > 3:
                 rt["capped"] = True
@@ -585,6 +609,8 @@ def bench_scenario(srv: Server, n: int, k: int, tools: list[Tool], label: str = 
         rt["runs"] = len(rt["apply_s"])
         rt["apply"] = statistics.median(rt["apply_s"]) if rt["apply_s"] else None
         rt["undo"] = statistics.median(rt["undo_s"]) if rt["undo_s"] else None
+        rt["apply_cpu"] = statistics.median(rt["apply_cpu_s"]) if rt["apply_cpu_s"] else None
+        rt["undo_cpu"] = statistics.median(rt["undo_cpu_s"]) if rt["undo_cpu_s"] else None
     return res
 
 
@@ -882,18 +908,19 @@ def table(rows: dict, raw_name: str = "mariadb client") -> list[str]:
         return [f"Not measured: {rows['error']}"]
     raw = rows.get(raw_name) or {}
     out = [
-        "| tool | apply s | x raw | undo all s | x raw | runs |",
-        "|---|---|---|---|---|---|",
+        "| tool | apply s | x raw | undo all s | x raw | client CPU s (apply / undo) | runs |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, r in rows.items():
         if r["apply"] is None:
-            out.append(f"| {name} | failed: {r['error']} | | | | 0 |")
+            out.append(f"| {name} | failed: {r['error']} | | | | | 0 |")
             continue
+        cpu = f"{fmt(r.get('apply_cpu'))} / {fmt(r.get('undo_cpu'))}"
         ra = r["apply"] / raw["apply"] if raw.get("apply") else None
         ru = r["undo"] / raw["undo"] if raw.get("undo") else None
         note = f" (then failed: {r['error'][:80]})" if r["error"] else ""
         out.append(
-            f"| {name} | {r['apply']:.2f} | {fmt(ra)} | {r['undo']:.2f} | {fmt(ru)} | "
+            f"| {name} | {r['apply']:.2f} | {fmt(ra)} | {r['undo']:.2f} | {fmt(ru)} | {cpu} | "
             f"{r['runs']}{note} |"
         )
     return out
@@ -1102,6 +1129,13 @@ def render(rep: dict) -> str:
                     f"database (process start, imports, reading the {n} files and {n} history "
                     f"rows), takes {dr['noop']:.2f} s."
                     if dr.get("noop")
+                    else ""
+                )
+                + (
+                    f" dbroll's own process used {dr['apply_cpu']:.2f} s of CPU applying and "
+                    f"{dr['undo_cpu']:.2f} s undoing (the raw client {raw['apply_cpu']:.2f} s / "
+                    f"{raw['undo_cpu']:.2f} s): time the server spends waiting for it."
+                    if dr.get("apply_cpu") is not None and raw.get("apply_cpu") is not None
                     else ""
                 ),
                 "",
