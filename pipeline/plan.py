@@ -501,7 +501,7 @@ def _make_plan(
             str(m.version),
             m.description,
             effective_class(m, created),
-            tuple(f"{f.code} ({f.path}:{f.line}): {f.message}" for f in m.findings),
+            tuple([f"{f.code} ({f.path}:{f.line}): {f.message}" for f in m.findings]),
         )
         for m in range_migs
     )

@@ -14,7 +14,11 @@ def render_table(
         lines = ["| " + " | ".join(cells[0]) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in cells[1:]]
         return "\n".join(lines)
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    out = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    if any(len(r) != len(header) for r in cells):
+        raise ValueError(f"every row needs {len(header)} cells: {header!r}")
+    widths = [max(map(len, col)) for col in zip(*cells, strict=True)]
+    # one format string for every row: a plan over 10k migrations renders 10k rows
+    line = "  ".join(f"{{:<{w}}}" for w in widths).format
+    out = [line(*r).rstrip() for r in cells]
     out.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(out)
