@@ -551,6 +551,10 @@ if BASELINE:
 # ------------------------------------------------------------------ apply all / undo all
 
 
+# per tool and run: wall seconds and client CPU seconds of apply-all and undo-all
+MEASURES = ("apply", "undo", "apply_cpu", "undo_cpu")
+
+
 def bench_scenario(srv: Server, n: int, k: int, tools: list[Tool], label: str = "") -> dict:
     """{tool: {apply, undo (medians), runs, apply_s, undo_s (samples), error}}."""
     root = WORK / "gen" / f"{n}x{k}{label}"
@@ -558,14 +562,7 @@ def bench_scenario(srv: Server, n: int, k: int, tools: list[Tool], label: str = 
     res: dict[str, dict] = {}
     active: list[Tool] = []
     for t in tools:
-        res[t.name] = {
-            "apply_s": [],
-            "undo_s": [],
-            "apply_cpu_s": [],
-            "undo_cpu_s": [],
-            "error": None,
-            "capped": False,
-        }
+        res[t.name] = {**{f"{m}_s": [] for m in MEASURES}, "error": None, "capped": False}
         try:
             t.prepare(root, n, k)
             active.append(t)
@@ -595,10 +592,8 @@ def bench_scenario(srv: Server, n: int, k: int, tools: list[Tool], label: str = 
                 continue
             finally:
                 srv.query(f"DROP DATABASE IF EXISTS `{db}`")
-            rt["apply_s"].append(a)
-            rt["undo_s"].append(u)
-            rt["apply_cpu_s"].append(a_cpu)
-            rt["undo_cpu_s"].append(u_cpu)
+            for m, x in zip(MEASURES, (a, u, a_cpu, u_cpu), strict=True):
+                rt[f"{m}_s"].append(x)
             done.append(f"{t.name} {a:.2f}/{u:.2f}")
             if r == 0 and t.key not in ("raw", "dbroll") and a + u > SLOW_S and RUNS > 3:
                 rt["capped"] = True
@@ -607,10 +602,8 @@ def bench_scenario(srv: Server, n: int, k: int, tools: list[Tool], label: str = 
         if rt.get("noop_s"):
             rt["noop"] = statistics.median(rt["noop_s"])
         rt["runs"] = len(rt["apply_s"])
-        rt["apply"] = statistics.median(rt["apply_s"]) if rt["apply_s"] else None
-        rt["undo"] = statistics.median(rt["undo_s"]) if rt["undo_s"] else None
-        rt["apply_cpu"] = statistics.median(rt["apply_cpu_s"]) if rt["apply_cpu_s"] else None
-        rt["undo_cpu"] = statistics.median(rt["undo_cpu_s"]) if rt["undo_cpu_s"] else None
+        for m in MEASURES:
+            rt[m] = statistics.median(rt[f"{m}_s"]) if rt[f"{m}_s"] else None
     return res
 
 

@@ -14,9 +14,10 @@ def render_table(
         lines = ["| " + " | ".join(cells[0]) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in cells[1:]]
         return "\n".join(lines)
-    if any(len(r) != len(header) for r in cells):
-        raise ValueError(f"every row needs {len(header)} cells: {header!r}")
-    widths = [max(map(len, col)) for col in zip(*cells, strict=True)]
+    try:  # strict: a row longer or shorter than the header stops here, in the same pass
+        widths = [max(map(len, col)) for col in zip(*cells, strict=True)]
+    except ValueError:
+        raise ValueError(f"every row needs {len(header)} cells: {header!r}") from None
     # one format string for every row: a plan over 10k migrations renders 10k rows
     line = "  ".join(f"{{:<{w}}}" for w in widths).format
     out = [line(*r).rstrip() for r in cells]
