@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import pymysql
+from pymysql.constants import COMMAND
 
 from pipeline.errors import ConfigError, DatabaseError
 from pipeline.log import redact, register_secret
@@ -203,3 +204,38 @@ def connect(
         raise DatabaseError(
             f"cannot connect to {spec.describe()}: {redact(str(e))}", hint=hint
         ) from None
+
+
+# PyMySQL's Cursor.execute() is four calls: clear the cursor, send the query, read the first
+# result, hand it to the cursor. Split in two (send, then read), the caller can do its own
+# work while the server runs the statement. PyMySQL has no public API for that, so the two
+# halves below are those same calls (PyMySQL 1.1 and 1.2), used only where they exist;
+# otherwise send_query runs the whole query and read_result has nothing left to do.
+_SPLIT = all(
+    hasattr(pymysql.connections.Connection, a) for a in ("_execute_command", "_read_query_result")
+) and all(hasattr(pymysql.cursors.Cursor, a) for a in ("_clear_result", "_do_get_result"))
+
+
+def send_query(cur: Any, sql: str) -> None:
+    """Send `sql` (one packet, one or more statements) on `cur`; do not wait for the result.
+    Call read_result(cur) next, before anything else uses the connection. (Without the
+    split, the query runs here and its error is raised here.)"""
+    while cur.nextset():  # what execute() does first: leftovers of the previous query
+        pass
+    if not _SPLIT:
+        cur.execute(sql)
+        return
+    conn = cur.connection
+    cur._clear_result()
+    conn._execute_command(COMMAND.COM_QUERY, sql.encode(conn.encoding))
+    cur._executed = sql  # fetch*() check that a query was executed
+
+
+def read_result(cur: Any) -> None:
+    """Wait for the first result of the query send_query sent, as execute() would have
+    returned it (its error raised, cur.lastrowid and cur.nextset() ready)."""
+    if not _SPLIT:
+        return
+    conn = cur.connection
+    conn._affected_rows = conn._read_query_result()
+    cur._do_get_result()

@@ -12,7 +12,9 @@ session state (SET, USE, PREPARE, temporary tables), so nothing leaks into the n
 migration and the lock is never dropped by a reset. History writes travel with the
 statement they guard, in one multi-statement packet on the work connection (one round trip
 per statement); once a migration may have changed its session they go on the control
-connection instead (see `_run_per_statement`).
+connection instead (see `_run_per_statement`). Client work that need not hold up the server
+(a finished migration's log line, splitting the next script) is done while the server runs
+the statement just sent (see `_spare_time`).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import pymysql
 import structlog
 
 from pipeline.db import history as H
-from pipeline.db.connect import ConnectionSpec, connect
+from pipeline.db.connect import ConnectionSpec, connect, read_result, send_query
 from pipeline.db.history import EventContext, History
 from pipeline.db.state import State, analyze
 from pipeline.errors import (
@@ -314,6 +316,9 @@ class Runner:
         self._work: Any = None
         self._qualified = f"`{spec.database.replace('`', '``')}`.`{H.TABLE}`"
         self._scripts: dict[str, list[Statement]] = {}
+        # work that waits for the next statement to be on its way (see _spare_time)
+        self._later: list[Callable[[], None]] = []
+        self._warm: Script | None = None
 
     # ---------------------------------------------------------------- connections, lock
 
@@ -935,7 +940,19 @@ class Runner:
         uncertain_first: bool = False,
     ) -> None:
         say = log.bind()  # one logger for the run, not one built per line by the lazy proxy
-        for step in steps:
+        try:
+            self._run_steps_logged(say, result, steps, start_at, uncertain_first)
+        finally:
+            self._warm = None
+            late = self._spare_time()  # the last step's line; before any error leaves
+        if late is not None:
+            raise late
+
+    def _run_steps_logged(
+        self, say: Any, result: RunResult, steps: list[Step], start_at: int, uncertain_first: bool
+    ) -> None:
+        for i, step in enumerate(steps):
+            self._warm = steps[i + 1].script if i + 1 < len(steps) else None
             stmts = self._statements(step.script)
             mode = "transaction" if self._transactional(step, stmts) else "per-statement"
             if result.dry_run:
@@ -964,13 +981,17 @@ class Runner:
             res.status = "undone" if step.kind == "undo" else "applied"
             res.statements_done = len(stmts)
             res.duration_ms = int((time.monotonic() - t0) * 1000)
-            say.info(
-                step.kind,
-                version=step.label,
-                description=step.description,
-                statements=len(stmts),
-                mode=mode,
-                ms=res.duration_ms,
+            # written while the server runs the next statement (or when the run ends)
+            self._later.append(
+                functools.partial(
+                    say.info,
+                    step.kind,
+                    version=step.label,
+                    description=step.description,
+                    statements=len(stmts),
+                    mode=mode,
+                    ms=res.duration_ms,
+                )
             )
             if any(changes_session(s) for s in stmts):
                 self._reset_work()
@@ -1024,8 +1045,33 @@ class Runner:
             f"(continues at statement {done + 1}); `dbroll status` shows the blocked row",
         )
 
+    def _spare_time(self) -> Exception | None:
+        """Client work that need not hold up the server, done while it runs a statement:
+        the log lines of the steps finished so far (in order, before anything about the
+        statement in flight is logged) and splitting the next step's script. An error is
+        returned, not raised, so that the statement's result is still read first."""
+        later, self._later = self._later, []
+        warm, self._warm = self._warm, None
+        try:
+            for fn in later:
+                fn()
+            if warm is not None:
+                with contextlib.suppress(SplitError):  # raised when that step runs
+                    self._statements(warm)
+        except Exception as e:  # noqa: BLE001 - raised by the caller after the read
+            return e
+        return None
+
+    def _query(self, cur: Any, text: str) -> None:
+        """cur.execute(text), with the spare-time work done between sending and reading."""
+        send_query(cur, text)
+        late = self._spare_time()
+        read_result(cur)
+        if late is not None:
+            raise late
+
     def _execute(self, cur: Any, text: str) -> None:
-        cur.execute(text)
+        self._query(cur, text)
         while True:
             cur.fetchall()
             if not cur.nextset():
@@ -1195,7 +1241,7 @@ class Runner:
         the statement's error, if any. The server stops at the first error: a failed write
         leaves the statement not run and is raised as a DatabaseError."""
         try:
-            cur.execute(";\n".join([*writes, text]))
+            self._query(cur, ";\n".join([*writes, text]))
             for _ in writes[1:]:
                 cur.nextset()
         except pymysql.MySQLError as e:
