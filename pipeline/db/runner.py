@@ -319,6 +319,7 @@ class Runner:
         # work that waits for the next statement to be on its way (see _spare_time)
         self._later: list[Callable[[], None]] = []
         self._warm: Script | None = None
+        self._late: Exception | None = None  # an error of that work: raised by _session
 
     # ---------------------------------------------------------------- connections, lock
 
@@ -326,6 +327,7 @@ class Runner:
     def _session(self, *, lock: bool) -> Iterator[None]:
         self._control = self._connect(self.spec, multi_statements=True)
         self._ctl = ControlCursor(self._control)
+        self._late = None
         try:
             if lock:
                 self._acquire_lock()
@@ -341,8 +343,19 @@ class Runner:
                         self.opts.context.run_id,
                     ),
                 )
-            yield
+            try:
+                yield
+            except BaseException:
+                # the success marks of migrations that did finish still go in (a later
+                # script that cannot be split, Ctrl-C); the error stays the news
+                with contextlib.suppress(Exception):
+                    self._ctl.flush()
+                raise
             self._ctl.flush()
+            # a log line that could not be written, once every history write is in
+            late, self._late = self._late, None
+            if late is not None:
+                raise late
         finally:
             for conn in (self._work, self._control):
                 if conn is not None:
@@ -944,9 +957,7 @@ class Runner:
             self._run_steps_logged(say, result, steps, start_at, uncertain_first)
         finally:
             self._warm = None
-            late = self._spare_time()  # the last step's line; before any error leaves
-        if late is not None:
-            raise late
+            self._spare_time()  # the last step's line; before any error leaves
 
     def _run_steps_logged(
         self, say: Any, result: RunResult, steps: list[Step], start_at: int, uncertain_first: bool
@@ -1045,30 +1056,28 @@ class Runner:
             f"(continues at statement {done + 1}); `dbroll status` shows the blocked row",
         )
 
-    def _spare_time(self) -> Exception | None:
+    def _spare_time(self) -> None:
         """Client work that need not hold up the server, done while it runs a statement:
         the log lines of the steps finished so far (in order, before anything about the
-        statement in flight is logged) and splitting the next step's script. An error is
-        returned, not raised, so that the statement's result is still read first."""
+        statement in flight is logged) and splitting the next step's script. Its error (a
+        log line that cannot be written) is kept and raised once the run's history writes
+        are all in: a statement on its way always has its result read and recorded."""
         later, self._later = self._later, []
         warm, self._warm = self._warm, None
         try:
             for fn in later:
                 fn()
             if warm is not None:
-                with contextlib.suppress(SplitError):  # raised when that step runs
+                with contextlib.suppress(ConfigError):  # raised when that step runs
                     self._statements(warm)
-        except Exception as e:  # noqa: BLE001 - raised by the caller after the read
-            return e
-        return None
+        except Exception as e:  # noqa: BLE001 - raised by _session
+            self._late = self._late or e
 
     def _query(self, cur: Any, text: str) -> None:
         """cur.execute(text), with the spare-time work done between sending and reading."""
         send_query(cur, text)
-        late = self._spare_time()
+        self._spare_time()
         read_result(cur)
-        if late is not None:
-            raise late
 
     def _execute(self, cur: Any, text: str) -> None:
         self._query(cur, text)

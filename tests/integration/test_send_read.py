@@ -4,6 +4,9 @@ runner's work done in between: on a real MariaDB, with PyMySQL's split path and 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pymysql
 import pytest
@@ -86,3 +89,46 @@ def test_the_lines_of_the_migrations_done_come_before_a_later_failure(db, tmp_pa
     assert _events(r.stderr) == [("migrate", "1"), ("migrate", "2"), ("migrate", "3")]
     assert r.stderr.index('"version": "3"') < r.stderr.index("migrate 4 (V4__broken.sql)")
     assert "already exists" in r.stderr
+
+
+def _history(db) -> list[tuple]:
+    return query(db, "SELECT version, status FROM dbroll_history ORDER BY id")
+
+
+def test_a_log_line_that_cannot_be_written_loses_no_migration(db, tmp_path):
+    # stderr is a pipe nobody reads any more (`dbroll migrate 2>&1 | head -1` gone wrong):
+    # every log line fails to be written. The statement on its way is still read and
+    # recorded; the error is raised once every history write is in.
+    mdir = _migrations(tmp_path, False)
+    r, w = os.pipe()
+    os.close(r)
+    try:
+        p = subprocess.run(
+            [sys.executable, "-m", "pipeline", "--log-format", "json", "migrate"]
+            + ["--dsn", db.to_dsn(), "--migrations", str(mdir)],
+            stdout=subprocess.DEVNULL,
+            stderr=w,
+            timeout=120,
+        )
+    finally:
+        os.close(w)
+    assert p.returncode != 0  # it could not say what it did: not a success
+    assert _history(db) == [("1", "success"), ("2", "success"), ("3", "success")]
+
+
+def test_a_script_that_cannot_be_split_keeps_the_success_of_the_migration_before_it(db, tmp_path):
+    files = {
+        "V1__a.sql": "CREATE TABLE a (id INT PRIMARY KEY);\n",
+        "V2__b.sql": "CREATE TABLE b (v VARCHAR(10) DEFAULT 'never closed);\n",
+    }
+    mdir = write_files(tmp_path / "m", files)
+    r = dbroll("migrate", "--dsn", db.to_dsn(), "--migrations", str(mdir))
+    assert r.exit_code != 0
+    assert "V2__b.sql: line 1" in r.stderr and "unterminated" in r.stderr
+    # version 1 finished: its success mark (sent with the next statement, which never came)
+    # is written all the same, so the database is not left blocked on it
+    assert _history(db) == [("1", "success")]
+    st = dbroll("status", "--json", "--dsn", db.to_dsn(), "--migrations", str(mdir))
+    assert st.exit_code == 0, st.stderr
+    got = json.loads(st.stdout)
+    assert got["blocked"] is None and got["applied"] == ["1"] and got["pending"] == ["2"]
