@@ -455,6 +455,14 @@ class DbrollSql(Raw):
         finally:
             srv.query(f"DROP DATABASE IF EXISTS `{db}`")
 
+    def check(self, srv: Server, db: str, phase: str) -> None:
+        """The replay closed every history row it opened (its ids matched the capture's):
+        one success row per migration after apply, two after undo."""
+        want = {"success": self.n if phase == "apply" else 2 * self.n}
+        got = dict(srv.query(f"SELECT status, COUNT(*) FROM `{db}`.dbroll_history GROUP BY status"))
+        if got != want:
+            raise ToolError(f"{phase} left history rows {got}, expected {want}")
+
 
 class DbrollBaseline(Dbroll):
     """An earlier revision of dbroll (BENCH_BASELINE), timed in the same runs."""
@@ -650,11 +658,15 @@ def bench_scenario(srv: Server, n: int, k: int, tools: list[Tool], label: str = 
                 a, a_cpu = timed_cpu(lambda t=t, db=db: t.apply(srv, db))
                 if (got := srv.bench_tables(db)) != n * k:
                     raise ToolError(f"apply left {got} of {n * k} tables")
+                if hasattr(t, "check"):
+                    t.check(srv, db, "apply")
                 if t.key == "dbroll":  # the fixed part: start, read N files and N history rows
                     rt.setdefault("noop_s", []).append(timed(lambda t=t, db=db: t.apply(srv, db)))
                 u, u_cpu = timed_cpu(lambda t=t, db=db: t.undo(srv, db))
                 if (got := srv.bench_tables(db)) != 0:
                     raise ToolError(f"undo left {got} of {n * k} tables")
+                if hasattr(t, "check"):
+                    t.check(srv, db, "undo")
             except Exception as e:  # noqa: BLE001 - reported, the run goes on
                 rt["error"] = str(e)[:300]
                 log(f"    {t.name} failed: {rt['error']}")
