@@ -297,9 +297,15 @@ class Tool:
     def prepare(self, root: Path, n: int, k: int) -> None:
         self.n = n
 
+    def setup(self, srv: Server) -> None:
+        """Untimed work on the server once prepared (before the scenario's runs)."""
+
     def apply(self, srv: Server, db: str) -> None: ...
 
     def undo(self, srv: Server, db: str) -> None: ...
+
+    def check(self, srv: Server, db: str, phase: str) -> None:
+        """Untimed check after `phase` (apply or undo), beyond the harness's table count."""
 
 
 class Raw(Tool):
@@ -640,8 +646,7 @@ def bench_scenario(srv: Server, n: int, k: int, tools: list[Tool], label: str = 
         res[t.name] = {**{f"{m}_s": [] for m in MEASURES}, "error": None, "capped": False}
         try:
             t.prepare(root, n, k)
-            if hasattr(t, "setup"):
-                t.setup(srv)
+            t.setup(srv)
             active.append(t)
         except Exception as e:  # noqa: BLE001 - reported, the run goes on
             res[t.name]["error"] = f"prepare: {e}"
@@ -658,15 +663,13 @@ def bench_scenario(srv: Server, n: int, k: int, tools: list[Tool], label: str = 
                 a, a_cpu = timed_cpu(lambda t=t, db=db: t.apply(srv, db))
                 if (got := srv.bench_tables(db)) != n * k:
                     raise ToolError(f"apply left {got} of {n * k} tables")
-                if hasattr(t, "check"):
-                    t.check(srv, db, "apply")
+                t.check(srv, db, "apply")
                 if t.key == "dbroll":  # the fixed part: start, read N files and N history rows
                     rt.setdefault("noop_s", []).append(timed(lambda t=t, db=db: t.apply(srv, db)))
                 u, u_cpu = timed_cpu(lambda t=t, db=db: t.undo(srv, db))
                 if (got := srv.bench_tables(db)) != 0:
                     raise ToolError(f"undo left {got} of {n * k} tables")
-                if hasattr(t, "check"):
-                    t.check(srv, db, "undo")
+                t.check(srv, db, "undo")
             except Exception as e:  # noqa: BLE001 - reported, the run goes on
                 rt["error"] = str(e)[:300]
                 log(f"    {t.name} failed: {rt['error']}")
@@ -1154,6 +1157,14 @@ def command_line() -> str:
     return (env + " " if env else "") + "make bench"
 
 
+def on_stack(row: dict | None, raw: dict, extra: float | None) -> list[str]:
+    """A client-based row's apply and undo as a tool on the mission's stack would take them
+    (plus the bare stack's start-up less the client's own, `extra`), over the raw client."""
+    if extra is None or not row or not row.get("apply"):
+        return ["", ""]
+    return [f"{(row[m] + extra) / raw[m]:.2f}x" for m in ("apply", "undo")]
+
+
 def render(rep: dict) -> str:
     f = rep["facts"]
     la, lb = rep["load_before"], rep["load_after"]
@@ -1206,11 +1217,7 @@ def render(rep: dict) -> str:
         led = rows.get(RawLedger.name)
         own = rows.get(DbrollSql.name)
         if dr and dr["apply"] is not None and raw.get("apply"):
-            floors, owns = ["", ""], ["", ""]
-            if extra is not None and led and led.get("apply"):
-                floors = [f"{(led[m] + extra) / raw[m]:.2f}x" for m in ("apply", "undo")]
-            if extra is not None and own and own.get("apply"):
-                owns = [f"{(own[m] + extra) / raw[m]:.2f}x" for m in ("apply", "undo")]
+            floors, owns = on_stack(led, raw, extra), on_stack(own, raw, extra)
             a, u = dr["apply"] / raw["apply"], dr["undo"] / raw["undo"]
             goals.append(
                 f"| apply {key}: dbroll <= 1.2x raw | {a:.2f}x | {verdict(a <= 1.2)} | "
