@@ -21,6 +21,7 @@ from typing import Any
 from pipeline.errors import ConfigError
 from pipeline.migrations.lint import Finding, lint_set
 from pipeline.migrations.model import Migration, MigrationSet, Repeatable, Script, Version
+from pipeline.perf import frozen, gc_paused
 
 SCHEMA = "dbroll.manifest/v1"
 LABEL = "io.dbroll.manifest.sha256"
@@ -61,7 +62,9 @@ class ScriptRef:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ScriptRef:
-        return cls(str(d["path"]), str(d["source"]), str(d["sha256"]))
+        return frozen(
+            cls, {"path": str(d["path"]), "source": str(d["source"]), "sha256": str(d["sha256"])}
+        )
 
 
 @dataclass(frozen=True)
@@ -89,15 +92,20 @@ class ManifestMigration:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ManifestMigration:
-        return cls(
-            version=Version.parse(str(d["version"])),
-            description=str(d.get("description", "")),
-            up=ScriptRef.from_dict(d["up"]),
-            undo=ScriptRef.from_dict(d["undo"]) if d.get("undo") else None,
-            transaction=bool(d.get("transaction", True)),
-            klass=str(d.get("class", "unknown")),
-            findings=tuple(Finding.from_dict(f) for f in d.get("findings", ())),
-            created_tables=tuple(d.get("created_tables", ())),
+        undo = d.get("undo")
+        findings = d.get("findings")
+        return frozen(
+            cls,
+            {
+                "version": Version.parse(str(d["version"])),
+                "description": str(d.get("description", "")),
+                "up": ScriptRef.from_dict(d["up"]),
+                "undo": ScriptRef.from_dict(undo) if undo else None,
+                "transaction": bool(d.get("transaction", True)),
+                "klass": str(d.get("class", "unknown")),
+                "findings": tuple(map(Finding.from_dict, findings)) if findings else (),
+                "created_tables": tuple(d.get("created_tables", ())),
+            },
         )
 
 
@@ -255,6 +263,13 @@ def manifest_from_bytes(
 
     verify=False is for lazy file mappings that check each file when it is fetched.
     """
+    with gc_paused():
+        return _manifest_from_bytes(data, files, source=source, verify=verify)
+
+
+def _manifest_from_bytes(
+    data: bytes, files: Mapping[str, bytes], *, source: str, verify: bool
+) -> Manifest:
     try:
         doc = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -272,7 +287,7 @@ def manifest_from_bytes(
             repeatables=tuple(ManifestRepeatable.from_dict(r) for r in doc.get("repeatables", [])),
             files=dict(files),
         )
-    except (KeyError, TypeError, ValueError) as e:
+    except (AttributeError, KeyError, TypeError, ValueError) as e:
         raise ManifestError(f"{source}: malformed manifest entry ({e!r})") from None
     # The manifest's identity is the sha256 of manifest.json as stored (the build writes
     # canonical bytes, so this equals the image label); no need to re-encode 10k entries.

@@ -9,9 +9,7 @@ else's job (``dbroll apply-bundle``).
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from itertools import chain
 from operator import attrgetter
@@ -21,35 +19,23 @@ from pipeline.db.history import History
 from pipeline.manifest import Manifest, ManifestMigration
 from pipeline.migrations.lint import ADDITIVE, BREAKING, DATA, SEVERITY, UNKNOWN
 from pipeline.migrations.model import Version
+from pipeline.perf import gc_paused
 from pipeline.render import render_table
 
 _vkey = attrgetter("parts")  # sort key for Versions: tuple comparison in C
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Planning allocates tens of thousands of small acyclic objects; the cyclic collector's
-    full passes over a large heap made it superlinear. Pause it (collect nothing) meanwhile."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 def make_plan(
     deployed: Manifest, target: Manifest, history: History | None = None, **kw: Any
 ) -> Plan:
     """Plan the move from the deployed image to the target image (see _make_plan)."""
-    with _gc_paused():
+    with gc_paused():
         return _make_plan(deployed, target, history, **kw)
 
 
 def render_text(plan: Plan) -> str:
     """The plan for a terminal."""
-    with _gc_paused():
+    with gc_paused():
         return _render_text(plan)
 
 

@@ -9,6 +9,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from pipeline.perf import frozen
+
 __all__ = ["ZERO", "Migration", "MigrationSet", "Repeatable", "Script", "Version"]
 
 _VERSION_RE = re.compile(r"[0-9]+(?:[._][0-9]+)*")
@@ -48,17 +50,20 @@ class Version:
     @classmethod
     def parse(cls, text: str) -> Version:
         """Parse digits separated by "." or "_" ("1", "1.10", "2_1", "20240101120000")."""
-        if not isinstance(text, str) or not _VERSION_RE.fullmatch(text):
+        # Built directly, one attribute dict in one call: manifests parse tens of thousands
+        # of versions, and the checks of __post_init__ are the pattern's own.
+        if isinstance(text, str) and text.isascii() and text.isdigit():
+            number = int(text)  # the common case: one component, e.g. a timestamp
+            parts: tuple[int, ...] = (number,) if number else ()
+            canonical = str(number)
+        elif isinstance(text, str) and _VERSION_RE.fullmatch(text):
+            parts = _strip_trailing_zeros(map(int, _SEPARATOR_RE.split(text)))
+            canonical = ".".join(map(str, parts)) if parts else "0"
+        else:
             raise ValueError(f"invalid version {text!r}: expected digits separated by '.' or '_'")
-        # The pattern admits only digit groups, so __post_init__'s checks would be redundant:
-        # build the instance directly (manifests parse tens of thousands of versions).
-        parts = _strip_trailing_zeros(map(int, _SEPARATOR_RE.split(text)))
-        self = object.__new__(cls)
-        object.__setattr__(self, "text", text)
-        object.__setattr__(self, "parts", parts)
-        object.__setattr__(self, "_canonical", ".".join(map(str, parts)) if parts else "0")
-        object.__setattr__(self, "_hash", hash(parts))
-        return self
+        return frozen(
+            cls, {"text": text, "parts": parts, "_canonical": canonical, "_hash": hash(parts)}
+        )
 
     # Hand-written comparisons: plans sort tens of thousands of versions, and the
     # dataclass-generated ones build a tuple per call.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 
@@ -91,3 +92,58 @@ def test_tampered_manifests_are_refused_naming_the_file(tmp_path, damage):
     assert e.value.exit_code == 2
     text = str(e.value)
     assert "manifest.json" in text or "sql/undo" in text
+
+
+def test_loaded_entries_equal_the_built_ones_field_by_field(tmp_path):
+    # from_dict builds the frozen entries without their __init__ (pipeline.perf.frozen):
+    # every field must be there, equal, and the objects must still be frozen
+    src = write_files(
+        tmp_path / "src",
+        {
+            **FLYWAY,
+            "V1.10__orders.sql": "CREATE TABLE orders (id INT PRIMARY KEY);\n"
+            "INSERT INTO customers (id, name) VALUES (1, 'a');",
+            "U1.10__orders.sql": "DROP TABLE orders;",
+        },
+    )
+    built = build_manifest(load_migration_set(src))
+    write_manifest(built, tmp_path / "out")
+    loaded = load_manifest(tmp_path / "out")
+    assert any(m.findings for m in loaded.migrations)  # the case with findings is covered
+    assert len(loaded.migrations) == len(built.migrations) == 3
+    for a, b in zip(loaded.migrations, built.migrations, strict=True):
+        assert vars(a) == vars(b)
+        assert set(vars(a)) == {f.name for f in dataclasses.fields(a)}
+        for ref in (a.up, a.undo):
+            if ref is not None:
+                assert set(vars(ref)) == {f.name for f in dataclasses.fields(ref)}
+        assert vars(a.version) == vars(b.version)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            a.klass = "additive"  # type: ignore[misc]
+        assert hash(a) == hash(b)
+
+
+@pytest.mark.parametrize(
+    ("entry", "what"),
+    [
+        ("not an object", "a string for a migration"),
+        ({"description": "x"}, "no version"),
+        ({"version": "1", "up": "sql/up/1.sql"}, "a string for a script"),
+        ({"version": "1.x", "up": {"path": "p", "source": "s", "sha256": "0"}}, "bad version"),
+        ({"version": "1", "up": {"path": "p", "source": "s"}}, "a script without sha256"),
+        (
+            {"version": "1", "up": {"path": "p", "source": "s", "sha256": "0"}, "findings": [1]},
+            "a finding that is not an object",
+        ),
+    ],
+)
+def test_malformed_entries_are_refused_naming_the_manifest(tmp_path, entry, what):
+    src = write_files(tmp_path / "src", FLYWAY)
+    path = write_manifest(build_manifest(load_migration_set(src)), tmp_path / "out")
+    doc = json.loads(path.read_text())
+    doc["migrations"].append(entry)
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ManifestError) as e:
+        load_manifest(tmp_path / "out")
+    assert e.value.exit_code == 2, what
+    assert "manifest.json" in str(e.value) and "malformed manifest entry" in str(e.value), what

@@ -205,3 +205,12 @@ def test_get_is_constant_time_lookup() -> None:
     s = MigrationSet("db", "flyway", migrations, ())
     for i in range(1, 20001, 97):
         assert s.get(V(str(i))) is migrations[i - 1]
+
+
+@pytest.mark.parametrize("text", ["7", "007", "0", "000", "1.10", "2_1", "1.0.0", "20240101120000"])
+def test_parse_builds_what_the_constructor_builds(text: str) -> None:
+    # parse() bypasses __init__ for speed (one digit group or several): same attributes
+    parsed = V(text)
+    built = Version(text, tuple(int(p) for p in text.replace("_", ".").split(".")))
+    assert vars(parsed) == vars(built)
+    assert hash(parsed) == hash(built) and str(parsed) == str(built)
