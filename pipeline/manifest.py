@@ -161,6 +161,11 @@ class Manifest:
         return self._by_version.get(version)  # type: ignore[attr-defined]
 
     @property
+    def by_version(self) -> Mapping[Version, ManifestMigration]:
+        """Every migration by its version (read it, do not change it)."""
+        return self._by_version  # type: ignore[attr-defined, no-any-return]
+
+    @property
     def versions(self) -> tuple[Version, ...]:
         return tuple(m.version for m in self.migrations)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from itertools import chain
 from operator import attrgetter
 from typing import Any
 
@@ -357,7 +356,11 @@ def _make_plan(
     )
     blockers: list[Blocker] = []
     warnings: list[str] = []
-    D, T = set(deployed.versions), set(target.versions)
+    # Version hashes in Python: sets and dicts built from these mappings reuse the hashes
+    # they store, and lookups go through the dicts' own get
+    deployed_by, target_by = deployed.by_version, target.by_version
+    dget, tget = deployed_by.get, target_by.get
+    D, T = set(deployed_by), set(target_by)
 
     if history is not None:
         applied = {v: (row.checksum or None) for v, row in history.applied.items()}
@@ -382,12 +385,12 @@ def _make_plan(
     # Every version any side knows, in order, sorted once. The manifests list their
     # versions in order (and history mostly does), so timsort merges a few sorted runs in
     # linear time; every ordered subset below is a filter of this list, not a fresh sort.
-    order = sorted(dict.fromkeys(chain(deployed.versions, target.versions, applied)), key=_vkey)
+    order = sorted({**deployed_by, **target_by, **applied}, key=_vkey)
     # (version, applied, in deployed, in target), each looked up once: Version hashes in
     # Python, and these filters run over every version
     where = [(v, v in A, v in D, v in T) for v in order]
     ordered_A = [v for v, a, _, _ in where if a]
-    expected = tuple((str(v), applied[v]) for v in ordered_A)
+    expected = tuple([(str(v), applied[v]) for v in ordered_A])
 
     strangers = [v for v, a, d, t in where if a and not d and not t]
     for v in strangers:
@@ -402,7 +405,7 @@ def _make_plan(
         )
     for v in (v for v, a, d, _ in where if a and d):
         recorded = applied[v]
-        if recorded and recorded != deployed.get(v).up.sha256:
+        if recorded and recorded != dget(v).up.sha256:
             blockers.append(
                 Blocker(
                     "checksum",
@@ -414,7 +417,7 @@ def _make_plan(
                 )
             )
     for v in (v for v, a, d, t in where if a and d and t):
-        if deployed.get(v).up.sha256 != target.get(v).up.sha256:
+        if dget(v).up.sha256 != tget(v).up.sha256:
             warnings.append(
                 f"version {v} differs between the deployed and the target image "
                 "(edited after release)"
@@ -480,16 +483,20 @@ def _make_plan(
             "target versions not applied in the database (its container applies "
             "them at start): " + ", ".join(map(str, pending_target))
         )
-    range_migs = [deployed.get(v) for v in to_revert]
+    range_migs = [dget(v) for v in to_revert]
     created = frozenset(t for m in range_migs for t in m.created_tables)
     reverted = tuple(
-        Reverted(
-            str(m.version),
-            m.description,
-            effective_class(m, created),
-            tuple([f"{f.code} ({f.path}:{f.line}): {f.message}" for f in m.findings]),
-        )
-        for m in range_migs
+        [
+            Reverted(
+                str(m.version),
+                m.description,
+                effective_class(m, created),
+                tuple([f"{f.code} ({f.path}:{f.line}): {f.message}" for f in m.findings])
+                if m.findings
+                else (),
+            )
+            for m in range_migs
+        ]
     )
     not_additive = [r for r in reverted if r.klass != ADDITIVE]
     after = tuple(str(v) for v, a, d, t in where if a and not (d and not t))
@@ -557,16 +564,16 @@ def _make_plan(
         from pipeline.undo_gen import GeneratedUndoFile, generated_undo_files
 
         generated = generated_undo_files(deployed, lacking)
-    for m in range_migs:
+    for m, rev in zip(range_migs, reverted, strict=True):
         if m.undo is None:
             g = generated.get(m.version)
             if g is not None and isinstance(g, GeneratedUndoFile):
                 steps.append(
                     PlanStep(
                         "undo",
-                        str(m.version),
+                        rev.version,
                         m.description,
-                        effective_class(m, created),
+                        rev.klass,
                         g.path,
                         g.source,
                         g.sha256,
@@ -600,9 +607,9 @@ def _make_plan(
         steps.append(
             PlanStep(
                 "undo",
-                str(m.version),
+                rev.version,
                 m.description,
-                effective_class(m, created),
+                rev.klass,
                 m.undo.path,
                 m.undo.source,
                 m.undo.sha256,
