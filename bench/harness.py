@@ -53,6 +53,7 @@ RUNS = int(os.environ.get("BENCH_RUNS", "3" if QUICK else "5"))
 SLOW_S = float(os.environ.get("BENCH_SLOW_S", "20"))
 MDL_HOLD = float(os.environ.get("BENCH_MDL_HOLD", "3" if QUICK else "5"))
 MDL_REPS = 1 if QUICK else 3
+PLAN_MAX_REPS = 25 if QUICK else 101  # plan timing: runs per size, at most
 # run.sh installs the checkout into bench/.work/venv-dbroll (BENCH_INSTALLED_DBROLL) and, with
 # BENCH_BASELINE=<git rev>, that revision beside it (BENCH_INSTALLED_BASELINE): before/after
 # figures from the same run
@@ -907,12 +908,13 @@ def plan_timing() -> dict:
         blobs = {k: Manifest(str(k), "flyway", entries[:k]).canonical_bytes() for k in (0, n)}
         row: dict = {"n": n}
         loads = []
+        reps = 5
         for direction, (frm, to, strategy) in {
             "upgrade": (0, n, "auto"),  # empty -> n: n apply steps
             "rollback": (n, 0, "undo"),  # n -> empty: n undo steps
         }.items():
             times, steps = [], 0
-            for _ in range(5):
+            while len(times) < reps:
                 gc.collect()  # the previous plan's garbage is not this one's cost
                 t0 = time.perf_counter()
                 deployed = manifest_from_bytes(blobs[frm], {}, source="bench", verify=False)
@@ -924,9 +926,26 @@ def plan_timing() -> dict:
                 loads.append(t1 - t0)
                 steps = len(plan.steps)
                 del plan, text, deployed, target
+                if len(times) == 1:
+                    # at least 5 samples and about 1 s of them: at 1k a plan takes ~10 ms,
+                    # and 5 samples of that are at the mercy of one scheduler hiccup
+                    reps = max(reps, min(PLAN_MAX_REPS, math.ceil(1.0 / max(times[0], 1e-3))))
             row[direction] = statistics.median(times)
             row[f"{direction}_steps"] = steps
         row["load"] = statistics.median(loads)
+        row["reps"] = reps
+        # a yardstick for "linear" on this machine: the C JSON parser over the same bytes,
+        # an algorithm linear in N, slows per byte as the data outgrows the CPU caches
+        # (with the cyclic GC paused, as parse and plan pause it)
+        js = []
+        for _ in range(reps):
+            gc.collect()
+            gc.disable()
+            try:
+                js.append(timed(lambda b=blobs[n]: json.loads(b)))
+            finally:
+                gc.enable()
+        row["json"] = statistics.median(js)
         # the canonical JSON + sha256 the build computes for a manifest made in memory
         sha = []
         for _ in range(5):
@@ -940,11 +959,15 @@ def plan_timing() -> dict:
             f"  plan {n}: upgrade {row['upgrade']:.3f} s ({row['upgrade_steps']} steps), "
             f"rollback {row['rollback']:.3f} s ({row['rollback_steps']} steps); "
             f"parse of both manifest.json {row['load']:.3f} s; "
-            f"build-time sha256 of one manifest {row['sha256']:.3f} s"
+            f"build-time sha256 of one manifest {row['sha256']:.3f} s; "
+            f"json.loads {row['json']:.3f} s; {reps} runs"
         )
     a, b = rows[0], rows[-1]
-    slope = math.log(b["worst"] / a["worst"]) / math.log(b["n"] / a["n"])
-    return {"rows": rows, "slope": slope}
+
+    def exponent(key: str) -> float:
+        return math.log(b[key] / a[key]) / math.log(b["n"] / a["n"])
+
+    return {"rows": rows, "slope": exponent("worst"), "json_slope": exponent("json")}
 
 
 # The libraries the mission prescribes for dbroll's runtime (boto3 is imported lazily): no
@@ -1328,23 +1351,29 @@ def render(rep: dict) -> str:
             "`make_plan(deployed, target)` + `render_text(plan)` on the two manifests as the "
             "CLI has them: parsed from manifest.json bytes (their sha256 is the stored "
             "file's). upgrade = empty -> N (N apply steps), rollback = N -> empty with "
-            "strategy `undo` (N undo steps); medians of 5. Not in the plan time, shown "
-            "apart: parsing both manifest.json files, and the canonical JSON + sha256 "
-            "that `manifest build` computes once per image.",
+            "strategy `undo` (N undo steps); medians of at least 5 runs and about 1 s of "
+            "runs (column `runs`). Not in the plan time, shown apart: parsing both "
+            "manifest.json files, the canonical JSON + sha256 that `manifest build` computes "
+            "once per image, and, as a yardstick, the C JSON parser (`json.loads`, with the "
+            "cyclic GC paused as parse and plan pause it) over the N-migration manifest.json.",
             "",
             "| migrations | upgrade s | rollback s | us per migration (worse) "
-            "| parse both manifests s | build-time sha256 s |",
-            "|---|---|---|---|---|---|",
+            "| parse both manifests s | build-time sha256 s | json.loads s | runs |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for p in plans["rows"]:
             body.append(
                 f"| {p['n']} | {p['upgrade']:.3f} | {p['rollback']:.3f} | "
-                f"{p['us_per_migration']:.1f} | {p['load']:.3f} | {p['sha256']:.3f} |"
+                f"{p['us_per_migration']:.1f} | {p['load']:.3f} | {p['sha256']:.3f} | "
+                f"{p['json']:.3f} | {p['reps']} |"
             )
         body += [
             "",
             f"Growth exponent from {plans['rows'][0]['n']} to {plans['rows'][-1]['n']}: "
-            f"{plans['slope']:.2f} (time ~ N^exponent; 1.00 is linear; the goal allows <= 1.15).",
+            f"{plans['slope']:.2f} (time ~ N^exponent; 1.00 is linear; the goal allows <= 1.15). "
+            f"`json.loads`, linear by construction, grows with exponent "
+            f"{plans['json_slope']:.2f} over the same sizes on this machine: data that "
+            "outgrows the CPU caches costs more per item.",
             "",
         ]
         ten = next((p for p in plans["rows"] if p["n"] == 10_000), None)
