@@ -934,9 +934,8 @@ def plan_timing() -> dict:
             row[f"{direction}_steps"] = steps
         row["load"] = statistics.median(loads)
         row["reps"] = reps
-        # a yardstick for "linear" on this machine: the C JSON parser over the same bytes,
-        # an algorithm linear in N, slows per byte as the data outgrows the CPU caches
-        # (with the cyclic GC paused, as parse and plan pause it)
+        # for scale: what a linear loop in C (the JSON parser over the same bytes, cyclic GC
+        # paused as parse and plan pause it) shows between these sizes on this machine
         js = []
         for _ in range(reps):
             gc.collect()
