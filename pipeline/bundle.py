@@ -33,7 +33,9 @@ from typing import Any, NoReturn
 
 from pipeline.errors import BlockedError
 
-MAX_ENTRIES = 10_000
+# plan.json takes ~600 bytes per step, so MAX_FILE_BYTES caps a plan near 28k steps; the
+# entry count (a script per step, plan.json, SHA256SUMS) is not the tighter limit below that
+MAX_ENTRIES = 30_000
 MAX_FILE_BYTES = 16 * 1024 * 1024  # one entry, uncompressed
 MAX_TOTAL_BYTES = 256 * 1024 * 1024  # all entries, uncompressed
 MAX_COMPRESSED_BYTES = 64 * 1024 * 1024
@@ -45,6 +47,10 @@ ARCHIVE = "<archive>"
 NEW = "<new bundle>"
 HINT = "rebuild it with `dbroll plan --out`; never edit a bundle by hand"
 WRITE_HINT = "the plan and its files must come from the same manifests; this is a dbroll bug"
+SIZE_HINT = (
+    "this plan{steps} is too large for one bundle: roll back in steps, planning to an "
+    "intermediate image first (`dbroll plan --to` an older image each time)"
+)
 
 
 class BundleError(BlockedError):
@@ -123,8 +129,13 @@ def write_bundle(plan: dict, files: Mapping[str, bytes]) -> bytes:
     file not given or records another sha256 for it, and anything over the read limits.
     """
 
-    def fail(what: str, entry: str) -> NoReturn:
-        raise BundleWriteError(f"bundle {NEW}: {what} ({entry})", hint=WRITE_HINT)
+    def fail(what: str, entry: str, hint: str = WRITE_HINT) -> NoReturn:
+        raise BundleWriteError(f"bundle {NEW}: {what} ({entry})", hint=hint)
+
+    def too_large(what: str, entry: str) -> NoReturn:
+        steps = plan.get("steps") if isinstance(plan, dict) else None
+        count = f" ({len(steps)} steps)" if isinstance(steps, list) else ""
+        fail(what, entry, SIZE_HINT.format(steps=count))
 
     if not isinstance(plan, dict):
         fail("the plan must be a dict", PLAN)
@@ -137,7 +148,7 @@ def write_bundle(plan: dict, files: Mapping[str, bytes]) -> bytes:
         if not isinstance(data, bytes | bytearray):
             fail("content must be bytes", path)
         if len(data) > MAX_FILE_BYTES:
-            fail(f"entry is over the {MAX_FILE_BYTES}-byte limit", path)
+            too_large(f"entry is over the {MAX_FILE_BYTES}-byte limit", path)
     clash = _folder_clash(files)
     if clash:
         fail("entry is both a file and a folder", clash)
@@ -148,12 +159,12 @@ def write_bundle(plan: dict, files: Mapping[str, bytes]) -> bytes:
             fail("file differs from the sha256 the plan records", path)
     entries = {PLAN: _plan_bytes(plan), **{p: bytes(d) for p, d in files.items()}}
     if len(entries[PLAN]) > MAX_FILE_BYTES:
-        fail(f"entry is over the {MAX_FILE_BYTES}-byte limit", PLAN)
+        too_large(f"entry is over the {MAX_FILE_BYTES}-byte limit", PLAN)
     entries[SUMS] = "".join(f"{_sha(entries[p])}  {p}\n" for p in sorted(entries)).encode()
     if len(entries) > MAX_ENTRIES:
-        fail(f"more than {MAX_ENTRIES} entries", ARCHIVE)
+        too_large(f"more than {MAX_ENTRIES} entries", ARCHIVE)
     if sum(len(d) for d in entries.values()) > MAX_TOTAL_BYTES:
-        fail(f"entries exceed {MAX_TOTAL_BYTES} bytes in all", ARCHIVE)
+        too_large(f"entries exceed {MAX_TOTAL_BYTES} bytes in all", ARCHIVE)
     raw = io.BytesIO()
     # PAX only adds extended headers when a name needs them (long or non-ASCII); those carry
     # no timestamps, so the output stays deterministic.
@@ -171,7 +182,7 @@ def write_bundle(plan: dict, files: Mapping[str, bytes]) -> bytes:
     with gzip.GzipFile(fileobj=out, mode="wb", mtime=0, filename="") as gz:
         gz.write(raw.getvalue())
     if out.tell() > MAX_COMPRESSED_BYTES:
-        fail(f"{out.tell()} bytes is over the {MAX_COMPRESSED_BYTES}-byte limit", ARCHIVE)
+        too_large(f"{out.tell()} bytes is over the {MAX_COMPRESSED_BYTES}-byte limit", ARCHIVE)
     return out.getvalue()
 
 

@@ -188,6 +188,28 @@ def test_write_refuses_what_read_would_refuse(monkeypatch, limit, value, needle,
     with pytest.raises(BundleError, match=needle) as e:
         write_bundle(PLAN, BIG)
     assert_write_refusal(e.value, entry)
+    # a plan too large for one bundle is no bug: the hint says how to roll back in steps
+    assert "too large for one bundle" in e.value.hint and "intermediate image" in e.value.hint
+    assert f"({len(PLAN['steps'])} steps)" in e.value.hint
+
+
+def test_a_rollback_of_10k_migrations_fits_in_one_bundle_and_reads_back():
+    # the plan sizes `make bench` times must also package: 10k undo scripts + plan.json
+    n = 10_000
+    files = {f"sql/undo/{i}__t{i}.sql": f"DROP TABLE t{i};\n".encode() for i in range(1, n + 1)}
+    plan = {
+        "steps": [
+            {
+                "action": "undo",
+                "version": str(i),
+                "path": p,
+                "sha256": hashlib.sha256(d).hexdigest(),
+            }
+            for i, (p, d) in enumerate(files.items(), start=1)
+        ]
+    }
+    bundle = read_bundle(write_bundle(plan, files))
+    assert len(bundle.files) == n and bundle.plan == plan
 
 
 # ------------------------------------------------------------------ hostile archives
