@@ -39,6 +39,7 @@ def render_text(plan: Plan) -> str:
 
 
 PLAN_SCHEMA = "dbroll.plan/v1"
+SUMMARY_VERSIONS = 20  # versions the one-line summary names; the rest are counted
 STRATEGIES = ("auto", "undo", "code-only")
 
 
@@ -195,7 +196,9 @@ class Plan:
             )
         if self.direction == "none":
             return f"nothing to do: {self.target.label} has the same migrations as deployed"
-        versions = ", ".join(r.version for r in self.reverted) or "-"
+        shown = [r.version for r in self.reverted[:SUMMARY_VERSIONS]]
+        more = len(self.reverted) - len(shown)
+        versions = ", ".join(shown + ([f"and {more} more"] if more else [])) or "-"
         if self.strategy == "code-only":
             return (
                 f"code-only rollback to {self.target.label}: {len(self.reverted)} additive "

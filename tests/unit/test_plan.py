@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import datetime
 
 import pytest
@@ -271,3 +272,14 @@ def test_an_undo_left_half_way_by_this_move_is_continued_not_blocked():
     assert any("earlier run" in w for w in p.warnings)
     other = (*history_of(d).rows, hrow("3", "undo", status="failed", checksum="x" * 64))
     assert [b.code for b in make_plan(d, t, History(other)).blockers] == ["history-blocked"]
+
+
+@pytest.mark.parametrize(("n", "strategy"), [(3, "undo"), (25, "undo"), (25, "code-only")])
+def test_summary_names_at_most_20_versions_and_counts_the_rest(n, strategy):
+    # one line for a pipeline variable or an approval page, even for a huge rollback
+    deployed = spec(" ".join(f"{i}a" for i in range(1, n + 1)))
+    p = make_plan(deployed, spec(""), strategy=strategy)
+    assert len(p.reverted) == n
+    named = [str(v) for v in range(n, max(n - 20, 0), -1)]  # newest first
+    listed = re.search(r"migration\(s\) (?:stay applied )?\(([^)]*)\)", p.summary)[1].split(", ")
+    assert listed == named + ([f"and {n - 20} more"] if n > 20 else [])
