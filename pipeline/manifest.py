@@ -338,8 +338,13 @@ def load_manifest(path: str | os.PathLike) -> Manifest:
     except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError):
         names = []
     files = {}
-    for name in names:
-        f = root / name
-        if ".." not in Path(name).parts and f.is_file():
-            files[name] = f.read_bytes()
+    base = os.fspath(root)
+    for name in names:  # plain open(): pathlib's per-path objects cost more than the reads
+        if not isinstance(name, str) or ".." in name.split("/") or name.startswith("/"):
+            continue  # manifest_from_bytes names the unsafe path
+        try:
+            with open(os.path.join(base, name), "rb") as fh:
+                files[name] = fh.read()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            continue  # manifest_from_bytes names the missing file
     return manifest_from_bytes(data, files, source=str(p))
