@@ -969,6 +969,32 @@ def plan_timing() -> dict:
     return {"rows": rows, "slope": exponent("worst"), "json_slope": exponent("json")}
 
 
+def plan_cli_timing() -> dict:
+    """`dbroll plan --out` end to end, as an operator or the rollback pipeline runs it: process
+    start, both manifest directories read with every script's sha256 checked, the plan, the
+    risk lint of the scripts to run, the text on stdout and the bundle written. Local
+    manifests (no S3), no database; rolling back from N migrations to the first one."""
+    rows = []
+    for n in [1000] if QUICK else [1000, 10_000]:
+        root = WORK / "gen" / f"plan-cli-{n}"
+        shutil.rmtree(root, ignore_errors=True)
+        sides = {"deployed": n, "target": 1}
+        for side, count in sides.items():
+            write_dbroll_dir(root / f"{side}-migrations", count, 1)
+            run(
+                [DBROLL, "manifest", "build", "--migrations", str(root / f"{side}-migrations")]
+                + ["--out", str(root / side)]
+            )
+        bundle = root / "bundle.tgz"
+        cmd = [DBROLL, "plan", "--from", str(root / "deployed"), "--to", str(root / "target")]
+        cmd += ["--strategy", "undo", "--out", str(bundle)]
+        times = [timed(lambda cmd=cmd: run(cmd)) for _ in range(5)]
+        rows.append({"n": n, "s": statistics.median(times), "bundle_bytes": bundle.stat().st_size})
+        log(f"  dbroll plan --out, {n} -> 1 migrations: {rows[-1]['s']:.2f} s")
+        shutil.rmtree(root, ignore_errors=True)
+    return {"rows": rows}
+
+
 # The libraries the mission prescribes for dbroll's runtime (boto3 is imported lazily): no
 # tool built on them starts faster than a Python that imports these three and does nothing.
 STACK = ("click", "pymysql", "structlog")
@@ -1142,6 +1168,7 @@ def main() -> None:
             shm.stop()
     log("plan + render timing")
     plans = soft(plan_timing)
+    plan_cli = soft(plan_cli_timing)
     report = {
         "quick": QUICK,
         "runs": RUNS,
@@ -1158,6 +1185,7 @@ def main() -> None:
         "mdl": mdl,
         "startup": start,
         "plans": plans,
+        "plan_cli": plan_cli,
         "elapsed_s": time.time() - started,
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "command": command_line(),
@@ -1382,6 +1410,24 @@ def render(rep: dict) -> str:
                 f"exponent {plans['slope']:.2f} | {verdict(ok)} | | |"
             )
 
+    pc = rep.get("plan_cli")  # absent from results.json of runs before it was measured
+    if pc is not None:
+        body += ["### `dbroll plan --out`, end to end", ""]
+        if "error" in pc:
+            body += [f"Not measured: {pc['error']}", ""]
+        else:
+            body += [
+                "What an operator or the rollback pipeline waits for: process start, both "
+                "local manifest directories read with every script's sha256 checked, the "
+                "plan, the risk lint of the undo scripts, the plan on stdout and the bundle "
+                "written. Rolling back from N migrations to the first one (N - 1 undo steps); "
+                "median of 5. No goal is set for it; the goal above covers plan + render.",
+                "",
+                "| migrations | seconds | bundle bytes |",
+                "|---|---|---|",
+            ]
+            body += [f"| {r['n']} | {r['s']:.2f} | {r['bundle_bytes']} |" for r in pc["rows"]]
+            body.append("")
     s = rep["startup"]
     if "error" in s:
         body += ["## Start-up", "", f"Not measured: {s['error']}", ""]
