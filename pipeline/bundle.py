@@ -51,6 +51,10 @@ SIZE_HINT = (
     "this plan{steps} is too large for one bundle: roll back in steps, planning to an "
     "intermediate image first (`dbroll plan --to` an older image each time)"
 )
+SCRIPT_SIZE_HINT = (
+    "a script this large cannot travel in a bundle (bundles are read with a per-file limit): "
+    "keep each undo script under it, splitting a large data restore across several migrations"
+)
 
 
 class BundleError(BlockedError):
@@ -148,7 +152,7 @@ def write_bundle(plan: dict, files: Mapping[str, bytes]) -> bytes:
         if not isinstance(data, bytes | bytearray):
             fail("content must be bytes", path)
         if len(data) > MAX_FILE_BYTES:
-            too_large(f"entry is over the {MAX_FILE_BYTES}-byte limit", path)
+            fail(f"entry is over the {MAX_FILE_BYTES}-byte limit", path, SCRIPT_SIZE_HINT)
     clash = _folder_clash(files)
     if clash:
         fail("entry is both a file and a folder", clash)
