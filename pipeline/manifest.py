@@ -261,6 +261,11 @@ def write_manifest(manifest: Manifest, outdir: str | os.PathLike) -> Path:
     return target
 
 
+def _unsafe_path(path: str) -> bool:
+    """A script path that could leave the manifest directory."""
+    return ".." in path.split("/") or path.startswith("/")
+
+
 def manifest_from_bytes(
     data: bytes, files: Mapping[str, bytes], *, source: str, verify: bool = True
 ) -> Manifest:
@@ -300,7 +305,7 @@ def _manifest_from_bytes(
     refs = [m.up for m in manifest.migrations] + [m.undo for m in manifest.migrations if m.undo]
     refs += [r.script for r in manifest.repeatables]
     for r in refs:
-        if ".." in r.path.split("/") or r.path.startswith("/"):
+        if _unsafe_path(r.path):
             raise ManifestError(f"{source}: unsafe path {r.path!r} in manifest")
         if not verify:
             continue
@@ -340,7 +345,7 @@ def load_manifest(path: str | os.PathLike) -> Manifest:
     files = {}
     base = os.fspath(root)
     for name in names:  # plain open(): pathlib's per-path objects cost more than the reads
-        if not isinstance(name, str) or ".." in name.split("/") or name.startswith("/"):
+        if not isinstance(name, str) or _unsafe_path(name):
             continue  # manifest_from_bytes names the unsafe path
         try:
             with open(os.path.join(base, name), "rb") as fh:
