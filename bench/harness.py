@@ -886,6 +886,7 @@ def plan_timing() -> dict:
             manifest_from_bytes,
         )
         from pipeline.migrations.model import Version
+        from pipeline.perf import gc_paused
         from pipeline.plan import make_plan, render_text
     except Exception as e:  # noqa: BLE001 - reported
         return {"error": f"cannot import the planner: {type(e).__name__}: {e}"}
@@ -939,11 +940,8 @@ def plan_timing() -> dict:
         js = []
         for _ in range(reps):
             gc.collect()
-            gc.disable()
-            try:
+            with gc_paused():
                 js.append(timed(lambda b=blobs[n]: json.loads(b)))
-            finally:
-                gc.enable()
         row["json"] = statistics.median(js)
         # the canonical JSON + sha256 the build computes for a manifest made in memory
         sha = []
