@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from pipeline.errors import BlockedError
+from pipeline.perf import dumps_indented
 
 # plan.json takes ~600 bytes per step, so MAX_FILE_BYTES caps a plan near 28k steps; the
 # entry count (a script per step, plan.json, SHA256SUMS) is not the tighter limit below that
@@ -123,7 +124,35 @@ def referenced_files(plan: Any) -> Iterator[tuple[str, Any]]:
 
 
 def _plan_bytes(plan: dict) -> bytes:
-    return (json.dumps(plan, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode()
+    # json.dumps(plan, sort_keys=True, indent=2, ensure_ascii=False), faster
+    return (dumps_indented(plan) + "\n").encode()
+
+
+def _tar(entries: Mapping[str, bytes]) -> bytes:
+    """The bytes tarfile.open(mode="w", format=PAX_FORMAT, encoding="utf-8") writes for these
+    entries, sorted by path, as regular files with every header field zeroed.
+
+    Written from each TarInfo's own header (tobuf) instead of through TarFile.addfile, which
+    copies every member and streams its data: a third of the time for 20k small scripts.
+    A unit test holds it to TarFile's bytes. PAX only adds extended headers when a name needs
+    them (long or non-ASCII); those carry no timestamps, so the output stays deterministic.
+    """
+    out = []
+    for name in sorted(entries):  # "SHA256SUMS" < "plan.json" < "sql/..."
+        data = entries[name]
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        info.mtime = 0
+        info.mode = 0o644
+        info.uid = info.gid = 0
+        info.uname = info.gname = ""
+        out.append(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
+        out.append(data)
+        out.append(tarfile.NUL * (-len(data) % tarfile.BLOCKSIZE))
+    out.append(tarfile.NUL * (2 * tarfile.BLOCKSIZE))  # end of archive
+    size = sum(map(len, out))
+    out.append(tarfile.NUL * (-size % tarfile.RECORDSIZE))  # whole records, as tar -b20
+    return b"".join(out)
 
 
 def write_bundle(plan: dict, files: Mapping[str, bytes]) -> bytes:
@@ -169,22 +198,10 @@ def write_bundle(plan: dict, files: Mapping[str, bytes]) -> bytes:
         too_large(f"more than {MAX_ENTRIES} entries", ARCHIVE)
     if sum(len(d) for d in entries.values()) > MAX_TOTAL_BYTES:
         too_large(f"entries exceed {MAX_TOTAL_BYTES} bytes in all", ARCHIVE)
-    raw = io.BytesIO()
-    # PAX only adds extended headers when a name needs them (long or non-ASCII); those carry
-    # no timestamps, so the output stays deterministic.
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT, encoding="utf-8") as tar:
-        for name in sorted(entries):  # "SHA256SUMS" < "plan.json" < "sql/..."
-            data = entries[name]
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            info.mtime = 0
-            info.mode = 0o644
-            info.uid = info.gid = 0
-            info.uname = info.gname = ""
-            tar.addfile(info, io.BytesIO(data))
     out = io.BytesIO()
-    with gzip.GzipFile(fileobj=out, mode="wb", mtime=0, filename="") as gz:
-        gz.write(raw.getvalue())
+    # level 6 (gzip(1)'s default): a third of level 9's time, ~3% larger on SQL scripts
+    with gzip.GzipFile(fileobj=out, mode="wb", mtime=0, filename="", compresslevel=6) as gz:
+        gz.write(_tar(entries))
     if out.tell() > MAX_COMPRESSED_BYTES:
         too_large(f"{out.tell()} bytes is over the {MAX_COMPRESSED_BYTES}-byte limit", ARCHIVE)
     return out.getvalue()

@@ -92,6 +92,43 @@ def test_long_and_non_ascii_names_round_trip():
     assert read_bundle(data).files == files
 
 
+def tarfile_bytes(entries: dict[str, bytes]) -> bytes:
+    """What TarFile itself writes for the entries, headers zeroed as write_bundle zeroes them."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT, encoding="utf-8") as tar:
+        for name in sorted(entries):
+            info = tarfile.TarInfo(name)
+            info.size = len(entries[name])
+            info.mtime, info.mode, info.uid, info.gid = 0, 0o644, 0, 0
+            info.uname = info.gname = ""
+            tar.addfile(info, io.BytesIO(entries[name]))
+    return raw.getvalue()
+
+
+@pytest.mark.parametrize(
+    "entries",
+    [
+        {},
+        {"plan.json": b"{}\n"},
+        {"sql/empty.sql": b""},
+        {"sql/one-block.sql": b"x" * 512, "sql/over.sql": b"y" * 513},
+        {"sql/" + "é" * 120 + ".sql": b"long non-ASCII name: a PAX header"},
+        {"sql/" + "/".join(["d" * 60] * 5) + ".sql": b"long ASCII name", "a": b"1"},
+        {f"sql/{i}.sql": b"z" * (i * 37) for i in range(40)},  # ends off a 10240-byte record
+        {"sql/x.sql": b"q" * 9216},  # one 512-byte block short of a record: two end blocks
+    ],
+)
+def test_the_archive_is_byte_for_byte_what_tarfile_writes(entries):
+    assert B._tar(entries) == tarfile_bytes(entries)
+
+
+def test_the_bundle_is_compressed_tar_and_plan_json_in_its_layout():
+    data = write_bundle(PLAN, FILES)
+    entries = {"plan.json": (json.dumps(PLAN, sort_keys=True, indent=2) + "\n").encode(), **FILES}
+    entries["SHA256SUMS"] = "".join(f"{sha(entries[p])}  {p}\n" for p in sorted(entries)).encode()
+    assert gzip.decompress(data) == tarfile_bytes(entries)
+
+
 def test_a_different_plan_or_file_is_a_different_bundle():
     base = sha(write_bundle(PLAN, FILES))
     assert sha(write_bundle({**PLAN, "strategy": "undo"}, FILES)) != base
