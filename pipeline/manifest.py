@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -278,12 +278,19 @@ def manifest_from_bytes(
 
 
 def _manifest_from_bytes(
-    data: bytes, files: Mapping[str, bytes], *, source: str, verify: bool
+    data: bytes,
+    files: Mapping[str, bytes],
+    *,
+    source: str,
+    verify: bool,
+    read: Callable[[str], bytes | None] | None = None,
 ) -> Manifest:
+    """read: fetches a file `files` lacks (None if there is none), once its path is safe."""
     try:
         doc = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ManifestError(f"{source}: not a JSON manifest ({e})") from None
+    got = dict(files)  # and what `read` fetches
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
         raise ManifestError(
             f"{source}: not a {SCHEMA} manifest (schema {doc.get('schema') if isinstance(doc, dict) else None!r})",
@@ -295,7 +302,7 @@ def _manifest_from_bytes(
             format=str(doc.get("format", "")),
             migrations=tuple(ManifestMigration.from_dict(m) for m in doc["migrations"]),
             repeatables=tuple(ManifestRepeatable.from_dict(r) for r in doc.get("repeatables", [])),
-            files=dict(files),
+            files=got,
         )
     except (AttributeError, KeyError, TypeError, ValueError) as e:
         raise ManifestError(f"{source}: malformed manifest entry ({e!r})") from None
@@ -309,7 +316,11 @@ def _manifest_from_bytes(
             raise ManifestError(f"{source}: unsafe path {r.path!r} in manifest")
         if not verify:
             continue
-        blob = files.get(r.path)
+        blob = got.get(r.path)
+        if blob is None and read is not None:
+            blob = read(r.path)
+            if blob is not None:
+                got[r.path] = blob
         if blob is None:
             raise ManifestError(
                 f"{source}: {r.path} (version file {r.source}) is missing",
@@ -333,23 +344,15 @@ def load_manifest(path: str | os.PathLike) -> Manifest:
             f"{path}: no {MANIFEST_FILE} here",
             hint="build one with `dbroll manifest build --migrations DIR --out DIR`",
         )
-    root = p.parent
-    data = p.read_bytes()
-    try:
-        doc = json.loads(data)
-        names = [m["up"]["path"] for m in doc.get("migrations", [])]
-        names += [m["undo"]["path"] for m in doc.get("migrations", []) if m.get("undo")]
-        names += [r["path"] for r in doc.get("repeatables", [])]
-    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError):
-        names = []
-    files = {}
-    base = os.fspath(root)
-    for name in names:  # plain open(): pathlib's per-path objects cost more than the reads
-        if not isinstance(name, str) or _unsafe_path(name):
-            continue  # manifest_from_bytes names the unsafe path
+    base = os.fspath(p.parent)
+
+    def read(name: str) -> bytes | None:
+        # plain open(): pathlib's per-path objects cost more than the reads
         try:
             with open(os.path.join(base, name), "rb") as fh:
-                files[name] = fh.read()
+                return fh.read()
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            continue  # manifest_from_bytes names the missing file
-    return manifest_from_bytes(data, files, source=str(p))
+            return None  # named as missing
+
+    with gc_paused():
+        return _manifest_from_bytes(p.read_bytes(), {}, source=str(p), verify=True, read=read)
