@@ -991,10 +991,9 @@ def plan(
         allow_generated_undo=allow_generated_undo,
     )
     p = planned.plan
-    from pipeline.plan import plan_files
     from pipeline.risk import plan_targets, render_risk_section
 
-    targets = plan_targets(p.to_dict(), plan_files(p, planned.deployed, planned.target))
+    targets = plan_targets(planned.plan_dict, planned.files)
     risks = None
     if targets and (dsn or dsn_secret):
         from pipeline.db.connect import connect
@@ -1024,7 +1023,7 @@ def plan(
     if as_json:
         emit_json(
             {
-                **p.to_dict(),
+                **planned.plan_dict,
                 "blocked": p.blocked,
                 "bundle": out if bundle_sha else None,
                 "bundle_sha256": bundle_sha,

@@ -6,6 +6,7 @@ Adapters are passed in; nothing here creates AWS clients or database connections
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import structlog
@@ -25,8 +26,18 @@ class PlannedRollback:
     deployed: Manifest
     target: Manifest
 
+    @cached_property
+    def plan_dict(self) -> dict[str, Any]:
+        """plan.to_dict(), built once for the bundle, the risk lint and --json."""
+        return self.plan.to_dict()
+
+    @cached_property
+    def files(self) -> dict[str, bytes]:
+        """The scripts the plan runs, by bundle path."""
+        return plan_files(self.plan, self.deployed, self.target)
+
     def bundle(self) -> bytes:
-        return write_bundle(self.plan.to_dict(), plan_files(self.plan, self.deployed, self.target))
+        return write_bundle(self.plan_dict, self.files)
 
 
 def deployed_manifest(
