@@ -267,14 +267,21 @@ def _unsafe_path(path: str) -> bool:
 
 
 def manifest_from_bytes(
-    data: bytes, files: Mapping[str, bytes], *, source: str, verify: bool = True
+    data: bytes,
+    files: Mapping[str, bytes],
+    *,
+    source: str,
+    verify: bool = True,
+    read: Callable[[str], bytes | None] | None = None,
 ) -> Manifest:
     """Parse manifest.json bytes and check every file it names against its sha256.
 
-    verify=False is for lazy file mappings that check each file when it is fetched.
+    read: fetches a file `files` lacks (None when there is none), called once its path has
+    been found safe. verify=False is for lazy file mappings that check each file when it is
+    fetched.
     """
     with gc_paused():
-        return _manifest_from_bytes(data, files, source=source, verify=verify)
+        return _manifest_from_bytes(data, files, source=source, verify=verify, read=read)
 
 
 def _manifest_from_bytes(
@@ -283,19 +290,18 @@ def _manifest_from_bytes(
     *,
     source: str,
     verify: bool,
-    read: Callable[[str], bytes | None] | None = None,
+    read: Callable[[str], bytes | None] | None,
 ) -> Manifest:
-    """read: fetches a file `files` lacks (None if there is none), once its path is safe."""
     try:
         doc = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ManifestError(f"{source}: not a JSON manifest ({e})") from None
-    got = dict(files)  # and what `read` fetches
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
         raise ManifestError(
             f"{source}: not a {SCHEMA} manifest (schema {doc.get('schema') if isinstance(doc, dict) else None!r})",
             hint="build one with `dbroll manifest build --migrations DIR --out DIR`",
         )
+    got = dict(files)  # and what `read` fetches
     try:
         manifest = Manifest(
             app_version=doc.get("app_version"),
@@ -354,5 +360,4 @@ def load_manifest(path: str | os.PathLike) -> Manifest:
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             return None  # named as missing
 
-    with gc_paused():
-        return _manifest_from_bytes(p.read_bytes(), {}, source=str(p), verify=True, read=read)
+    return manifest_from_bytes(p.read_bytes(), {}, source=str(p), read=read)

@@ -66,9 +66,16 @@ def test_dbmate_sections_are_stored_as_their_own_bytes(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "damage", ["edit-sql", "delete-sql", "bad-json", "wrong-schema", "unsafe-path"]
+    "damage,what",
+    [
+        ("edit-sql", "does not match its sha256"),
+        ("delete-sql", "is missing"),
+        ("bad-json", "not a JSON manifest"),
+        ("wrong-schema", "not a dbroll.manifest"),
+        ("unsafe-path", "unsafe path '../../etc/passwd'"),
+    ],
 )
-def test_tampered_manifests_are_refused_naming_the_file(tmp_path, damage):
+def test_tampered_manifests_are_refused_naming_the_file(tmp_path, damage, what):
     src = write_files(tmp_path / "src", FLYWAY)
     m = build_manifest(load_migration_set(src))
     out = tmp_path / "out"
@@ -91,7 +98,9 @@ def test_tampered_manifests_are_refused_naming_the_file(tmp_path, damage):
         load_manifest(out)
     assert e.value.exit_code == 2
     text = str(e.value)
-    assert "manifest.json" in text or "sql/undo" in text
+    assert "manifest.json" in text and what in text
+    if damage in ("edit-sql", "delete-sql"):
+        assert m.migrations[0].undo.path in text
 
 
 def test_loaded_entries_equal_the_built_ones_field_by_field(tmp_path):
