@@ -1517,6 +1517,8 @@ if __name__ == "__main__":
     if sys.argv[1:] == ["--render"]:
         rerender()
         sys.exit(0)
+    if sys.argv[1:]:
+        sys.exit("usage: harness.py [--render]  (settings are BENCH_* variables; see the top)")
     try:
         main()
     except KeyboardInterrupt:
