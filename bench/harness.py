@@ -1030,9 +1030,12 @@ def startup(srv: Server) -> dict:
     # the interpreter of dbroll's own install (a user's image), not the harness's dev venv
     sibling = Path(DBROLL).parent / "python"
     py = str(sibling) if sibling.exists() else sys.executable
-    floor = [timed(lambda: run([py, "-c", "pass"])) for _ in range(10)]
-    stack = [timed(lambda: run([py, "-c", "import " + ", ".join(STACK)])) for _ in range(10)]
-    imp = [timed(lambda: run([py, "-c", "import pipeline.cli"])) for _ in range(10)]
+    # -I: with `-c`, Python puts the working directory first on sys.path, so from the
+    # checkout `import pipeline.cli` would load the source tree (and, under
+    # PYTHONDONTWRITEBYTECODE, compile it each time) instead of the install dbroll runs
+    floor = [timed(lambda: run([py, "-I", "-c", "pass"])) for _ in range(10)]
+    stack = [timed(lambda: run([py, "-I", "-c", "import " + ", ".join(STACK)])) for _ in range(10)]
+    imp = [timed(lambda: run([py, "-I", "-c", "import pipeline.cli"])) for _ in range(10)]
     help_t = [timed(lambda: run([DBROLL, "--help"])) for _ in range(10)]
     db = srv.fresh("startup")
     # the raw client's own share of every run: start, connect, nothing to do
@@ -1509,17 +1512,17 @@ def render(rep: dict) -> str:
             "",
             "| command | seconds (median) |",
             "|---|---|",
-            f"| `python -c pass` (interpreter floor) | {s['python_s']:.3f} |",
+            f"| `python -I -c pass` (interpreter floor) | {s['python_s']:.3f} |",
             *(
                 [
-                    f"| `python -c 'import {', '.join(STACK)}'` (the mission's stack, "
+                    f"| `python -I -c 'import {', '.join(STACK)}'` (the mission's stack, "
                     f"nothing else) | {s['stack_s']:.3f} |",
                     f"| `mariadb` client: start, connect, run nothing | {s['client_s']:.3f} |",
                 ]
                 if "stack_s" in s
                 else []
             ),
-            f"| `python -c 'import pipeline.cli'` | {s['import_s']:.3f} |",
+            f"| `python -I -c 'import pipeline.cli'` (dbroll's install) | {s['import_s']:.3f} |",
             f"| `dbroll --help` (10 runs) | {s['help_s']:.3f} |",
             f"| `dbroll status`, 100 applied, up to date (5 runs) | {s['status_s']:.3f} |",
             "",
@@ -1547,7 +1550,7 @@ def render(rep: dict) -> str:
             f"(CPython, {', '.join(STACK)}) can reach while it records each migration as dbroll "
             "does, measured in this run: the `mariadb client + history rows` time (the "
             "server's work for a crash-safe record: a row before each migration, marked done "
-            f"after it) plus the start-up of a bare `python -c 'import {', '.join(STACK)}'` "
+            f"after it) plus the start-up of a bare `python -I -c 'import {', '.join(STACK)}'` "
             f"({st['stack_s']:.3f} s) less the raw client's own start and connect "
             f"({st['client_s']:.3f} s), over the raw client. It counts no work per migration "
             "on the client side, so it is a lower bound. A goal below its floor cannot be met "
