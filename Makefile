@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-slow lint deps sysdeps venv clean bench demo
+.PHONY: test test-slow lint deps sysdeps venv clean bench profile demo
 
 sysdeps:
 	@if ! command -v mariadbd >/dev/null 2>&1 && [ ! -x /usr/sbin/mariadbd ]; then \
@@ -37,6 +37,10 @@ demo: deps
 
 bench: deps
 	bash bench/run.sh
+
+# where dbroll's wall-clock time goes (py-spy), the section of `make bench` alone
+profile: deps
+	bash bench/run.sh --profile
 
 lint: venv
 	$(VENV)/bin/ruff check pipeline tests

@@ -18,6 +18,9 @@ Environment:
                 seconds is measured in min(BENCH_RUNS, 3) repetitions only (default 20)
   BENCH_MDL_HOLD seconds the long transaction holds the table (default 5; 3 when quick)
   BENCH_WORK    scratch dir (default bench/.work); BENCH_OUT report path (bench/RESULTS.md)
+  BENCH_PROFILE NxK sampled by py-spy for "where dbroll's time goes" (default 1000x1;
+                100x1 when quick); BENCH_PYSPY the py-spy binary (run.sh installs one)
+`python bench/harness.py --profile` (`make profile`) runs that section alone.
 """
 
 from __future__ import annotations
@@ -42,10 +45,12 @@ import tempfile
 import threading
 import time
 import zipfile
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
 import pymysql
+import wallprofile
 
 REPO = Path(__file__).resolve().parent.parent
 WORK = Path(os.environ.get("BENCH_WORK", REPO / "bench" / ".work")).resolve()
@@ -440,14 +445,15 @@ class Dbroll(Tool):
         self.dir = root / self.key
         write_dbroll_dir(self.dir, n, k)
 
+    def argv(self, srv: Server, db: str, phase: str) -> list[str]:
+        verb = ["migrate"] if phase == "apply" else ["undo", "--target", "0"]
+        return [self.binary, *verb, "--dsn", srv.url(db), "--migrations", str(self.dir)]
+
     def apply(self, srv, db):
-        run([self.binary, "migrate", "--dsn", srv.url(db), "--migrations", str(self.dir)])
+        run(self.argv(srv, db, "apply"))
 
     def undo(self, srv, db):
-        run(
-            [self.binary, "undo", "--target", "0", "--dsn", srv.url(db)]
-            + ["--migrations", str(self.dir)]
-        )
+        run(self.argv(srv, db, "undo"))
 
 
 class DbrollSql(Raw):
@@ -1064,6 +1070,134 @@ def startup(srv: Server) -> dict:
     }
 
 
+# ------------------------------------------------------------------ where dbroll's time goes
+
+# py-spy, installed by run.sh into bench/.work/venv-tools (not into dbroll's venv, which
+# stays what a user's image holds)
+PYSPY = os.environ.get("BENCH_PYSPY") or str(WORK / "venv-tools" / "bin" / "py-spy")
+PROFILE_RATE = 1000  # samples per second
+PROFILE_REPS = 1 if QUICK else 3
+PROFILE = tuple(
+    int(x) for x in os.environ.get("BENCH_PROFILE", "100x1" if QUICK else "1000x1").split("x")
+)
+
+
+def profile_scenario(srv: Server, n: int, k: int) -> dict:
+    """py-spy's wall-clock samples of `dbroll migrate` and `dbroll undo --target 0` (n
+    migrations of k statements, fresh database, datadir on disk), classed by
+    wallprofile.KINDS and summed over PROFILE_REPS runs, with the raw client's apply and
+    undo timed in the same runs (alternating which goes first). Non-blocking sampling: the
+    process is never paused, so its time is not inflated; a sample may catch a stack
+    mid-change, which moves it between neighbouring classes, not out of the total."""
+    if not Path(PYSPY).exists():
+        raise ToolError(
+            "py-spy missing: bench/run.sh installs it into bench/.work/venv-tools "
+            "(or set BENCH_PYSPY)"
+        )
+    root = WORK / "gen" / f"profile-{n}x{k}"
+    shutil.rmtree(root, ignore_errors=True)
+    dbroll, raw = Dbroll(), Raw()
+    for t in (dbroll, raw):
+        t.prepare(root, n, k)
+    phases = ("apply", "undo")
+    counts = {ph: Counter() for ph in phases}
+    texts: dict[str, list[str]] = {ph: [] for ph in phases}
+    walls: dict[str, list[float]] = {
+        f"{who}_{ph}": [] for who in ("dbroll", "raw") for ph in phases
+    }
+
+    def profiled(db: str) -> None:
+        for ph in phases:
+            out = WORK / f"profile-{ph}.txt"  # the last run's stacks: open in speedscope.app
+            argv = dbroll.argv(srv, db, ph)
+            cmd = [PYSPY, "record", "--idle", "--nonblocking", "--nolineno"]
+            cmd += ["--rate", str(PROFILE_RATE), "--format", "raw", "--output", str(out)]
+            walls[f"dbroll_{ph}"].append(timed(lambda cmd=cmd, argv=argv: run([*cmd, "--", *argv])))
+            if (got := srv.bench_tables(db)) != (n * k if ph == "apply" else 0):
+                raise ToolError(f"profiled dbroll {ph} left {got} tables")
+            lines = out.read_text().splitlines()
+            counts[ph].update(wallprofile.breakdown(lines))
+            texts[ph] += lines
+
+    def unprofiled(db: str) -> None:
+        for ph in phases:
+            walls[f"raw_{ph}"].append(timed(lambda ph=ph: getattr(raw, ph)(srv, db)))
+
+    pair = [(profiled, "b_profile"), (unprofiled, "b_raw")]
+    for r in range(PROFILE_REPS):
+        for fn, name in pair if r % 2 == 0 else pair[::-1]:
+            db = srv.fresh(name)
+            try:
+                fn(db)
+            finally:
+                srv.query(f"DROP DATABASE IF EXISTS `{db}`")
+    version = subprocess.run([PYSPY, "--version"], capture_output=True, text=True).stdout
+    return {
+        "n": n,
+        "k": k,
+        "reps": PROFILE_REPS,
+        "rate": PROFILE_RATE,
+        "pyspy": version.strip(),
+        "samples": {ph: dict(counts[ph]) for ph in phases},
+        "top": {
+            ph: {
+                kind: wallprofile.top_frames(texts[ph], kind, 3)
+                for kind in ("between", "load", "other")
+            }
+            for ph in phases
+        },
+        **{key: statistics.median(v) for key, v in walls.items()},
+    }
+
+
+def render_profile(p: dict) -> list[str]:
+    head = ["## Where dbroll's time goes (py-spy)", ""]
+    if "error" in p:
+        return head + [f"Not measured: {p['error']}", ""]
+    per_run = p["reps"] * p["rate"]  # samples of one run's second
+    out = head + [
+        f"`dbroll migrate` and `dbroll undo --target 0` of {p['n']} migrations x {p['k']} "
+        f"statement(s), datadir on disk, sampled by {p['pyspy']} at {p['rate']} Hz in "
+        f"wall-clock mode (`record --idle --nonblocking`), {p['reps']} run(s) each, every "
+        "sample put in the first class whose rule its stack matches (bench/wallprofile.py). "
+        "Seconds are per run. The raw client, timed in the same runs, took "
+        f"{p['raw_apply']:.2f} s / {p['raw_undo']:.2f} s (median); dbroll under the sampler "
+        f"{p['dbroll_apply']:.2f} s / {p['dbroll_undo']:.2f} s. The last run's stacks are in "
+        "bench/.work/profile-apply.txt and profile-undo.txt (py-spy's collapsed format: "
+        "speedscope.app opens them); `make profile` records them alone.",
+        "",
+        "| where | apply s | share | undo s | share |",
+        "|---|---|---|---|---|",
+    ]
+    tot = {ph: sum(p["samples"][ph].values()) or 1 for ph in ("apply", "undo")}
+    for key, label in wallprofile.KINDS:
+        a, u = p["samples"]["apply"].get(key, 0), p["samples"]["undo"].get(key, 0)
+        out.append(
+            f"| {label} | {a / per_run:.2f} | {a / tot['apply']:.0%} | {u / per_run:.2f} | "
+            f"{u / tot['undo']:.0%} |"
+        )
+    gap = {ph: p[f"dbroll_{ph}"] - tot[ph] / per_run for ph in ("apply", "undo")}
+    out += [
+        f"| all samples | {tot['apply'] / per_run:.2f} | | {tot['undo'] / per_run:.2f} | |",
+        f"| not sampled: py-spy starting and attaching (the interpreter's first milliseconds "
+        f"go unseen), writing its output | {gap['apply']:.2f} | | {gap['undo']:.2f} | |",
+        "",
+    ]
+    tops = []
+    for ph in ("apply", "undo"):
+        for kind, frames in p["top"][ph].items():
+            big = [(f, c / per_run * 1000) for f, c in frames if c / per_run >= 0.002]
+            if big:
+                tops.append(f"- {ph}, {kind}: " + ", ".join(f"`{f}` {ms:.0f} ms" for f, ms in big))
+    if tops:
+        out += [
+            "Innermost frames where the client's own classes spent most (2 ms or more per run):",
+            "",
+        ]
+        out += tops + [""]
+    return out
+
+
 # ------------------------------------------------------------------ report
 
 
@@ -1177,6 +1311,8 @@ def main() -> None:
         mdl = soft(lambda: mdl_scenario(disk))
         log("start-up")
         start = soft(lambda: startup(disk))
+        log(f"where dbroll's time goes: py-spy, {PROFILE[0]}x{PROFILE[1]}, {PROFILE_REPS} run(s)")
+        prof = soft(lambda: profile_scenario(disk, *PROFILE))
         disk_info = {"version": disk.version, "datadir": str(disk.datadir), "fs": disk.fs}
     finally:
         disk.stop()
@@ -1217,6 +1353,7 @@ def main() -> None:
         "shm_rows": shm_rows,
         "mdl": mdl,
         "startup": start,
+        "profile": prof,
         "plans": plans,
         "plan_cli": plan_cli,
         "elapsed_s": time.time() - started,
@@ -1386,6 +1523,8 @@ def render(rep: dict) -> str:
         ]
         body += table(rep["shm_rows"])
         body.append("")
+    if rep.get("profile") is not None:  # absent from results.json of runs before it was sampled
+        body += render_profile(rep["profile"])
 
     mdl = rep["mdl"]
     if isinstance(mdl, dict):  # the section failed
@@ -1562,6 +1701,19 @@ def render(rep: dict) -> str:
     return "\n".join(lines + head + body)
 
 
+def profile_only() -> None:
+    """`make profile`: the py-spy section alone, on its own throwaway server; printed, and
+    the stacks left in bench/.work; RESULTS.md is not touched."""
+    WORK.mkdir(parents=True, exist_ok=True)
+    srv = Server(WORK / "db")
+    try:
+        log(f"py-spy: {PROFILE[0]}x{PROFILE[1]}, {PROFILE_REPS} run(s), datadir {srv.datadir}")
+        prof = profile_scenario(srv, *PROFILE)
+    finally:
+        srv.stop()
+    log("\n".join(render_profile(prof)))
+
+
 def rerender() -> None:
     """RESULTS.md again from the last run's results.json; nothing is measured."""
     src = WORK / "results.json"
@@ -1575,8 +1727,14 @@ if __name__ == "__main__":
     if sys.argv[1:] == ["--render"]:
         rerender()
         sys.exit(0)
+    if sys.argv[1:] == ["--profile"]:
+        profile_only()
+        sys.exit(0)
     if sys.argv[1:]:
-        sys.exit("usage: harness.py [--render]  (settings are BENCH_* variables; see the top)")
+        sys.exit(
+            "usage: harness.py [--render | --profile]  (settings are BENCH_* variables; "
+            "see the top)"
+        )
     try:
         main()
     except KeyboardInterrupt:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make bench` (after `deps`): installs the peers idempotently into bench/.work (gitignored),
-# then runs bench/harness.py. A peer that fails to install is reported as not measured.
+# then runs bench/harness.py with this script's arguments (`--profile`: `make profile`).
+# A peer that fails to install is reported as not measured.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
@@ -12,6 +13,7 @@ export TMPDIR="$WORK/tmp"
 DBMATE_VERSION=2.36.0
 LIQUIBASE_VERSION=4.28.1
 YOYO_VERSION=9.0.0
+PYSPY_VERSION=0.4.3
 
 if [ ! -x .venv/bin/dbroll ]; then
   echo "bench: .venv/bin/dbroll missing: run 'make bench' (or 'make deps') first" >&2
@@ -75,9 +77,20 @@ if [ ! -x "$WORK/venv-yoyo/bin/yoyo" ]; then
          rm -rf "$WORK/venv-yoyo"; }
 fi
 
+# py-spy (a static binary on PyPI) for "where dbroll's time goes", in its own venv: dbroll's
+# venv stays what a user's image holds
+if [ ! -x "$WORK/venv-tools/bin/py-spy" ]; then
+  echo "bench: installing py-spy==$PYSPY_VERSION into $WORK/venv-tools"
+  { python3 -m venv "$WORK/venv-tools" \
+    && "$WORK/venv-tools/bin/pip" install -q "py-spy==$PYSPY_VERSION"; } \
+    || { echo "bench: warning: py-spy not installed; the profile section will say not measured"
+         rm -rf "$WORK/venv-tools"; }
+fi
+[ -x "$WORK/venv-tools/bin/py-spy" ] && export BENCH_PYSPY="$WORK/venv-tools/bin/py-spy"
+
 if ! command -v mariadb >/dev/null 2>&1; then
   echo "bench: the mariadb client is missing (apt-get install mariadb-client)" >&2
   exit 2
 fi
 
-exec .venv/bin/python bench/harness.py
+exec .venv/bin/python bench/harness.py "$@"
