@@ -33,6 +33,7 @@ import json
 import math
 import os
 import platform
+import random
 import re
 import resource
 import shutil
@@ -1074,7 +1075,11 @@ def startup(srv: Server) -> dict:
 
 # py-spy, installed by run.sh into bench/.work/venv-tools (not into dbroll's venv, which
 # stays what a user's image holds)
-PYSPY = os.environ.get("BENCH_PYSPY") or str(WORK / "venv-tools" / "bin" / "py-spy")
+PYSPY = (
+    os.environ.get("BENCH_PYSPY")
+    or os.environ.get("BENCH_INSTALLED_PYSPY")
+    or str(WORK / "venv-tools" / "bin" / "py-spy")
+)
 PROFILE_RATE = 1000  # samples per second
 PROFILE_REPS = 1 if QUICK else 3
 PROFILE = tuple(
@@ -1395,6 +1400,31 @@ def each_run(dr: dict, raw: dict, m: str, goal: float) -> str:
     return f"{min(rs):.2f}-{max(rs):.2f}x, {sum(r <= goal for r in rs)} of {len(rs)} within"
 
 
+def ratio_interval(
+    a: list[float], b: list[float], level: float = 0.9, reps: int = 2000
+) -> tuple[float, float] | None:
+    """A paired bootstrap interval of median(a) / median(b): the repetitions (a[i] and b[i]
+    measured minutes apart) resampled with replacement `reps` times. Seeded, so the same
+    samples give the same interval (`--render` stays byte-identical)."""
+    n = len(a)
+    if n < 3 or n != len(b):
+        return None
+    rng = random.Random(0)
+    rs = sorted(
+        statistics.median(a[i] for i in pick) / statistics.median(b[i] for i in pick)
+        for pick in (rng.choices(range(n), k=n) for _ in range(reps))
+    )
+    tail = int(reps * (1 - level) / 2)
+    return rs[tail], rs[reps - 1 - tail]
+
+
+def measured(dr: dict, raw: dict, m: str) -> str:
+    """The ratio of the medians, which the verdict judges, with its 90% interval."""
+    ratio = dr[m] / raw[m]
+    iv = ratio_interval(dr.get(f"{m}_s") or [], raw.get(f"{m}_s") or [])
+    return f"{ratio:.2f}x" + (f" ({iv[0]:.2f}-{iv[1]:.2f})" if iv else "")
+
+
 GOAL_HEADER = "| goal | measured | | each run | floor on this stack | dbroll's SQL on this stack |"
 GOAL_COLUMNS = GOAL_HEADER.count("|") - 1
 PLAN_GOAL = "plan over 10k migrations < 0.3 s and linear"
@@ -1463,12 +1493,11 @@ def render(rep: dict) -> str:
             for i, (m, goal, against) in enumerate(
                 (("apply", 1.2, "raw"), ("undo", 1.3, "raw down"))
             ):
-                ratio = dr[m] / raw[m]
                 goals.append(
                     goal_row(
                         f"{m} {key}: dbroll <= {goal}x {against}",
-                        f"{ratio:.2f}x",
-                        verdict(ratio <= goal),
+                        measured(dr, raw, m),
+                        verdict(dr[m] / raw[m] <= goal),
                         each_run(dr, raw, m, goal),
                         floors[i],
                         owns[i],
@@ -1673,7 +1702,11 @@ def render(rep: dict) -> str:
         "|" + "---|" * GOAL_COLUMNS,
         *goals,
         "",
-        "measured: the ratio of the medians, which the verdict judges. each run: dbroll's time "
+        "measured: the ratio of the medians, which the verdict judges; in brackets, its 90% "
+        "interval from a paired bootstrap of the repetitions (2000 resamples, seeded). When "
+        "the interval holds the goal, this disk's noise could turn the verdict either way; "
+        "when it lies wholly on one side, the verdict is firm (and a firm MISS below the "
+        "floor column is one no tool on this stack could pass). each run: dbroll's time "
         "over the raw client's in the same repetition (minutes apart at most), lowest to "
         "highest, and in how many repetitions that ratio met the goal. Its spread is how much "
         "this machine's disk drifts between two tools' turns, next to the margin of the "

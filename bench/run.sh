@@ -86,7 +86,7 @@ if [ ! -x "$WORK/venv-tools/bin/py-spy" ]; then
     || { echo "bench: warning: py-spy not installed; the profile section will say not measured"
          rm -rf "$WORK/venv-tools"; }
 fi
-[ -x "$WORK/venv-tools/bin/py-spy" ] && export BENCH_PYSPY="$WORK/venv-tools/bin/py-spy"
+[ -x "$WORK/venv-tools/bin/py-spy" ] && export BENCH_INSTALLED_PYSPY="$WORK/venv-tools/bin/py-spy"
 
 if ! command -v mariadb >/dev/null 2>&1; then
   echo "bench: the mariadb client is missing (apt-get install mariadb-client)" >&2
