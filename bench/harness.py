@@ -1143,6 +1143,7 @@ def profile_scenario(srv: Server, n: int, k: int) -> dict:
         "reps": PROFILE_REPS,
         "rate": PROFILE_RATE,
         "pyspy": version.strip(),
+        "stacks": str(WORK.relative_to(REPO) if WORK.is_relative_to(REPO) else WORK),
         "samples": {ph: dict(counts[ph]) for ph in phases},
         "top": {
             ph: {
@@ -1168,7 +1169,8 @@ def render_profile(p: dict) -> list[str]:
         "Seconds are per run. The raw client, timed in the same runs, took "
         f"{p['raw_apply']:.2f} s / {p['raw_undo']:.2f} s (median); dbroll under the sampler "
         f"{p['dbroll_apply']:.2f} s / {p['dbroll_undo']:.2f} s. The last run's stacks are in "
-        "bench/.work/profile-apply.txt and profile-undo.txt (py-spy's collapsed format: "
+        f"{p.get('stacks', 'bench/.work')}/profile-apply.txt and profile-undo.txt (py-spy's "
+        "collapsed format: "
         "speedscope.app opens them); `make profile` records them alone.",
         "",
         "| where | apply s | share | undo s | share |",

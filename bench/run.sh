@@ -20,10 +20,14 @@ if [ ! -x .venv/bin/dbroll ]; then
   exit 2
 fi
 
+# `--profile` (make profile) times dbroll and the raw client only: no peers to install
+PEERS=1
+[ "${1:-}" = "--profile" ] && PEERS=0
+
 # dbmate and Liquibase from npm (Liquibase's package bundles liquibase-core and the
 # MariaDB JDBC driver; it runs on the machine's Java)
-if [ ! -x "$WORK/node_modules/@dbmate/linux-x64/bin/dbmate" ] \
-  || [ ! -f "$WORK/node_modules/liquibase/dist/liquibase/liquibase" ]; then
+if [ "$PEERS" = 1 ] && { [ ! -x "$WORK/node_modules/@dbmate/linux-x64/bin/dbmate" ] \
+  || [ ! -f "$WORK/node_modules/liquibase/dist/liquibase/liquibase" ]; }; then
   if command -v npm >/dev/null 2>&1; then
     echo "bench: installing dbmate@$DBMATE_VERSION and liquibase@$LIQUIBASE_VERSION (npm) into $WORK"
     [ -f "$WORK/package.json" ] || echo '{"private": true}' >"$WORK/package.json"
@@ -34,7 +38,7 @@ if [ ! -x "$WORK/node_modules/@dbmate/linux-x64/bin/dbmate" ] \
     echo "bench: warning: no npm; dbmate and Liquibase will be reported as not measured"
   fi
 fi
-if ! command -v java >/dev/null 2>&1; then
+if [ "$PEERS" = 1 ] && ! command -v java >/dev/null 2>&1; then
   echo "bench: warning: no java; Liquibase will be reported as not measured"
 fi
 
@@ -69,7 +73,7 @@ if [ -n "${BENCH_BASELINE:-}" ]; then
 fi
 
 # yoyo-migrations (with PyMySQL) in its own venv, so the project's venv stays as pyproject says
-if [ ! -x "$WORK/venv-yoyo/bin/yoyo" ]; then
+if [ "$PEERS" = 1 ] && [ ! -x "$WORK/venv-yoyo/bin/yoyo" ]; then
   echo "bench: installing yoyo-migrations==$YOYO_VERSION into $WORK/venv-yoyo"
   { python3 -m venv "$WORK/venv-yoyo" \
     && "$WORK/venv-yoyo/bin/pip" install -q "yoyo-migrations==$YOYO_VERSION" "PyMySQL>=1.1"; } \
