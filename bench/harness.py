@@ -219,6 +219,12 @@ class Server:
             (name,),
         )[0][0]
 
+    def expect_tables(self, name: str, phase: str, total: int) -> None:
+        """After `phase` (apply or undo) of `total` generated tables: all of them, or none."""
+        want = total if phase == "apply" else 0
+        if (got := self.bench_tables(name)) != want:
+            raise ToolError(f"{phase} left {got} of {total} tables")
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()  # this server's own PID only
@@ -697,14 +703,12 @@ def bench_scenario(srv: Server, n: int, k: int, tools: list[Tool], label: str = 
             db = srv.fresh(f"b_{t.key}")
             try:
                 a, a_cpu = timed_cpu(lambda t=t, db=db: t.apply(srv, db))
-                if (got := srv.bench_tables(db)) != n * k:
-                    raise ToolError(f"apply left {got} of {n * k} tables")
+                srv.expect_tables(db, "apply", n * k)
                 t.check(srv, db, "apply")
                 if t.key == "dbroll":  # the fixed part: start, read N files and N history rows
                     rt.setdefault("noop_s", []).append(timed(lambda t=t, db=db: t.apply(srv, db)))
                 u, u_cpu = timed_cpu(lambda t=t, db=db: t.undo(srv, db))
-                if (got := srv.bench_tables(db)) != 0:
-                    raise ToolError(f"undo left {got} of {n * k} tables")
+                srv.expect_tables(db, "undo", n * k)
                 t.check(srv, db, "undo")
             except Exception as e:  # noqa: BLE001 - reported, the run goes on
                 rt["error"] = str(e)[:300]
@@ -1105,8 +1109,7 @@ def profile_scenario(srv: Server, n: int, k: int) -> dict:
     for t in (dbroll, raw):
         t.prepare(root, n, k)
     phases = ("apply", "undo")
-    counts = {ph: Counter() for ph in phases}
-    texts: dict[str, list[str]] = {ph: [] for ph in phases}
+    tallies = {ph: Counter() for ph in phases}  # (class, innermost frame) -> samples
     walls: dict[str, list[float]] = {
         f"{who}_{ph}": [] for who in ("dbroll", "raw") for ph in phases
     }
@@ -1118,11 +1121,8 @@ def profile_scenario(srv: Server, n: int, k: int) -> dict:
             cmd = [PYSPY, "record", "--idle", "--nonblocking", "--nolineno"]
             cmd += ["--rate", str(PROFILE_RATE), "--format", "raw", "--output", str(out)]
             walls[f"dbroll_{ph}"].append(timed(lambda cmd=cmd, argv=argv: run([*cmd, "--", *argv])))
-            if (got := srv.bench_tables(db)) != (n * k if ph == "apply" else 0):
-                raise ToolError(f"profiled dbroll {ph} left {got} tables")
-            lines = out.read_text().splitlines()
-            counts[ph].update(wallprofile.breakdown(lines))
-            texts[ph] += lines
+            srv.expect_tables(db, ph, n * k)
+            tallies[ph].update(wallprofile.tally(out.read_text().splitlines()))
 
     def unprofiled(db: str) -> None:
         for ph in phases:
@@ -1144,10 +1144,10 @@ def profile_scenario(srv: Server, n: int, k: int) -> dict:
         "rate": PROFILE_RATE,
         "pyspy": version.strip(),
         "stacks": str(WORK.relative_to(REPO) if WORK.is_relative_to(REPO) else WORK),
-        "samples": {ph: dict(counts[ph]) for ph in phases},
+        "samples": {ph: dict(wallprofile.breakdown(tallies[ph])) for ph in phases},
         "top": {
             ph: {
-                kind: wallprofile.top_frames(texts[ph], kind, 3)
+                kind: wallprofile.top_frames(tallies[ph], kind, 3)
                 for kind in ("between", "load", "other")
             }
             for ph in phases
@@ -1170,8 +1170,7 @@ def render_profile(p: dict) -> list[str]:
         f"{p['raw_apply']:.2f} s / {p['raw_undo']:.2f} s (median); dbroll under the sampler "
         f"{p['dbroll_apply']:.2f} s / {p['dbroll_undo']:.2f} s. The last run's stacks are in "
         f"{p.get('stacks', 'bench/.work')}/profile-apply.txt and profile-undo.txt (py-spy's "
-        "collapsed format: "
-        "speedscope.app opens them); `make profile` records them alone.",
+        "collapsed format: speedscope.app opens them); `make profile` records them alone.",
         "",
         "| where | apply s | share | undo s | share |",
         "|---|---|---|---|---|",

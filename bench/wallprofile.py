@@ -76,18 +76,23 @@ def parse_collapsed(lines: Iterable[str]) -> list[tuple[list[str], int]]:
     return out
 
 
-def breakdown(lines: Iterable[str]) -> Counter[str]:
-    """Samples per KINDS key in one recording (every key present, zero when unseen)."""
-    c: Counter[str] = Counter({k: 0 for k, _ in KINDS})
+def tally(lines: Iterable[str]) -> Counter[tuple[str, str]]:
+    """Samples per (KINDS key, innermost frame) of a recording, parsed and classed once;
+    tallies of several runs add up with `+` (or Counter.update)."""
+    c: Counter[tuple[str, str]] = Counter()
     for frames, n in parse_collapsed(lines):
-        c[classify(frames)] += n
+        c[classify(frames), frames[-1] if frames else "(no Python frame)"] += n
     return c
 
 
-def top_frames(lines: Iterable[str], kind: str, k: int = 5) -> list[tuple[str, int]]:
+def breakdown(t: Counter[tuple[str, str]]) -> Counter[str]:
+    """Samples per KINDS key (every key present, zero when unseen)."""
+    c: Counter[str] = Counter({k: 0 for k, _ in KINDS})
+    for (kind, _), n in t.items():
+        c[kind] += n
+    return c
+
+
+def top_frames(t: Counter[tuple[str, str]], kind: str, k: int = 5) -> list[tuple[str, int]]:
     """The innermost frames where samples of one class fell most often: where to look next."""
-    c: Counter[str] = Counter()
-    for frames, n in parse_collapsed(lines):
-        if classify(frames) == kind:
-            c[frames[-1] if frames else "(no Python frame)"] += n
-    return c.most_common(k)
+    return Counter({leaf: n for (kd, leaf), n in t.items() if kd == kind}).most_common(k)

@@ -84,7 +84,7 @@ def test_each_class_from_its_stack():
 
 
 def test_breakdown_sums_samples_per_class_and_names_every_class():
-    c = W.breakdown(RECORDING)
+    c = W.breakdown(W.tally(RECORDING))
     assert set(c) == {k for k, _ in W.KINDS}
     assert c == {
         "socket": 552 + 34 + 7,
@@ -97,16 +97,22 @@ def test_breakdown_sums_samples_per_class_and_names_every_class():
     assert sum(c.values()) == sum(n for _, n in W.parse_collapsed(RECORDING))
 
 
+def test_tallies_of_several_runs_add_up():
+    one = W.tally(RECORDING)
+    assert W.breakdown(one + one) == {k: 2 * n for k, n in W.breakdown(one).items()}
+
+
 def test_empty_recording_has_every_class_at_zero():
-    assert W.breakdown([]) == {k: 0 for k, _ in W.KINDS}
+    assert W.breakdown(W.tally([])) == {k: 0 for k, _ in W.KINDS}
 
 
 def test_top_frames_are_the_innermost_of_one_class():
-    assert W.top_frames(RECORDING, "load") == [
+    t = W.tally(RECORDING)
+    assert W.top_frames(t, "load") == [
         ("_read (pipeline/migrations/formats.py)", 54),
         ("MySQLResult._read_row_from_packet (pymysql/connections.py)", 10),
     ]
-    assert W.top_frames(RECORDING, "startup", 1) == [
+    assert W.top_frames(t, "startup", 1) == [
         ("_find_and_load_unlocked (<frozen importlib._bootstrap>)", 91)
     ]
 
