@@ -265,16 +265,33 @@ def insert_event(
     return cur.lastrowid
 
 
-def mark_progress(cur: Any, row_id: int, statements_done: int) -> None:
+# The running row's id as a session variable: a packet that writes the row and then runs
+# the migration's statements refers to it before the client has read the id (the runner's
+# batches). Set right after the INSERT; the migration statements in between are DDL.
+ROW_VAR = "@dbroll_row"
+REMEMBER_ROW = f"SET {ROW_VAR} = LAST_INSERT_ID()"
+
+
+def _row_id(row_id: int | str) -> tuple[str, tuple]:
+    """The SQL and the arguments that name the row: its id, or ROW_VAR."""
+    if isinstance(row_id, str):
+        if row_id != ROW_VAR:
+            raise ValueError(f"a history row is named by its id or {ROW_VAR}, not {row_id!r}")
+        return ROW_VAR, ()
+    return "%s", (row_id,)
+
+
+def mark_progress(cur: Any, row_id: int | str, statements_done: int) -> None:
+    where, arg = _row_id(row_id)
     cur.execute(
-        f"UPDATE `{TABLE}` SET statements_done = %s WHERE id = %s AND status = 'running'",
-        (statements_done, row_id),
+        f"UPDATE `{TABLE}` SET statements_done = %s WHERE id = {where} AND status = 'running'",
+        (statements_done, *arg),
     )
 
 
 def finish_event(
     cur: Any,
-    row_id: int,
+    row_id: int | str,
     *,
     status: str,
     statements_done: int,
@@ -284,10 +301,11 @@ def finish_event(
 ) -> None:
     """End a running event. `qualified` is `schema`.`table` when the cursor's default db may differ."""
     table = qualified or f"`{TABLE}`"
+    where, arg = _row_id(row_id)
     cur.execute(
         f"UPDATE {table} SET status = %s, statements_done = %s, applied = %s, error = %s, "
         "finished_at = NOW(6), "
         "duration_ms = TIMESTAMPDIFF(MICROSECOND, started_at, NOW(6)) DIV 1000 "
-        "WHERE id = %s AND status = 'running'",
-        (status, statements_done, None if applied is None else int(applied), error, row_id),
+        f"WHERE id = {where} AND status = 'running'",
+        (status, statements_done, None if applied is None else int(applied), error, *arg),
     )

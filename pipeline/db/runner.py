@@ -9,12 +9,14 @@ transaction together with their history update instead.
 Two connections are used: the *control* connection holds the named lock; the *work*
 connection runs migration statements, and is replaced after a migration that changed
 session state (SET, USE, PREPARE, temporary tables), so nothing leaks into the next
-migration and the lock is never dropped by a reset. History writes travel with the
-statement they guard, in one multi-statement packet on the work connection (one round trip
-per statement); once a migration may have changed its session they go on the control
-connection instead (see `_run_per_statement`). Client work that need not hold up the server
-(a finished migration's log line, splitting the next script) is done while the server runs
-the statement just sent (see `_spare_time`).
+migration and the lock is never dropped by a reset. Consecutive DDL-only migrations go in
+one multi-statement packet with all their history writes (see `_run_batch`); the work
+connection holds a second lock so that the next runner waits for a killed runner's packet
+to end before reading history. Other migrations take one round trip per statement, their
+history writes in the same packet as the statement they guard; once a migration may have
+changed its session those go on the control connection instead (see `_run_per_statement`).
+Client work that need not hold up the server (a finished migration's log line, splitting
+the next script) is done while the server runs the statement just sent (see `_spare_time`).
 """
 
 from __future__ import annotations
@@ -97,6 +99,12 @@ _TXN = {
     "handler",
     "flush",
 }
+# A batch (Runner._run_batch) stops at this many migration statements or bytes of SQL,
+# counting HISTORY_BYTES (more than any history write takes) per write: its packets stay
+# under 1 MiB, the smallest max_allowed_packet any MariaDB or MySQL release defaults to
+BATCH_STATEMENTS = 500
+BATCH_BYTES = 1 << 20
+HISTORY_BYTES = 1024
 _WORD = re.compile(r"\s*(?:/\*!\d*\s*)?([A-Za-z]+)(?:\s+([A-Za-z]+))?")
 
 
@@ -276,11 +284,18 @@ def split_script(script: Script) -> list[Statement]:
         raise ConfigError(f"{script.path}: line {e.line}: {e}") from None
 
 
-def lock_name(database: str) -> str:
-    name = f"dbroll:{database}"
+def lock_name(database: str, prefix: str = "dbroll") -> str:
+    name = f"{prefix}:{database}"
     if len(name) > 64:
-        name = "dbroll:" + hashlib.sha256(database.encode()).hexdigest()[:40]
+        name = f"{prefix}:" + hashlib.sha256(database.encode()).hexdigest()[:40]
     return name
+
+
+def work_lock_name(database: str) -> str:
+    """Held by the work connection while it exists. A runner killed mid-packet leaves its
+    work session running the rest of that packet on the server, and the runner lock (on the
+    control connection) free: the next runner waits for this one before reading history."""
+    return lock_name(database, "dbroll-work")
 
 
 def _mysql_code(e: BaseException) -> int | None:
@@ -320,6 +335,7 @@ class Runner:
         self._later: list[Callable[[], None]] = []
         self._warm: Script | None = None
         self._late: Exception | None = None  # an error of that work: raised by _session
+        self._locked = False  # the session holds the runner lock (its work connection too)
 
     # ---------------------------------------------------------------- connections, lock
 
@@ -329,8 +345,10 @@ class Runner:
         self._ctl = ControlCursor(self._control)
         self._late = None
         try:
+            self._locked = lock
             if lock:
                 self._acquire_lock()
+                self._await_stopped_runner()
                 cur = self._ctl
                 H.ensure_tables(cur)
                 cur.execute(
@@ -388,6 +406,35 @@ class Runner:
             "KILL its connection on the server to release the lock",
         )
 
+    def _await_stopped_runner(self) -> None:
+        """Wait until no work session of an earlier runner is left on the server: killed
+        while its packet of statements ran, that session goes on to the end of the packet
+        (writing history as it goes), so history is read only once it is done."""
+        name = work_lock_name(self.spec.database)
+        cur = self._ctl
+        cur.execute("SELECT IS_FREE_LOCK(%s)", (name,))
+        if cur.fetchone()[0] == 1:
+            return
+        holder = self._describe_lock_holder(name) or "a connection"
+        log.warning(
+            "waiting for statements a stopped runner left running on the server",
+            database=self.spec.database,
+            holder=holder,
+            timeout_s=self.opts.lock_timeout,
+        )
+        cur.execute(
+            "SELECT GET_LOCK(%s, %s), RELEASE_LOCK(%s)",
+            (name, float(self.opts.lock_timeout), name),
+        )
+        if cur.fetchone()[0] == 1:
+            return
+        raise BusyError(
+            f"database {self.spec.describe()} is busy: {holder} (the work session of a stopped "
+            f"dbroll runner) is still running its statements after {self.opts.lock_timeout:g} s",
+            hint="wait for it to finish (SHOW PROCESSLIST shows its statement) or raise "
+            "--lock-timeout; KILL that connection only if you know what its statement does",
+        )
+
     def _describe_lock_holder(self, name: str) -> str:
         cur = self._ctl
         cur.execute("SELECT IS_USED_LOCK(%s)", (name,))
@@ -428,6 +475,18 @@ class Runner:
                 "SET SESSION lock_wait_timeout = %s, innodb_lock_wait_timeout = %s",
                 (int(self.opts.lock_wait_timeout), max(1, int(self.opts.lock_wait_timeout))),
             )
+            if self._locked:
+                # the previous work session of this run may still be closing on the server
+                name = work_lock_name(self.spec.database)
+                cur.execute("SELECT GET_LOCK(%s, %s)", (name, float(self.opts.lock_timeout)))
+                if cur.fetchone()[0] != 1:
+                    raise BusyError(
+                        f"database {self.spec.describe()}: lock {name!r} is still held by "
+                        f"{self._describe_lock_holder(name) or 'another connection'} after "
+                        f"{self.opts.lock_timeout:g} s",
+                        hint="a dbroll work session that should have ended is still on the "
+                        "server: wait for it, or KILL it once its statement is done",
+                    )
         return self._work.cursor()
 
     def _reset_work(self) -> None:
@@ -962,8 +1021,20 @@ class Runner:
     def _run_steps_logged(
         self, say: Any, result: RunResult, steps: list[Step], start_at: int, uncertain_first: bool
     ) -> None:
-        for i, step in enumerate(steps):
-            self._warm = steps[i + 1].script if i + 1 < len(steps) else None
+        i = 0
+        while i < len(steps):
+            if not result.dry_run and start_at == 0 and not uncertain_first:
+                group = self._batch(steps, i)
+                if group:
+                    self._warm = (
+                        steps[i + len(group)].script if i + len(group) < len(steps) else None
+                    )
+                    self._run_batch(say, result, group)
+                    i += len(group)
+                    continue
+            step = steps[i]
+            i += 1
+            self._warm = steps[i].script if i < len(steps) else None
             stmts = self._statements(step.script)
             mode = "transaction" if self._transactional(step, stmts) else "per-statement"
             if result.dry_run:
@@ -989,24 +1060,226 @@ class Runner:
                 res.statements_done = e.statement - 1
                 res.duration_ms = int((time.monotonic() - t0) * 1000)
                 raise
-            res.status = "undone" if step.kind == "undo" else "applied"
-            res.statements_done = len(stmts)
-            res.duration_ms = int((time.monotonic() - t0) * 1000)
-            # written while the server runs the next statement (or when the run ends)
-            self._later.append(
-                functools.partial(
-                    say.info,
-                    step.kind,
-                    version=step.label,
-                    description=step.description,
-                    statements=len(stmts),
-                    mode=mode,
-                    ms=res.duration_ms,
-                )
-            )
+            self._step_done(say, res, t0)
             if any(changes_session(s) for s in stmts):
                 self._reset_work()
             start_at, uncertain_first = 0, False
+
+    def _step_done(self, say: Any, res: StepResult, t0: float) -> None:
+        step = res.step
+        res.status = "undone" if step.kind == "undo" else "applied"
+        res.statements_done = res.statements
+        res.duration_ms = int((time.monotonic() - t0) * 1000)
+        # written while the server runs the next statement (or when the run ends)
+        self._later.append(
+            functools.partial(
+                say.info,
+                step.kind,
+                version=step.label,
+                description=step.description,
+                statements=res.statements,
+                mode=res.mode,
+                ms=res.duration_ms,
+            )
+        )
+
+    def _batch(self, steps: list[Step], i: int) -> list[tuple[Step, list[Statement]]]:
+        """The steps from `i` on that can share packets (see _run_batch): each made only of
+        statements that are not DML and leave the work session as dbroll opened it, up to
+        BATCH_STATEMENTS statements and BATCH_BYTES of SQL in all (at least one step)."""
+        group: list[tuple[Step, list[Statement]]] = []
+        count = size = 0
+        for step in steps[i:]:
+            try:
+                stmts = self._statements(step.script)
+            except ConfigError:
+                break  # raised when that step runs, after the ones before it
+            if not stmts or not all(not is_dml(s) and keeps_session_clean(s) for s in stmts):
+                break
+            count += len(stmts)
+            # with its history writes: a running row, a mark per statement, a success mark
+            size += sum(len(s.text) + HISTORY_BYTES for s in stmts) + 2 * HISTORY_BYTES
+            if count > BATCH_STATEMENTS or size > BATCH_BYTES:
+                break  # a step too big for a packet of its own runs statement by statement
+            group.append((step, stmts))
+        return group
+
+    def _run_batch(
+        self, say: Any, result: RunResult, group: list[tuple[Step, list[Statement]]]
+    ) -> None:
+        """Run consecutive DDL-only steps with their history writes in as few packets as the
+        statements allow: one, unless a statement waits on a lock and is retried.
+
+        A packet holds, in order, each step's running row (its id kept in ROW_VAR), its
+        statements with a statements_done mark after each, and its success mark: the same
+        records at the same points as one round trip per statement would write, since the
+        server runs a multi-statement packet in order and stops at the first error. The
+        client reads each result as the server gets to it (logging each step as it ends),
+        so its own work overlaps the server's instead of adding to it. A runner killed
+        mid-packet leaves its work session to finish the packet; the work lock makes the
+        next runner wait for it (_await_stopped_runner)."""
+        g, j = 0, 0  # where the next packet starts: statement j of step g
+        row_id: int | None = None  # step g's running row, once written
+        attempt = 0  # of the statement at (g, j): lock-wait retries so far
+        res: StepResult | None = None
+        t0 = time.monotonic()
+        while g < len(group):
+            texts, ops = self._batch_packet(group, g, j, row_id)
+            cur = self._work_cursor()
+            k = 0
+            try:
+                send_query(cur, ";\n".join(texts))
+                self._spare_time()
+                read_result(cur)
+                while True:
+                    kind, gi, ji = ops[k]
+                    if kind == "running":
+                        row_id = cur.lastrowid
+                        step, stmts = group[gi]
+                        res = StepResult(step, "running", len(stmts), 0, "per-statement")
+                        result.steps.append(res)
+                    elif kind == "stmt":
+                        attempt = 0
+                    elif kind == "done":
+                        assert res is not None
+                        self._step_done(say, res, t0)
+                        self._spare_time()
+                        t0 = time.monotonic()
+                        g, j, row_id, res = gi + 1, 0, None, None
+                    k += 1
+                    if k == len(ops):
+                        break
+                    cur.nextset()
+            except KeyboardInterrupt:
+                self._interrupt_work()
+                raise
+            except pymysql.MySQLError as e:
+                kind, gi, ji = ops[k]
+                step, stmts = group[gi]
+                if kind != "stmt":
+                    if kind == "done":
+                        where, then = "after", "its statements ran, the next step's did not"
+                    else:
+                        where, then = "before", "its statement did not run"
+                        if ji >= 0:
+                            where = f"before statement {ji + 1} of"
+                    raise DatabaseError(
+                        f"could not write {H.TABLE} {where} {step.kind} {step.label} "
+                        f"({step.script.path}): {_mysql_text(e)}; {then}",
+                        hint="check that the user may INSERT and UPDATE that table, then run "
+                        "`dbroll status` and the command again",
+                    ) from None
+                assert row_id is not None and res is not None
+                g, j = gi, ji
+                retry = self._wait_to_retry(e, step, ji, attempt)
+                if retry is not None:
+                    attempt = retry
+                    continue
+                err = self._statement_failed(row_id, step, stmts, ji, attempt, e)
+                res.status = "failed"
+                res.statements_done = ji
+                res.duration_ms = int((time.monotonic() - t0) * 1000)
+                raise err from None
+
+    def _wait_to_retry(
+        self, e: pymysql.MySQLError, step: Step, index: int, attempt: int
+    ) -> int | None:
+        """After statement `index` (0-based) failed on its attempt number `attempt` (0 for
+        the first): when the error is a lock wait and retries are left, sleep the backoff
+        and return the next attempt's number; otherwise None."""
+        if _mysql_code(e) not in RETRYABLE or attempt >= self.opts.lock_retries:
+            return None
+        delay = self._backoff(attempt)
+        log.warning(
+            "statement waits on a lock held by another session; retrying",
+            version=step.label,
+            statement=index + 1,
+            attempt=attempt + 1,
+            of=self.opts.lock_retries,
+            delay_s=delay,
+        )
+        self._sleep(delay)
+        return attempt + 1
+
+    def _statement_failed(
+        self,
+        row_id: int,
+        step: Step,
+        stmts: list[Statement],
+        index: int,
+        attempt: int,
+        e: pymysql.MySQLError,
+    ) -> MigrationFailedError:
+        """The error for statement `index` (0-based) failing for good, recorded in history."""
+        if _mysql_code(e) in RETRYABLE:
+            return self._fail(
+                row_id,
+                step,
+                stmts,
+                index,
+                index,
+                e,
+                cls=LockWaitError,
+                extra=f" after {attempt + 1} attempts of {self.opts.lock_wait_timeout} s; "
+                + self._describe_blockers(),
+            )
+        return self._fail(row_id, step, stmts, index, index, e)
+
+    def _interrupt_work(self) -> None:
+        """Ctrl-C while a packet runs: the server would go on to its end without us, so stop
+        the statement it is running (MariaDB rolls an interrupted DDL statement back) and,
+        with it, the rest of the packet. The record stays exact: the statement interrupted
+        is not counted, and `dbroll resume` starts there."""
+        work = self._work
+        if work is None:
+            return
+        with contextlib.suppress(Exception):  # the error in flight stays the news
+            log.warning("interrupted: stopping the statements sent to the server")
+            self._ctl.execute("KILL QUERY %s", (work.thread_id(),))
+
+    def _batch_packet(
+        self, group: list[tuple[Step, list[Statement]]], g: int, j: int, row_id: int | None
+    ) -> tuple[list[str], list[tuple[str, int, int]]]:
+        """The statements of a packet that runs `group` from statement j of step g on (whose
+        running row is `row_id` when already written), and what each one is: (write |
+        running | stmt | done, step, statement)."""
+        texts: list[str] = []
+        ops: list[tuple[str, int, int]] = []
+
+        def add(kind: str, gi: int, ji: int, sql: str) -> None:
+            texts.append(sql)
+            ops.append((kind, gi, ji))
+
+        for sql in self._ctl.take():  # the success mark of a step run before the group
+            add("write", g, -1, sql)
+        for gi in range(g, len(group)):
+            step, stmts = group[gi]
+            first = j if gi == g else 0
+            ref: int | str = H.ROW_VAR
+            if gi == g and row_id is not None:
+                ref = row_id
+            else:
+                into: list[str] = []
+                self._insert_running(_Collect(self._ctl, into), step, len(stmts), 0)
+                add("running", gi, -1, into[0])
+                add("write", gi, -1, H.REMEMBER_ROW)
+            for ji in range(first, len(stmts)):
+                if ji > first:  # (a retried statement's mark went in before it)
+                    into = []
+                    H.mark_progress(_Collect(self._ctl, into), ref, ji)
+                    add("write", gi, ji, into[0])
+                # a statement may end in a comment: its delimiter goes on a line of its own
+                add("stmt", gi, ji, stmts[ji].text + "\n")
+            into = []
+            H.finish_event(
+                _Collect(self._ctl, into),
+                ref,
+                status=H.SUCCESS,
+                statements_done=len(stmts),
+                applied=self._applied_after(step),
+            )
+            add("done", gi, len(stmts), into[0])
+        return texts, ops
 
     def _insert_running(self, cur: Any, step: Step, total: int, done: int) -> int:
         return H.insert_event(
@@ -1195,32 +1468,11 @@ class Runner:
                             mariadb=_mysql_text(e),
                         )
                         break
-                    if code in RETRYABLE and attempt < self.opts.lock_retries:
-                        delay = self._backoff(attempt)
-                        attempt += 1
-                        log.warning(
-                            "statement waits on a lock held by another session; retrying",
-                            version=step.label,
-                            statement=index + 1,
-                            attempt=attempt,
-                            of=self.opts.lock_retries,
-                            delay_s=delay,
-                        )
-                        self._sleep(delay)
+                    retry = self._wait_to_retry(e, step, index, attempt)
+                    if retry is not None:
+                        attempt = retry
                         continue
-                    if code in RETRYABLE:
-                        raise self._fail(
-                            row_id,
-                            step,
-                            stmts,
-                            index,
-                            index,
-                            e,
-                            cls=LockWaitError,
-                            extra=f" after {attempt + 1} attempts of "
-                            f"{self.opts.lock_wait_timeout} s; " + self._describe_blockers(),
-                        ) from None
-                    raise self._fail(row_id, step, stmts, index, index, e) from None
+                    raise self._statement_failed(row_id, step, stmts, index, attempt, e) from None
             if not keeps_session_clean(stmt):
                 clean = False
             if index + 1 < n and not dml:
