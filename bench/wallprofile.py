@@ -62,17 +62,28 @@ def classify(frames: list[str]) -> str:
 
 
 def parse_collapsed(lines: Iterable[str]) -> list[tuple[list[str], int]]:
-    """(frames, samples) per line of py-spy's raw (collapsed) output. A line that does not
-    end in a sample count is a format py-spy no longer writes: ValueError names it."""
+    """(frames, samples) per record of py-spy's raw (collapsed) output: `frame;frame;... N`.
+    A frame's name may span lines (py-spy 0.4.3 once named a class body's frame after a
+    multi-line string of it), so a record ends at the first line that ends in a count. One
+    left without a count at the end is a format py-spy no longer writes: ValueError names
+    the line it began on."""
     out = []
+    buf: list[str] = []
+    start = 0
     for n, line in enumerate(lines, 1):
         line = line.rstrip("\n")
-        if not line.strip():
-            continue
-        stack, _, count = line.rpartition(" ")
-        if not count.isdigit():
-            raise ValueError(f"line {n} of the py-spy output has no sample count: {line[:120]!r}")
-        out.append(([f for f in stack.split(";") if f.strip()], int(count)))
+        if not buf:
+            if not line.strip():
+                continue  # a blank line between records
+            start = n
+        buf.append(line)
+        stack, sep, count = line.rpartition(" ")
+        if sep and count.isdigit():
+            stack = "\n".join([*buf[:-1], stack])
+            out.append(([f for f in stack.split(";") if f.strip()], int(count)))
+            buf = []
+    if buf:
+        raise ValueError(f"line {start} of the py-spy output has no sample count: {buf[0][:120]!r}")
     return out
 
 

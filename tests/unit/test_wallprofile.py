@@ -117,6 +117,30 @@ def test_top_frames_are_the_innermost_of_one_class():
     ]
 
 
-def test_a_line_without_a_count_is_refused_with_its_number():
+def test_a_record_left_without_a_count_is_refused_with_its_first_line():
     with pytest.raises(ValueError, match="line 2 .*no sample count"):
         W.parse_collapsed(["a (x.py) 3", "a (x.py);b (y.py)"])
+
+
+# A record as py-spy 0.4.3 wrote it (bench/.work/profile-apply.txt, 2026-11-29): a frame
+# seen while configparser was imported, named with a multi-line string, starting on a
+# blank line; the records around it are whole lines (their outer frames trimmed).
+SPANNING = [
+    "<module> (dbroll);_find_and_load (<frozen importlib._bootstrap>);<module> (locale.py) 2\n",
+    "\n",
+    "        (?P<option>.*?)                    # very permissive!\n",
+    "        \\s*(?P<vi>=|:)\\s*              # any number of space/tab,\n",
+    "                                           # allowed delimiters,\n",
+    "        (?P<value>.*)$                     # everything up to eol\n",
+    "         (tab\n",
+    "        ) 1\n",
+    STEPS + ";Runner._insert_running (pipeline/db/runner.py) 4\n",
+]
+
+
+def test_a_frame_name_spanning_lines_is_one_record():
+    records = W.parse_collapsed(SPANNING)
+    assert [n for _, n in records] == [2, 1, 4]
+    assert "very permissive" in records[1][0][0] and records[1][0][-1].endswith(")")
+    c = W.breakdown(W.tally(SPANNING))
+    assert c == {"socket": 0, "startup": 2, "load": 0, "spare": 0, "between": 4, "other": 1}
