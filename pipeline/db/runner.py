@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import itertools
 import os
 import re
 import time
@@ -308,6 +309,17 @@ def _mysql_text(e: BaseException) -> str:
     code = _mysql_code(e)
     msg = e.args[1] if isinstance(e, pymysql.MySQLError) and len(e.args) > 1 else str(e)
     return redact(f"({code}) {msg}" if code is not None else str(msg))
+
+
+def _history_refused(
+    step: Step, e: BaseException, where: str = "before", then: str = "its statement did not run"
+) -> DatabaseError:
+    """The error for a history write the server refused `where` (before, after...) `step`."""
+    return DatabaseError(
+        f"could not write {H.TABLE} {where} {step.kind} {step.label} ({step.script.path}): "
+        f"{_mysql_text(e)}; {then}",
+        hint="check that the user may INSERT and UPDATE that table, then run the command again",
+    )
 
 
 class Runner:
@@ -1089,7 +1101,7 @@ class Runner:
         BATCH_STATEMENTS statements and BATCH_BYTES of SQL in all (at least one step)."""
         group: list[tuple[Step, list[Statement]]] = []
         count = size = 0
-        for step in steps[i:]:
+        for step in itertools.islice(steps, i, None):  # called for every step: no copies
             try:
                 stmts = self._statements(step.script)
             except ConfigError:
@@ -1156,19 +1168,13 @@ class Runner:
             except pymysql.MySQLError as e:
                 kind, gi, ji = ops[k]
                 step, stmts = group[gi]
-                if kind != "stmt":
-                    if kind == "done":
-                        where, then = "after", "its statements ran, the next step's did not"
-                    else:
-                        where, then = "before", "its statement did not run"
-                        if ji >= 0:
-                            where = f"before statement {ji + 1} of"
-                    raise DatabaseError(
-                        f"could not write {H.TABLE} {where} {step.kind} {step.label} "
-                        f"({step.script.path}): {_mysql_text(e)}; {then}",
-                        hint="check that the user may INSERT and UPDATE that table, then run "
-                        "`dbroll status` and the command again",
+                if kind == "done":
+                    raise _history_refused(
+                        step, e, "after", "its statements ran, the next step's did not"
                     ) from None
+                if kind != "stmt":
+                    where = f"before statement {ji + 1} of" if ji >= 0 else "before"
+                    raise _history_refused(step, e, where) from None
                 assert row_id is not None and res is not None
                 g, j = gi, ji
                 retry = self._wait_to_retry(e, step, ji, attempt)
@@ -1250,6 +1256,10 @@ class Runner:
             texts.append(sql)
             ops.append((kind, gi, ji))
 
+        def write(kind: str, gi: int, ji: int, fn: Callable[..., Any], *a: Any, **kw: Any) -> None:
+            fn(_Collect(self._ctl, texts), *a, **kw)  # appends its SQL to texts
+            ops.append((kind, gi, ji))
+
         for sql in self._ctl.take():  # the success mark of a step run before the group
             add("write", g, -1, sql)
         for gi in range(g, len(group)):
@@ -1259,26 +1269,23 @@ class Runner:
             if gi == g and row_id is not None:
                 ref = row_id
             else:
-                into: list[str] = []
-                self._insert_running(_Collect(self._ctl, into), step, len(stmts), 0)
-                add("running", gi, -1, into[0])
+                write("running", gi, -1, self._insert_running, step, len(stmts), 0)
                 add("write", gi, -1, H.REMEMBER_ROW)
             for ji in range(first, len(stmts)):
                 if ji > first:  # (a retried statement's mark went in before it)
-                    into = []
-                    H.mark_progress(_Collect(self._ctl, into), ref, ji)
-                    add("write", gi, ji, into[0])
+                    write("write", gi, ji, H.mark_progress, ref, ji)
                 # a statement may end in a comment: its delimiter goes on a line of its own
                 add("stmt", gi, ji, stmts[ji].text + "\n")
-            into = []
-            H.finish_event(
-                _Collect(self._ctl, into),
+            write(
+                "done",
+                gi,
+                len(stmts),
+                H.finish_event,
                 ref,
                 status=H.SUCCESS,
                 statements_done=len(stmts),
                 applied=self._applied_after(step),
             )
-            add("done", gi, len(stmts), into[0])
         return texts, ops
 
     def _insert_running(self, cur: Any, step: Step, total: int, done: int) -> int:
@@ -1506,12 +1513,7 @@ class Runner:
             for _ in writes[1:]:
                 cur.nextset()
         except pymysql.MySQLError as e:
-            raise DatabaseError(
-                f"could not write {H.TABLE} before {step.kind} {step.label} "
-                f"({step.script.path}): {_mysql_text(e)}; its statement did not run",
-                hint="check that the user may INSERT and UPDATE that table, then run the "
-                "command again",
-            ) from None
+            raise _history_refused(step, e) from None
         if row_id is None:
             row_id = cur.lastrowid
         try:
