@@ -359,8 +359,8 @@ class Runner:
         try:
             self._locked = lock
             if lock:
-                self._acquire_lock()
-                self._await_stopped_runner()
+                if not self._acquire_lock():
+                    self._await_stopped_runner()
                 cur = self._ctl
                 H.ensure_tables(cur)
                 cur.execute(
@@ -393,12 +393,17 @@ class Runner:
                         conn.close()
             self._work = self._control = None
 
-    def _acquire_lock(self) -> None:
+    def _acquire_lock(self) -> bool:
+        """Take the runner lock (waiting up to --lock-timeout). True when it was free and no
+        stopped runner's work session was left either (asked in the same round trip)."""
         name = lock_name(self.spec.database)
         cur = self._ctl
-        cur.execute("SELECT GET_LOCK(%s, 0)", (name,))
-        if cur.fetchone()[0] == 1:
-            return
+        cur.execute(
+            "SELECT GET_LOCK(%s, 0), IS_FREE_LOCK(%s)", (name, work_lock_name(self.spec.database))
+        )
+        got, work_free = cur.fetchone()
+        if got == 1:
+            return work_free == 1
         holder = self._describe_lock_holder(name)
         log.info(
             "waiting for the runner lock",
@@ -409,7 +414,7 @@ class Runner:
         cur.execute("SELECT GET_LOCK(%s, %s)", (name, float(self.opts.lock_timeout)))
         got = cur.fetchone()[0]
         if got == 1:
-            return
+            return False  # the work lock is asked again: the runner held it a moment ago
         holder = self._describe_lock_holder(name) or holder
         raise BusyError(
             f"database {self.spec.describe()} is busy: {holder or 'another dbroll runner'} "
@@ -483,14 +488,20 @@ class Runner:
             # multi-statement packets carry history writes with a statement (_run_per_statement)
             self._work = self._connect(self.spec, multi_statements=True)
             cur = self._work.cursor()
-            cur.execute(
-                "SET SESSION lock_wait_timeout = %s, innodb_lock_wait_timeout = %s",
-                (int(self.opts.lock_wait_timeout), max(1, int(self.opts.lock_wait_timeout))),
+            sql = "SET SESSION lock_wait_timeout = %s, innodb_lock_wait_timeout = %s"
+            args: tuple = (
+                int(self.opts.lock_wait_timeout),
+                max(1, int(self.opts.lock_wait_timeout)),
             )
+            name = work_lock_name(self.spec.database)
             if self._locked:
-                # the previous work session of this run may still be closing on the server
-                name = work_lock_name(self.spec.database)
-                cur.execute("SELECT GET_LOCK(%s, %s)", (name, float(self.opts.lock_timeout)))
+                # in the same round trip; the previous work session of this run may still be
+                # closing on the server
+                sql += "; SELECT GET_LOCK(%s, %s)"
+                args += (name, float(self.opts.lock_timeout))
+            cur.execute(sql, args)
+            if self._locked:
+                cur.nextset()
                 if cur.fetchone()[0] != 1:
                     raise BusyError(
                         f"database {self.spec.describe()}: lock {name!r} is still held by "
