@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 
-# (key, label, rule): the first rule that matches a stack (its frames, outermost first) wins
+# (key, label), in the order classify() tries their rules: the first that matches a stack wins
 KINDS: tuple[tuple[str, str], ...] = (
     (
         "socket",
