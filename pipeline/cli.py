@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import socket
 import sys
 from collections.abc import Callable, Iterator
@@ -17,11 +18,17 @@ from typing import Any
 import click
 
 from pipeline import __version__
-from pipeline.errors import ConfigError, DbrollError
+from pipeline.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    ConfigError,
+    DbrollError,
+    Terminated,
+)
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok, 1 failed, 2 usage or configuration, 3 blocked (needs a decision), "
-    "4 busy (another runner holds the lock)."
+    "4 busy (another runner holds the lock), 130/143 stopped by Ctrl-C/SIGTERM."
 )
 
 
@@ -205,6 +212,15 @@ def handle_errors(f: Callable[..., Any]) -> Callable[..., Any]:
 
             click.echo(f"Error: {redact(str(e))}", err=True)
             sys.exit(e.exit_code)
+        except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (see main)
+            term = isinstance(e, Terminated)
+            click.echo(
+                f"Error: stopped by {'SIGTERM' if term else 'SIGINT'}; what was running was "
+                "interrupted\n  hint: a database change stops at a recorded point: "
+                "`dbroll status` shows it and `dbroll resume` continues it",
+                err=True,
+            )
+            sys.exit(EXIT_TERMINATED if term else EXIT_INTERRUPTED)
 
     return wrapper
 
@@ -1790,5 +1806,29 @@ def _register_modules() -> None:
 _register_modules()
 
 
+_stopping = False
+
+
+def _stop(signum: int, frame: Any) -> None:
+    """SIGINT and SIGTERM: the first raises (KeyboardInterrupt, Terminated) so the run stops
+    the way Ctrl-C always did: the server's statements interrupted, the record written.
+    A second one is ignored, with a note, so that it cannot cut that short: Ctrl-C in a
+    terminal and the SIGTERM a parent dbroll passes on arrive moments apart."""
+    global _stopping
+    if _stopping:
+        os.write(
+            2,
+            b"dbroll: already stopping (recording where the run stopped); "
+            b"kill -9 ends it at once\n",
+        )
+        return
+    _stopping = True
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
 def main() -> None:
+    # without this, SIGTERM (ECS StopTask, docker stop, a supervisor) would end the
+    # process at once and leave its packet of statements running on the server
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
     cli(prog_name="dbroll")

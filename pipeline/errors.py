@@ -11,6 +11,9 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_BLOCKED = 3
 EXIT_BUSY = 4
+# stopped by a signal: 128 + its number, what a shell or ECS reports for a process it killed
+EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C)
+EXIT_TERMINATED = 143  # SIGTERM
 
 
 class DbrollError(Exception):
@@ -100,3 +103,13 @@ class AwsError(DbrollError):
 
 class NotFoundError(ConfigError):
     """A named image, manifest, bundle or AWS resource does not exist (exit 2)."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM: ECS StopTask or a deployment replacing the task, `docker stop`, a supervisor.
+
+    Raised in the main thread by the CLI's SIGTERM handler, and a KeyboardInterrupt so that
+    it takes Ctrl-C's way out: statements sent to the server are interrupted, the records of
+    migrations that finished go in, connections close, then the process exits 143. Without
+    it SIGTERM would end the process at once and leave its packet running on the server.
+    """

@@ -1037,6 +1037,9 @@ class Runner:
         say = log.bind()  # one logger for the run, not one built per line by the lazy proxy
         try:
             self._run_steps_logged(say, result, steps, start_at, uncertain_first)
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (errors.Terminated)
+            self._interrupt_work()
+            raise
         finally:
             self._warm = None
             self._spare_time()  # the last step's line; before any error leaves
@@ -1173,9 +1176,6 @@ class Runner:
                     if k == len(ops):
                         break
                     cur.nextset()
-            except KeyboardInterrupt:
-                self._interrupt_work()
-                raise
             except pymysql.MySQLError as e:
                 kind, gi, ji = ops[k]
                 step, stmts = group[gi]
@@ -1243,16 +1243,23 @@ class Runner:
         return self._fail(row_id, step, stmts, index, index, e)
 
     def _interrupt_work(self) -> None:
-        """Ctrl-C while a packet runs: the server would go on to its end without us, so stop
-        the statement it is running (MariaDB rolls an interrupted DDL statement back) and,
-        with it, the rest of the packet. The record stays exact: the statement interrupted
-        is not counted, and `dbroll resume` starts there."""
+        """Ctrl-C or SIGTERM while the server runs our statements: it would go on to the end
+        of the packet without us (and finish a long ALTER nobody waits for), so stop the
+        statement it is running (MariaDB rolls an interrupted DDL statement back) and, with
+        it, the rest of the packet. The record stays exact: the statement interrupted is not
+        counted, and `dbroll resume` starts there (a statement that had finished before the
+        KILL is recognised as in effect). On an idle session the KILL does nothing."""
         work = self._work
         if work is None:
             return
-        with contextlib.suppress(Exception):  # the error in flight stays the news
+        # the error in flight stays the news
+        with contextlib.suppress(Exception):
             log.warning("interrupted: stopping the statements sent to the server")
-            self._ctl.execute("KILL QUERY %s", (work.thread_id(),))
+            try:
+                self._ctl.execute("KILL QUERY %s", (work.thread_id(),))
+            except Exception:  # noqa: BLE001 - the signal came mid-write on the control link
+                with contextlib.closing(self._connect(self.spec)) as conn:
+                    conn.cursor().execute("KILL QUERY %s", (work.thread_id(),))
 
     def _batch_packet(
         self, group: list[tuple[Step, list[Statement]]], g: int, j: int, row_id: int | None

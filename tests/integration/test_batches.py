@@ -227,9 +227,13 @@ def _slow_files() -> dict[str, str]:
     }
 
 
-def _start_and_signal(db: ConnectionSpec, mdir, sig: int) -> str:
-    """Start `dbroll migrate` of the slow set as a real process and send it `sig` once its
-    packet is on the server (the second migration running); its stderr once it is gone."""
+def _start_and_signal(
+    db: ConnectionSpec, mdir, sig: int, running: str = "CREATE TABLE slow_2 %%"
+) -> str:
+    """Start `dbroll migrate` of `mdir` as a real process and send it `sig` once the server
+    runs a statement LIKE `running` (by default: the slow set's packet is on the server, its
+    second migration running); its stderr once it is gone. A signal it handles must end it
+    with 128 + the signal's number, as a shell or ECS reports a process the signal killed."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "pipeline", "migrate", *args(db, mdir)],
         cwd=REPO,
@@ -242,15 +246,17 @@ def _start_and_signal(db: ConnectionSpec, mdir, sig: int) -> str:
         deadline = time.monotonic() + 60
         while not query(
             db,
-            "SELECT 1 FROM information_schema.processlist WHERE db = %s "
-            "AND info LIKE 'CREATE TABLE slow_2 %%'",
-            (db.database,),
+            "SELECT 1 FROM information_schema.processlist WHERE db = %s AND info LIKE %s",
+            (db.database, running),
         ):
             assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
             time.sleep(0.01)
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=60)
-        assert proc.returncode != 0, err
+        assert proc.returncode in (-sig, 128 + sig), err
+        if sig != signal.SIGKILL:
+            assert proc.returncode == 128 + sig, err
+            assert f"stopped by {signal.Signals(sig).name}" in err, err
         return err
     finally:
         if proc.poll() is None:
@@ -272,9 +278,12 @@ def test_a_runner_killed_mid_packet_is_waited_for_by_the_next(db, tmp_path):
 
 
 @pytest.mark.timeout(120)
-def test_ctrl_c_mid_packet_stops_the_packet_on_the_server(db, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_mid_packet_stops_the_packet_on_the_server(db, tmp_path, sig):
+    # SIGTERM is how ECS stops a task (StopTask, a deployment replacing it), and how
+    # `docker stop` and supervisors stop a process: it takes Ctrl-C's way out
     mdir = write_files(tmp_path / "m", _slow_files())
-    err = _start_and_signal(db, mdir, signal.SIGINT)
+    err = _start_and_signal(db, mdir, sig)
     assert "stopping the statements sent to the server" in err, err
     r = dbroll("migrate", *args(db, mdir, "--lock-timeout", "60"))
     # the statement running was interrupted (and rolled back by MariaDB), the rest of the
@@ -291,3 +300,28 @@ def test_ctrl_c_mid_packet_stops_the_packet_on_the_server(db, tmp_path):
     r = dbroll("migrate", *args(db, mdir))
     assert r.exit_code == 0, r.stderr
     assert tables(db) == {f"slow_{v}" for v in range(1, SLOW + 1)}
+
+
+@pytest.mark.timeout(120)
+def test_sigterm_stops_a_statement_run_on_its_own(db, tmp_path):
+    # a migration that changes its session is not batched: its statements go one round trip
+    # each. Stopped mid-statement, the statement is interrupted on the server too, instead
+    # of running on to its end (a long ALTER or CREATE ... SELECT nobody waits for)
+    mdir = write_files(
+        tmp_path / "m",
+        {
+            "V1__big.sql": "SET @rows := 1000000;\n"
+            "CREATE TABLE big ENGINE=InnoDB AS "
+            "SELECT seq AS id, MD5(seq) AS h FROM seq_1_to_1000000;\n",
+        },
+    )
+    err = _start_and_signal(db, mdir, signal.SIGTERM, running="CREATE TABLE big %%")
+    assert "stopping the statements sent to the server" in err, err
+    r = dbroll("migrate", *args(db, mdir))
+    assert r.exit_code == 3, r.stderr
+    assert "waiting for statements a stopped runner left running" not in r.stderr, r.stderr
+    assert rows(db) == [("1", "migrate", "running", 1, 2)]
+    assert tables(db) == set()
+    r = dbroll("resume", *args(db, mdir))
+    assert r.exit_code == 0, r.stderr
+    assert tables(db) == {"big"}
