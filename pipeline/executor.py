@@ -12,6 +12,8 @@ from typing import Protocol
 
 from pipeline.aws.ecs import OneOffTasks, ServiceState, TaskOutcome
 
+STOP_GRACE_S = 30  # between SIGTERM and SIGKILL, as ECS's default stopTimeout
+
 
 class TaskExecutor(Protocol):
     def run(self, command: list[str], env: dict[str, str]) -> TaskOutcome: ...
@@ -58,11 +60,16 @@ class LocalTaskExecutor:
         )
         timed_out = threading.Event()
 
-        def kill() -> None:
+        def stop() -> None:  # as ECS stops a task: SIGTERM, then SIGKILL if it lingers
             timed_out.set()
-            p.kill()
+            p.terminate()
+            try:
+                p.wait(timeout=STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                p.kill()
 
-        timer = threading.Timer(self.timeout, kill)
+        timer = threading.Timer(self.timeout, stop)
+        timer.daemon = True
         timer.start()
         lines: list[str] = []
         try:
@@ -73,6 +80,11 @@ class LocalTaskExecutor:
                 if self.on_line is not None:
                     self.on_line(line)
             code = p.wait()
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM: the task stops with its caller
+            for line in _stop_child(p):
+                if self.on_line is not None:
+                    self.on_line(line)
+            raise
         finally:
             timer.cancel()
         if timed_out.is_set():
@@ -87,6 +99,20 @@ class LocalTaskExecutor:
         return TaskOutcome(
             "local", code, "EssentialContainerExited", f"exited with {code}", "local", tuple(lines)
         )
+
+
+def _stop_child(p: subprocess.Popen) -> list[str]:
+    """Stop the task process the way ECS stops a task: SIGTERM (a dbroll in it interrupts its
+    statements and records where it stopped), SIGKILL after STOP_GRACE_S. Returns the lines
+    it wrote meanwhile (what it stopped, its error)."""
+    if p.poll() is None:
+        p.terminate()
+    try:
+        out, _ = p.communicate(timeout=STOP_GRACE_S)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, _ = p.communicate()
+    return (out or "").splitlines()
 
 
 class EcsTaskExecutor:

@@ -5,10 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeline.aws.ecr import parse_image_ref
 from pipeline.errors import AwsError, ConfigError, NotFoundError
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -164,9 +167,13 @@ class OneOffTasks:
         )
         td = task_definition or state.task_definition
         logs = _LogFollower(self, td, container, arn, on_line)
-        task = self.wait_stopped(
-            state.cluster, arn, timeout=timeout, delay=delay, on_poll=logs.poll
-        )
+        try:
+            task = self.wait_stopped(
+                state.cluster, arn, timeout=timeout, delay=delay, on_poll=logs.poll
+            )
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM: nobody would wait for it
+            self.stop(state.cluster, arn)
+            raise
         logs.poll()  # what the task wrote after the last poll
         c = next((c for c in task.get("containers", []) if c.get("name") == container), {})
         return TaskOutcome(
@@ -223,6 +230,24 @@ class OneOffTasks:
                 "security groups, and the task definition",
             )
         return resp["tasks"][0]["taskArn"]
+
+    def stop(self, cluster: str, task_arn: str) -> None:
+        """Stop a one-off task whose caller was interrupted, so that nothing changes the
+        database behind the operator's back: ECS sends its container SIGTERM, and the runner
+        in it stops its statements and records where (exit 143). Best effort: the interrupt
+        stays the news, and the log says what to look at when the call fails."""
+        try:
+            self.ecs.stop_task(
+                cluster=cluster, task=task_arn, reason="dbroll was interrupted while it waited"
+            )
+            log.warning("interrupted: stopped the one-off task", task=task_arn)
+        except Exception as e:  # noqa: BLE001 - any failure here must not hide the interrupt
+            log.error(
+                "interrupted, and could not stop the one-off task: it may still be running",
+                task=task_arn,
+                cluster=cluster,
+                error=str(e),
+            )
 
     def wait_stopped(
         self,
