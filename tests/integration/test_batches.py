@@ -228,7 +228,7 @@ def _slow_files() -> dict[str, str]:
 
 
 def _start_and_signal(
-    db: ConnectionSpec, mdir, sig: int, running: str = "CREATE TABLE slow_2 %%"
+    db: ConnectionSpec, mdir, sig: int, running: str = "CREATE TABLE slow_2 %"
 ) -> str:
     """Start `dbroll migrate` of `mdir` as a real process and send it `sig` once the server
     runs a statement LIKE `running` (by default: the slow set's packet is on the server, its
@@ -315,7 +315,7 @@ def test_sigterm_stops_a_statement_run_on_its_own(db, tmp_path):
             "SELECT seq AS id, MD5(seq) AS h FROM seq_1_to_1000000;\n",
         },
     )
-    err = _start_and_signal(db, mdir, signal.SIGTERM, running="CREATE TABLE big %%")
+    err = _start_and_signal(db, mdir, signal.SIGTERM, running="CREATE TABLE big %")
     assert "stopping the statements sent to the server" in err, err
     r = dbroll("migrate", *args(db, mdir))
     assert r.exit_code == 3, r.stderr
