@@ -163,6 +163,20 @@ def write_files(root: Path, files: dict[str, str]) -> Path:
     return root
 
 
+def args(spec: ConnectionSpec, mdir: Path, *more: str) -> list[str]:
+    """`--dsn` and `--migrations` of a dbroll command on the test database, then `more`."""
+    return ["--dsn", spec.to_dsn(), "--migrations", str(mdir), *more]
+
+
+def history_rows(spec: ConnectionSpec) -> list[tuple]:
+    """(version, kind, status, statements_done, statements_total) of each history row."""
+    return query(
+        spec,
+        "SELECT version, kind, status, statements_done, statements_total "
+        "FROM dbroll_history ORDER BY id",
+    )
+
+
 def mariadb_client(spec: ConnectionSpec, sql: str) -> None:
     """Apply SQL with the plain `mariadb` client: the reference behaviour."""
     client = shutil.which("mariadb") or shutil.which("mysql")

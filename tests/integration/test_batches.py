@@ -25,19 +25,7 @@ import pytest
 from pipeline.db import runner
 from pipeline.db.connect import ConnectionSpec, connect
 from pipeline.db.runner import work_lock_name
-from tests.conftest import REPO, dbroll, query, write_files
-
-
-def args(db: ConnectionSpec, mdir, *more: str) -> list[str]:
-    return ["--dsn", db.to_dsn(), "--migrations", str(mdir), *more]
-
-
-def rows(db: ConnectionSpec) -> list[tuple]:
-    return query(
-        db,
-        "SELECT version, kind, status, statements_done, statements_total "
-        "FROM dbroll_history ORDER BY id",
-    )
+from tests.conftest import REPO, args, dbroll, history_rows, query, write_files
 
 
 def tables(db: ConnectionSpec) -> set[str]:
@@ -81,7 +69,7 @@ def test_ddl_migrations_apply_and_undo_in_one_packet(db, tmp_path, general_log):
     sent = general_log("bt_")
     assert len(sent) == 1, sent  # ten statements, five running rows and their marks
     assert sent[0].count("CREATE TABLE bt_") == 10
-    assert rows(db) == [(str(v), "migrate", "success", 2, 2) for v in range(1, 6)]
+    assert history_rows(db) == [(str(v), "migrate", "success", 2, 2) for v in range(1, 6)]
     assert tables(db) == {f"bt_{v}{s}" for v in range(1, 6) for s in "ab"}
     # each migration is still logged on its own, in order
     lines = [json.loads(line) for line in r.stderr.splitlines() if line.startswith("{")]
@@ -91,7 +79,7 @@ def test_ddl_migrations_apply_and_undo_in_one_packet(db, tmp_path, general_log):
     assert r.exit_code == 0, r.stderr
     drops = [p for p in general_log("bt_") if "DROP TABLE" in p]
     assert len(drops) == 1 and drops[0].count("DROP TABLE bt_") == 10, drops
-    assert rows(db)[5:] == [(str(v), "undo", "success", 2, 2) for v in range(5, 0, -1)]
+    assert history_rows(db)[5:] == [(str(v), "undo", "success", 2, 2) for v in range(5, 0, -1)]
     assert tables(db) == set()
 
 
@@ -105,7 +93,7 @@ def test_a_dml_migration_runs_on_its_own_between_batches(db, tmp_path, general_l
     assert r.exit_code == 0, r.stderr
     creates = [p.count("CREATE TABLE bt_") for p in general_log("bt_") if "CREATE TABLE" in p]
     assert creates == [4, 1, 4], creates  # V1-V2 | V3 (its CREATE alone) | V4-V5
-    assert [r[2:4] for r in rows(db)] == [("success", 2)] * 5
+    assert [r[2:4] for r in history_rows(db)] == [("success", 2)] * 5
 
 
 @pytest.mark.parametrize(
@@ -121,7 +109,7 @@ def test_packets_stop_at_the_statement_cap(db, tmp_path, general_log, monkeypatc
     r = dbroll("migrate", *args(db, mdir))
     assert r.exit_code == 0, r.stderr
     assert [p.count("CREATE TABLE bt_") for p in general_log("CREATE TABLE bt_")] == packets
-    assert rows(db) == [(str(v), "migrate", "success", 2, 2) for v in range(1, 6)]
+    assert history_rows(db) == [(str(v), "migrate", "success", 2, 2) for v in range(1, 6)]
 
 
 def test_a_failure_mid_packet_leaves_the_exact_record(db, tmp_path):
@@ -131,7 +119,7 @@ def test_a_failure_mid_packet_leaves_the_exact_record(db, tmp_path):
     assert r.exit_code == 1
     assert "migrate 3 (V3__m3.sql): statement 2 of 2 (line 3" in r.stderr, r.stderr
     assert "already exists" in r.stderr
-    assert rows(db) == [
+    assert history_rows(db) == [
         ("1", "migrate", "success", 2, 2),
         ("2", "migrate", "success", 2, 2),
         ("3", "migrate", "failed", 1, 2),
@@ -143,7 +131,7 @@ def test_a_failure_mid_packet_leaves_the_exact_record(db, tmp_path):
     assert r.exit_code == 0, r.stderr
     r = dbroll("migrate", *args(db, mdir))
     assert r.exit_code == 0, r.stderr
-    assert [(v, s, d) for v, _, s, d, _ in rows(db)][-3:] == [
+    assert [(v, s, d) for v, _, s, d, _ in history_rows(db)][-3:] == [
         ("3", "success", 2),
         ("4", "success", 2),
         ("5", "success", 2),
@@ -177,7 +165,7 @@ def test_a_lock_wait_mid_packet_is_retried_from_that_statement(db, tmp_path):
     retries = [line for line in r.stderr.splitlines() if "retrying" in line]
     assert retries and all('"statement": 2' in line for line in retries), r.stderr
     # one row per migration: the retry went on with version 2's running row
-    assert rows(db) == [
+    assert history_rows(db) == [
         ("1", "migrate", "success", 1, 1),
         ("2", "migrate", "success", 3, 3),
         ("3", "migrate", "success", 1, 1),
@@ -211,7 +199,7 @@ def test_a_work_session_left_behind_is_waited_for(db, tmp_path):
         release.join()
         assert r.exit_code == 0, r.stderr
         assert "waiting for statements a stopped runner left running" in r.stderr
-        assert rows(db) == [("1", "migrate", "success", 1, 1)]
+        assert history_rows(db) == [("1", "migrate", "success", 1, 1)]
     finally:
         other.close()
 
@@ -273,7 +261,7 @@ def test_a_runner_killed_mid_packet_is_waited_for_by_the_next(db, tmp_path):
     # MariaDB ran the killed runner's packet to its end; the next runner waited for it
     # instead of reading a history still being written, and found nothing left to do
     assert "waiting for statements a stopped runner left running" in r.stderr, r.stderr
-    assert rows(db) == [(str(v), "migrate", "success", 1, 1) for v in range(1, SLOW + 1)]
+    assert history_rows(db) == [(str(v), "migrate", "success", 1, 1) for v in range(1, SLOW + 1)]
     assert tables(db) == {f"slow_{v}" for v in range(1, SLOW + 1)}
 
 
@@ -289,11 +277,11 @@ def test_ctrl_c_or_sigterm_mid_packet_stops_the_packet_on_the_server(db, tmp_pat
     # the statement running was interrupted (and rolled back by MariaDB), the rest of the
     # packet never ran: blocked at that migration with nothing of it in effect
     assert r.exit_code == 3, r.stderr
-    blocked = rows(db)[-1]
-    assert blocked[2:4] == ("running", 0), rows(db)
+    blocked = history_rows(db)[-1]
+    assert blocked[2:4] == ("running", 0), history_rows(db)
     k = int(blocked[0])
     assert 2 <= k < SLOW
-    assert rows(db)[:-1] == [(str(v), "migrate", "success", 1, 1) for v in range(1, k)]
+    assert history_rows(db)[:-1] == [(str(v), "migrate", "success", 1, 1) for v in range(1, k)]
     assert tables(db) == {f"slow_{v}" for v in range(1, k)}
     r = dbroll("resume", *args(db, mdir))
     assert r.exit_code == 0, r.stderr
@@ -320,7 +308,7 @@ def test_sigterm_stops_a_statement_run_on_its_own(db, tmp_path):
     r = dbroll("migrate", *args(db, mdir))
     assert r.exit_code == 3, r.stderr
     assert "waiting for statements a stopped runner left running" not in r.stderr, r.stderr
-    assert rows(db) == [("1", "migrate", "running", 1, 2)]
+    assert history_rows(db) == [("1", "migrate", "running", 1, 2)]
     assert tables(db) == set()
     r = dbroll("resume", *args(db, mdir))
     assert r.exit_code == 0, r.stderr

@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 from pipeline.aws.ecs import OneOffTasks
 from pipeline.errors import AwsError
 from pipeline.executor import EcsTaskExecutor, LocalTaskExecutor
-from tests.conftest import REPO, dbroll, query, write_files
+from tests.conftest import REPO, args, dbroll, query, write_files
 
 
 def test_ecs_executor_runs_in_the_service_network_and_reports(
@@ -183,7 +183,7 @@ def _slow(tmp_path, n: int):
 def _stopped_cleanly(db, mdir, n: int) -> None:
     """The run in `mdir` was stopped by SIGTERM: blocked at the interrupted migration, the
     earlier ones applied, nothing left running on the server without its runner."""
-    r = dbroll("migrate", "--dsn", db.to_dsn(), "--migrations", str(mdir))
+    r = dbroll("migrate", *args(db, mdir))
     assert r.exit_code == 3, r.stderr  # blocked at the interrupted migration
     assert "left running" not in r.stderr, r.stderr
     (k,) = query(db, "SELECT version FROM dbroll_history WHERE status = 'running'")[0]
@@ -198,7 +198,7 @@ def test_a_local_task_over_its_time_is_stopped_cleanly(db, tmp_path):
     n = 40  # about 8 s: far over the timeout
     mdir = _slow(tmp_path, n)
     out = LocalTaskExecutor(timeout=3).run(
-        ["dbroll", "migrate", "--dsn", db.to_dsn(), "--migrations", str(mdir)],
+        ["dbroll", "migrate", *args(db, mdir)],
         {"DBROLL_LOG_FORMAT": "json"},
     )
     assert not out.ok and out.stop_code == "Timeout", out
@@ -212,7 +212,7 @@ def test_a_local_task_over_its_time_is_stopped_cleanly(db, tmp_path):
 def test_a_stopped_parent_stops_its_local_task(db, tmp_path):
     n = 6
     mdir = _slow(tmp_path, n)
-    argv = ["dbroll", "migrate", "--dsn", db.to_dsn(), "--migrations", str(mdir)]
+    argv = ["dbroll", "migrate", *args(db, mdir)]
     parent = subprocess.Popen(
         [sys.executable, "-c", DRIVER, *argv],
         cwd=REPO,

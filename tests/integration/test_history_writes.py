@@ -15,19 +15,7 @@ import pytest
 from pipeline.db import history as H
 from pipeline.db.runner import keeps_session_clean
 from pipeline.migrations.sqlsplit import split_statements
-from tests.conftest import dbroll, query, write_files
-
-
-def args(db, mdir, *more: str) -> list[str]:
-    return ["--dsn", db.to_dsn(), "--migrations", str(mdir), *more]
-
-
-def rows(db) -> list[tuple]:
-    return query(
-        db,
-        "SELECT version, kind, status, statements_done, statements_total "
-        "FROM dbroll_history ORDER BY id",
-    )
+from tests.conftest import args, dbroll, history_rows, query, write_files
 
 
 def test_a_failed_history_write_stops_before_its_statement(db, tmp_path):
@@ -55,12 +43,12 @@ def test_a_failed_history_write_stops_before_its_statement(db, tmp_path):
     tables = {t for (t,) in query(db, "SHOW TABLES")}
     assert {"a", "a2"} <= tables and not {"b", "c"} & tables
     # version 1's success mark went in the same packet, before the refused row: it is kept
-    assert rows(db) == [("1", "migrate", "success", 2, 2)]
+    assert history_rows(db) == [("1", "migrate", "success", 2, 2)]
 
     query(db, "DROP TRIGGER refuse_v2")
     r = dbroll("migrate", *args(db, mdir))
     assert r.exit_code == 0, r.stderr
-    assert [(v, s, d) for v, _, s, d, _ in rows(db)] == [
+    assert [(v, s, d) for v, _, s, d, _ in history_rows(db)] == [
         ("1", "success", 2),
         ("2", "success", 1),
         ("3", "success", 1),
@@ -81,7 +69,7 @@ def test_writes_after_autocommit_off_are_still_committed(db, tmp_path):
     r = dbroll("migrate", *args(db, mdir))
     assert r.exit_code == 1 and "statement 4 of 4" in r.stderr
     # read from another connection: every write is committed, none waits in an open transaction
-    assert rows(db) == [
+    assert history_rows(db) == [
         ("1", "migrate", "success", 4, 4),
         ("2", "migrate", "success", 1, 1),
         ("3", "migrate", "failed", 3, 4),

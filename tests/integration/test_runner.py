@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from pipeline.db.connect import ConnectionSpec
-from tests.conftest import dbroll, mariadb_client, query, schema_objects, write_files
+from tests.conftest import (
+    args,
+    dbroll,
+    mariadb_client,
+    query,
+    schema_objects,
+    write_files,
+)
 
 SHOP = {
     "V1__customers.sql": """
@@ -70,10 +77,6 @@ SHOP = {
 
 def shop(tmp_path: Path, extra: dict[str, str] | None = None, name: str = "m") -> Path:
     return write_files(tmp_path / name, {**SHOP, **(extra or {})})
-
-
-def args(spec: ConnectionSpec, mdir: Path, *more: str) -> list[str]:
-    return ["--dsn", spec.to_dsn(), "--migrations", str(mdir), *more]
 
 
 def history(spec: ConnectionSpec) -> list[tuple]:
