@@ -356,7 +356,7 @@ class RawLedger(Raw):
     """The floor for any tool that keeps a crash-safe record: the raw client, plus a
     history row written before each migration's DDL and marked done after it (the two
     writes dbroll makes per migration), sent as dbroll sends them: the migrations with
-    their writes in packets of up to PACKET_STATEMENTS statements (running row, the
+    their writes in packets of up to BATCH_STATEMENTS statements (running row, the
     statements, success mark, for each migration in turn), so they add no round trip."""
 
     name, key = "mariadb client + history rows", "ledger"
@@ -367,9 +367,11 @@ class RawLedger(Raw):
         "started_at DATETIME(6), finished_at DATETIME(6))"
     )
     DONE = "UPDATE ledger SET status = 'success', finished_at = NOW(6) WHERE id = LAST_INSERT_ID()"
-    PACKET_STATEMENTS = 500  # migration statements per packet, as dbroll's BATCH_STATEMENTS
 
     def prepare(self, root, n, k):
+        # migration statements per packet: dbroll's own cap, so the floor batches as it does
+        from pipeline.db.runner import BATCH_STATEMENTS
+
         Tool.prepare(self, root, n, k)
         d = root / "ledger"
         d.mkdir(parents=True)
@@ -379,7 +381,7 @@ class RawLedger(Raw):
             out, packet, count = [self.LEDGER], [], 0
             for i in order:
                 stmts = statements(i, k)[side]
-                if packet and count + len(stmts) > self.PACKET_STATEMENTS:
+                if packet and count + len(stmts) > BATCH_STATEMENTS:
                     out.append(";\n".join(packet))
                     packet, count = [], 0
                 running = (
