@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -175,6 +176,64 @@ def history_rows(spec: ConnectionSpec) -> list[tuple]:
         "SELECT version, kind, status, statements_done, statements_total "
         "FROM dbroll_history ORDER BY id",
     )
+
+
+def user_tables(spec: ConnectionSpec) -> set[str]:
+    """The database's tables but dbroll's own."""
+    return {t for (t,) in query(spec, "SHOW TABLES")} - {"dbroll_history", "dbroll_lock"}
+
+
+SLOW = 8  # migrations of one slow CREATE ... SELECT each (about 0.2 s on these machines)
+
+
+def slow_files() -> dict[str, str]:
+    """SLOW migrations the server takes a while over: time to stop a runner mid-packet."""
+    return {
+        f"V{v}__slow{v}.sql": f"CREATE TABLE slow_{v} ENGINE=InnoDB AS "
+        "SELECT seq AS id, MD5(seq) AS h FROM seq_1_to_200000;"
+        for v in range(1, SLOW + 1)
+    }
+
+
+def start_and_signal(
+    spec: ConnectionSpec,
+    mdir: Path,
+    sig: int,
+    running: str = "CREATE TABLE slow_2 %",
+    command: tuple[str, ...] = ("migrate",),
+) -> str:
+    """Start `dbroll <command>` of `mdir` as a real process and send it `sig` once the server
+    runs a statement LIKE `running` (by default: slow_files()'s packet is on the server, its
+    second migration running); its stderr once it is gone. A signal it handles must end it
+    with 128 + the signal's number, as a shell or ECS reports a process the signal killed."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", *command, *args(spec, mdir)],
+        cwd=REPO,
+        env=dict(os.environ, DBROLL_LOG_FORMAT="json"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not query(
+            spec,
+            "SELECT 1 FROM information_schema.processlist WHERE db = %s AND info LIKE %s",
+            (spec.database, running),
+        ):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+            time.sleep(0.01)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode in (-sig, 128 + sig), err
+        if sig != signal.SIGKILL:
+            assert proc.returncode == 128 + sig, err
+            assert f"stopped by {signal.Signals(sig).name}" in err, err
+        return err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
 
 
 def mariadb_client(spec: ConnectionSpec, sql: str) -> None:

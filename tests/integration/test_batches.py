@@ -12,12 +12,8 @@ one before it reads the history.
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -25,11 +21,17 @@ import pytest
 from pipeline.db import runner
 from pipeline.db.connect import ConnectionSpec, connect
 from pipeline.db.runner import work_lock_name
-from tests.conftest import REPO, args, dbroll, history_rows, query, write_files
-
-
-def tables(db: ConnectionSpec) -> set[str]:
-    return {t for (t,) in query(db, "SHOW TABLES")} - {"dbroll_history", "dbroll_lock"}
+from tests.conftest import (
+    SLOW,
+    args,
+    dbroll,
+    history_rows,
+    query,
+    slow_files,
+    start_and_signal,
+    user_tables,
+    write_files,
+)
 
 
 @pytest.fixture
@@ -70,7 +72,7 @@ def test_ddl_migrations_apply_and_undo_in_one_packet(db, tmp_path, general_log):
     assert len(sent) == 1, sent  # ten statements, five running rows and their marks
     assert sent[0].count("CREATE TABLE bt_") == 10
     assert history_rows(db) == [(str(v), "migrate", "success", 2, 2) for v in range(1, 6)]
-    assert tables(db) == {f"bt_{v}{s}" for v in range(1, 6) for s in "ab"}
+    assert user_tables(db) == {f"bt_{v}{s}" for v in range(1, 6) for s in "ab"}
     # each migration is still logged on its own, in order
     lines = [json.loads(line) for line in r.stderr.splitlines() if line.startswith("{")]
     assert [e["version"] for e in lines if e["event"] == "migrate"] == ["1", "2", "3", "4", "5"]
@@ -80,7 +82,7 @@ def test_ddl_migrations_apply_and_undo_in_one_packet(db, tmp_path, general_log):
     drops = [p for p in general_log("bt_") if "DROP TABLE" in p]
     assert len(drops) == 1 and drops[0].count("DROP TABLE bt_") == 10, drops
     assert history_rows(db)[5:] == [(str(v), "undo", "success", 2, 2) for v in range(5, 0, -1)]
-    assert tables(db) == set()
+    assert user_tables(db) == set()
 
 
 def test_a_dml_migration_runs_on_its_own_between_batches(db, tmp_path, general_log):
@@ -124,7 +126,7 @@ def test_a_failure_mid_packet_leaves_the_exact_record(db, tmp_path):
         ("2", "migrate", "success", 2, 2),
         ("3", "migrate", "failed", 1, 2),
     ]
-    assert tables(db) == {"bt_1a", "bt_1b", "bt_2a", "bt_2b", "bt_3a", "bt_3b"}
+    assert user_tables(db) == {"bt_1a", "bt_1b", "bt_2a", "bt_2b", "bt_3a", "bt_3b"}
 
     query(db, "DROP TABLE bt_3b")
     r = dbroll("resume", *args(db, mdir))
@@ -136,7 +138,7 @@ def test_a_failure_mid_packet_leaves_the_exact_record(db, tmp_path):
         ("4", "success", 2),
         ("5", "success", 2),
     ]
-    assert len(tables(db)) == 10
+    assert len(user_tables(db)) == 10
 
 
 def test_a_lock_wait_mid_packet_is_retried_from_that_statement(db, tmp_path):
@@ -170,7 +172,7 @@ def test_a_lock_wait_mid_packet_is_retried_from_that_statement(db, tmp_path):
         ("2", "migrate", "success", 3, 3),
         ("3", "migrate", "success", 1, 1),
     ]
-    assert tables(db) == {"a", "b1", "b2", "c", "held"}
+    assert user_tables(db) == {"a", "b1", "b2", "c", "held"}
     assert ("c",) in query(
         db,
         "SELECT column_name FROM information_schema.columns "
@@ -204,65 +206,17 @@ def test_a_work_session_left_behind_is_waited_for(db, tmp_path):
         other.close()
 
 
-SLOW = 8  # migrations of one slow CREATE ... SELECT each (about 0.2 s on these machines)
-
-
-def _slow_files() -> dict[str, str]:
-    return {
-        f"V{v}__slow{v}.sql": f"CREATE TABLE slow_{v} ENGINE=InnoDB AS "
-        "SELECT seq AS id, MD5(seq) AS h FROM seq_1_to_200000;"
-        for v in range(1, SLOW + 1)
-    }
-
-
-def _start_and_signal(
-    db: ConnectionSpec, mdir, sig: int, running: str = "CREATE TABLE slow_2 %"
-) -> str:
-    """Start `dbroll migrate` of `mdir` as a real process and send it `sig` once the server
-    runs a statement LIKE `running` (by default: the slow set's packet is on the server, its
-    second migration running); its stderr once it is gone. A signal it handles must end it
-    with 128 + the signal's number, as a shell or ECS reports a process the signal killed."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", "migrate", *args(db, mdir)],
-        cwd=REPO,
-        env=dict(os.environ, DBROLL_LOG_FORMAT="json"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not query(
-            db,
-            "SELECT 1 FROM information_schema.processlist WHERE db = %s AND info LIKE %s",
-            (db.database, running),
-        ):
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
-            time.sleep(0.01)
-        proc.send_signal(sig)
-        _, err = proc.communicate(timeout=60)
-        assert proc.returncode in (-sig, 128 + sig), err
-        if sig != signal.SIGKILL:
-            assert proc.returncode == 128 + sig, err
-            assert f"stopped by {signal.Signals(sig).name}" in err, err
-        return err
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-
-
 @pytest.mark.timeout(120)
 def test_a_runner_killed_mid_packet_is_waited_for_by_the_next(db, tmp_path):
-    mdir = write_files(tmp_path / "m", _slow_files())
-    _start_and_signal(db, mdir, signal.SIGKILL)
+    mdir = write_files(tmp_path / "m", slow_files())
+    start_and_signal(db, mdir, signal.SIGKILL)
     r = dbroll("migrate", *args(db, mdir, "--lock-timeout", "60"))
     assert r.exit_code == 0, r.stderr
     # MariaDB ran the killed runner's packet to its end; the next runner waited for it
     # instead of reading a history still being written, and found nothing left to do
     assert "waiting for statements a stopped runner left running" in r.stderr, r.stderr
     assert history_rows(db) == [(str(v), "migrate", "success", 1, 1) for v in range(1, SLOW + 1)]
-    assert tables(db) == {f"slow_{v}" for v in range(1, SLOW + 1)}
+    assert user_tables(db) == {f"slow_{v}" for v in range(1, SLOW + 1)}
 
 
 @pytest.mark.timeout(120)
@@ -270,8 +224,8 @@ def test_a_runner_killed_mid_packet_is_waited_for_by_the_next(db, tmp_path):
 def test_ctrl_c_or_sigterm_mid_packet_stops_the_packet_on_the_server(db, tmp_path, sig):
     # SIGTERM is how ECS stops a task (StopTask, a deployment replacing it), and how
     # `docker stop` and supervisors stop a process: it takes Ctrl-C's way out
-    mdir = write_files(tmp_path / "m", _slow_files())
-    err = _start_and_signal(db, mdir, sig)
+    mdir = write_files(tmp_path / "m", slow_files())
+    err = start_and_signal(db, mdir, sig)
     assert "stopping the statements sent to the server" in err, err
     r = dbroll("migrate", *args(db, mdir, "--lock-timeout", "60"))
     # the statement running was interrupted (and rolled back by MariaDB), the rest of the
@@ -282,12 +236,12 @@ def test_ctrl_c_or_sigterm_mid_packet_stops_the_packet_on_the_server(db, tmp_pat
     k = int(blocked[0])
     assert 2 <= k < SLOW
     assert history_rows(db)[:-1] == [(str(v), "migrate", "success", 1, 1) for v in range(1, k)]
-    assert tables(db) == {f"slow_{v}" for v in range(1, k)}
+    assert user_tables(db) == {f"slow_{v}" for v in range(1, k)}
     r = dbroll("resume", *args(db, mdir))
     assert r.exit_code == 0, r.stderr
     r = dbroll("migrate", *args(db, mdir))
     assert r.exit_code == 0, r.stderr
-    assert tables(db) == {f"slow_{v}" for v in range(1, SLOW + 1)}
+    assert user_tables(db) == {f"slow_{v}" for v in range(1, SLOW + 1)}
 
 
 @pytest.mark.timeout(120)
@@ -303,13 +257,13 @@ def test_sigterm_stops_a_statement_run_on_its_own(db, tmp_path):
             "SELECT seq AS id, MD5(seq) AS h FROM seq_1_to_1000000;\n",
         },
     )
-    err = _start_and_signal(db, mdir, signal.SIGTERM, running="CREATE TABLE big %")
+    err = start_and_signal(db, mdir, signal.SIGTERM, running="CREATE TABLE big %")
     assert "stopping the statements sent to the server" in err, err
     r = dbroll("migrate", *args(db, mdir))
     assert r.exit_code == 3, r.stderr
     assert "waiting for statements a stopped runner left running" not in r.stderr, r.stderr
     assert history_rows(db) == [("1", "migrate", "running", 1, 2)]
-    assert tables(db) == set()
+    assert user_tables(db) == set()
     r = dbroll("resume", *args(db, mdir))
     assert r.exit_code == 0, r.stderr
-    assert tables(db) == {"big"}
+    assert user_tables(db) == {"big"}
