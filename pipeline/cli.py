@@ -366,6 +366,17 @@ def table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:
     "--out-of-order", is_flag=True, help="Apply pending versions older than the newest applied one."
 )
 @click.option(
+    "--resume-interrupted",
+    is_flag=True,
+    envvar="DBROLL_RESUME_INTERRUPTED",
+    help="First finish a migration that a stopped runner left running (stopped by SIGTERM, "
+    "Ctrl-C or kill -9, or its connection lost), from the statement where it stopped, as "
+    "`dbroll resume` does; then apply the rest. For containers that migrate at start, so "
+    "that a task stopped mid-migration does not block every task after it. A migration "
+    "that failed on an error is never resumed this way, nor an undo, nor one stopped "
+    "3 times in a row at the same statement. [env DBROLL_RESUME_INTERRUPTED=1]",
+)
+@click.option(
     "--manifest",
     "manifest_ref",
     metavar="REF",
@@ -386,6 +397,7 @@ def migrate(
     dry_run,
     strict_future,
     out_of_order,
+    resume_interrupted,
     manifest_ref,
     bucket,
     prefix,
@@ -395,7 +407,8 @@ def migrate(
 
     Safe as a container entrypoint: concurrent starts wait for the lock and then find
     nothing to do; a schema that is ahead of this image (after a code-only rollback) is
-    accepted with a warning.
+    accepted with a warning. A migration that a stopped runner left half done blocks it
+    (exit 3) until `dbroll resume`; with --resume-interrupted it is finished first.
     """
     mset = image = source = None
     if manifest_ref:
@@ -412,6 +425,7 @@ def migrate(
         lock_retries=lock_retries,
         strict_future=strict_future,
         out_of_order=out_of_order,
+        resume_interrupted=resume_interrupted,
     )
     result = runner.migrate(parse_version(target, "--target") if target else None, dry_run=dry_run)
     if image is not None and source.store is not None and not dry_run and not target:

@@ -170,12 +170,28 @@ class History:
         """The oldest event left running or failed that no later event for its subject resolved."""
         latest: dict[tuple[str, str], HistoryRow] = {}
         for row in self.rows:
-            if row.kind == "code_rollback":
-                continue
-            key = ("v", str(Version.parse(row.version))) if row.version else ("s", row.script or "")
-            latest[key] = row
+            if row.kind != "code_rollback":
+                latest[_subject_key(row)] = row
         open_rows = [r for r in latest.values() if r.status in (RUNNING, FAILED)]
         return min(open_rows, key=lambda r: r.id) if open_rows else None
+
+    def stops_in_a_row(self, row: HistoryRow) -> int:
+        """How many times in a row a runner stopped at the statement where `row` stopped,
+        without a recorded error (killed, interrupted, connection lost): `row`'s subject's
+        latest rows of its kind, left running with `row`'s statements_done. A resume that got
+        further, or an event that ended, starts the count again."""
+        key, count = _subject_key(row), 0
+        for r in reversed(self.rows):
+            if r.kind == "code_rollback" or _subject_key(r) != key:
+                continue
+            if (
+                r.status != RUNNING
+                or r.kind != row.kind
+                or r.statements_done != row.statements_done
+            ):
+                break
+            count += 1
+        return count
 
     @cached_property
     def repeatables(self) -> dict[str, str]:
@@ -185,6 +201,11 @@ class History:
             if row.kind == "repeatable" and row.status == SUCCESS and row.script and row.checksum:
                 out[row.script] = row.checksum
         return out
+
+
+def _subject_key(row: HistoryRow) -> tuple[str, str]:
+    """What a row is about, as `blocked` groups rows: its version, or a repeatable's script."""
+    return ("v", str(Version.parse(row.version))) if row.version else ("s", row.script or "")
 
 
 def table_exists(cur: Any, table: str = TABLE) -> bool:

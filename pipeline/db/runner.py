@@ -100,6 +100,14 @@ _TXN = {
     "handler",
     "flush",
 }
+
+# `migrate --resume-interrupted` stops resuming a migration on its own once runners were
+# stopped this many times in a row at the same statement: it likely outlives the time a
+# container gets to start (its health check's grace period), and each start would run its
+# longest statement again only to be stopped again.
+AUTO_RESUME_STOPS = 3
+AUTO_RESUMED = ("migrate", "repeatable")  # the kinds of events it resumes
+
 # A batch (Runner._run_batch) stops at this many migration statements or bytes of SQL,
 # counting HISTORY_BYTES (more than any history write takes) per write: its packets stay
 # under 1 MiB, the smallest max_allowed_packet any MariaDB or MySQL release defaults to
@@ -146,6 +154,8 @@ class RunnerOptions:
     retry_max_delay: float = 5.0
     strict_future: bool = False
     out_of_order: bool = False
+    # migrate first finishes a migration a stopped runner left running (see AUTO_RESUME_STOPS)
+    resume_interrupted: bool = False
     context: EventContext = field(default_factory=EventContext)
 
 
@@ -538,7 +548,13 @@ class Runner:
                 + (f": {b.error}" if b.error else " (the runner stopped without recording why)"),
                 hint=f"fix the cause, then `dbroll resume` (continues at statement "
                 f"{b.statements_done + 1}), or complete or undo it by hand and run "
-                "`dbroll repair --as applied|reverted`",
+                "`dbroll repair --as applied|reverted`"
+                + (
+                    "; containers that migrate at start can do the resume themselves: "
+                    "`dbroll migrate --resume-interrupted`"
+                    if b.status == H.RUNNING and b.kind in AUTO_RESUMED
+                    else ""
+                ),
             )
         if state.drift:
             lines = "; ".join(
@@ -585,9 +601,11 @@ class Runner:
     def migrate(self, target: Version | None = None, *, dry_run: bool = False) -> RunResult:
         started = time.monotonic()
         with self._session(lock=not dry_run):
-            state = analyze(self.mset, self._read_history())
+            history = self._read_history()
+            state = analyze(self.mset, history)
             result = RunResult("migrate", dry_run=dry_run, state=state)
-            result.warnings += self._check(state)
+            interrupted = self._interrupted(state, history, target)
+            result.warnings += self._check(state, allow_blocked=interrupted is not None)
             for w in result.warnings:
                 log.warning(w)
             if state.out_of_order and not self.opts.out_of_order:
@@ -607,17 +625,88 @@ class Runner:
                 steps += [
                     Step("repeatable", None, r.description, r.script) for r in state.repeatables_due
                 ]
+            resumed = ""
+            if interrupted is not None:
+                step, start, uncertain = self._resume_point(interrupted)
+                steps = [s for s in steps if s.script.path != step.script.path]
+                older = [
+                    s
+                    for s in steps
+                    if None not in (s.version, step.version) and s.version < step.version
+                ]
+                if older and not self.opts.out_of_order:
+                    # as `dbroll resume` then `dbroll migrate` would be: out of order
+                    raise BlockedError(
+                        f"version {older[0].version} ({older[0].script.path}) is pending but "
+                        f"older than {interrupted.subject}, which a stopped runner left half "
+                        "done",
+                        hint="finish both with --out-of-order, or renumber it after "
+                        f"{step.version}",
+                    )
+                resumed = f"{interrupted.subject} at statement {start + 1}"
+                result.extra["resumed"] = {
+                    "version": interrupted.version,
+                    "script": step.script.path,
+                    "kind": interrupted.kind,
+                    "at_statement": start + 1,
+                    "stopped_run": interrupted.id,
+                }
+                log.warning(
+                    "resuming a migration a stopped runner left running"
+                    if not dry_run
+                    else "would resume a migration a stopped runner left running",
+                    subject=interrupted.subject,
+                    at_statement=start + 1,
+                    started_at=str(interrupted.started_at),
+                    host=interrupted.host,
+                    run_id=interrupted.run_id,
+                )
+                self._run_steps(result, [step], start_at=start, uncertain_first=uncertain)
             self._run_steps(result, steps)
         result.duration_ms = int((time.monotonic() - started) * 1000)
         applied = sum(1 for s in result.steps if s.status == "applied")
         result.message = (
-            f"would apply {len(steps)} migration(s)"
+            f"would apply {len(steps) + (1 if resumed else 0)} migration(s)"
             if dry_run
             else f"applied {applied} migration(s)"
             if applied
             else "nothing to apply: the database is up to date"
         )
+        if resumed:
+            result.message = (
+                f"{'would resume' if dry_run else 'resumed'} {resumed}; " + result.message
+            )
         return result
+
+    def _interrupted(
+        self, state: State, history: History, target: Version | None
+    ) -> H.HistoryRow | None:
+        """The blocked row `migrate --resume-interrupted` finishes before it applies the rest:
+        a migration (or repeatable) a runner was stopped in without recording an error
+        (SIGTERM, Ctrl-C, kill -9, a lost connection), as `dbroll resume` would continue
+        it. Not a failed one (its statement would fail again), not an undo (migrate would
+        apply it again), not past --target, nor one stopped AUTO_RESUME_STOPS times in a
+        row at the same statement. None when there is nothing to resume this way."""
+        b = state.blocked
+        if (
+            not self.opts.resume_interrupted
+            or b is None
+            or b.status != H.RUNNING
+            or b.kind not in AUTO_RESUMED
+            or (target is not None and (b.version is None or Version.parse(b.version) > target))
+        ):
+            return None
+        stops = history.stops_in_a_row(b)
+        if stops >= AUTO_RESUME_STOPS:
+            raise BlockedError(
+                f"{b.subject} ({b.kind}) was stopped {stops} times in a row at statement "
+                f"{b.statements_done + 1} without getting further: --resume-interrupted "
+                "does not start it again",
+                hint="it likely takes longer than a container may take to start (its health "
+                "check's grace period): run `dbroll resume` where nothing stops it (a shell, "
+                "a one-off task), or give the container longer to start",
+            )
+        return b
 
     def undo(self, target: Version, *, dry_run: bool = False) -> RunResult:
         started = time.monotonic()
@@ -665,25 +754,14 @@ class Runner:
                 result.message = "nothing to resume: no migration is failed or running"
                 return result
             self._check(state, allow_blocked=True)
-            step = self._step_for_row(b)
-            stmts = self._statements(step.script)
-            start = b.statements_done if from_statement is None else from_statement - 1
-            if not 0 <= start <= len(stmts):
-                raise ConfigError(
-                    f"--from-statement {from_statement} is outside 1..{len(stmts) + 1} "
-                    f"for {step.script.path}"
-                )
-            txn = self._transactional(step, stmts)
-            if txn:
-                start = 0  # a failed or killed transaction left nothing behind
-            uncertain = b.status == H.RUNNING and not txn and from_statement is None
+            step, start, uncertain = self._resume_point(b, from_statement)
             log.info(
                 "resuming",
                 subject=b.subject,
                 kind=b.kind,
                 previous_status=b.status,
                 at_statement=start + 1,
-                statements=len(stmts),
+                statements=len(self._statements(step.script)),
             )
             self._run_steps(result, [step], start_at=start, uncertain_first=uncertain)
             after = analyze(self.mset, self._read_history()) if not dry_run else state
@@ -989,6 +1067,25 @@ class Runner:
         return state
 
     # ---------------------------------------------------------------- execution
+
+    def _resume_point(
+        self, b: H.HistoryRow, from_statement: int | None = None
+    ) -> tuple[Step, int, bool]:
+        """Where a blocked row's event continues: its step, the 0-based statement to start at,
+        and whether that first statement may already be in effect (a runner stopped after
+        it committed and before it was recorded)."""
+        step = self._step_for_row(b)
+        stmts = self._statements(step.script)
+        start = b.statements_done if from_statement is None else from_statement - 1
+        if not 0 <= start <= len(stmts):
+            raise ConfigError(
+                f"--from-statement {from_statement} is outside 1..{len(stmts) + 1} "
+                f"for {step.script.path}"
+            )
+        txn = self._transactional(step, stmts)
+        if txn:
+            start = 0  # a failed or killed transaction left nothing behind
+        return step, start, b.status == H.RUNNING and not txn and from_statement is None
 
     def _step_for_row(self, row: H.HistoryRow) -> Step:
         if row.kind in ("migrate", "undo") and row.version:

@@ -82,6 +82,29 @@ def test_code_rollback_rows_never_block():
     assert h.blocked is None
 
 
+def test_stops_in_a_row_count_runs_left_running_at_the_same_statement():
+    # a migration stopped at statement 2, resumed and stopped there twice more
+    stopped = [row("7", status="running", done=1) for _ in range(3)]
+    h = History((row("6"), *stopped))
+    assert h.blocked == stopped[-1]  # the latest row of its subject
+    assert h.stops_in_a_row(stopped[-1]) == 3
+    # a stop further on starts the count again
+    further = row("7", status="running", done=2)
+    assert History((row("6"), *stopped, further)).stops_in_a_row(further) == 1
+    # rows of other subjects between them do not break the run; an ended event does
+    other = row("8", status="running", done=1)
+    h = History((stopped[0], other, stopped[1]))
+    assert h.stops_in_a_row(stopped[1]) == 2
+    failed = row("7", status="failed", done=1)
+    assert History((stopped[0], failed, stopped[1])).stops_in_a_row(stopped[1]) == 1
+    # an undo left running at the same statement is another event
+    undo = row("7", kind="undo", status="running", done=1)
+    assert History((undo, stopped[1])).stops_in_a_row(stopped[1]) == 1
+    # a repeatable is counted by its script
+    rep = [row(None, "repeatable", status="running", script="R__v.sql") for _ in range(2)]
+    assert History((rep[0], row("9"), rep[1])).stops_in_a_row(rep[1]) == 2
+
+
 def test_analyze_pending_future_gaps_drift_out_of_order():
     h = History((row("1"), row("3"), row("5", checksum="old"), row("9")))
     s = analyze(mset("1", "2", "3", "4", "5", "6"), h)
