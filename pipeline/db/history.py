@@ -177,7 +177,7 @@ class History:
 
     def stops_in_a_row(self, row: HistoryRow) -> int:
         """How many times in a row a runner stopped at the statement where `row` stopped,
-        without a recorded error (killed, interrupted, connection lost): `row`'s subject's
+        without a recorded error (killed, interrupted, crashed): `row`'s subject's
         latest rows of its kind, left running with `row`'s statements_done. A resume that got
         further, or an event that ended, starts the count again."""
         key, count = _subject_key(row), 0

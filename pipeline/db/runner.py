@@ -683,7 +683,7 @@ class Runner:
     ) -> H.HistoryRow | None:
         """The blocked row `migrate --resume-interrupted` finishes before it applies the rest:
         a migration (or repeatable) a runner was stopped in without recording an error
-        (SIGTERM, Ctrl-C, kill -9, a lost connection), as `dbroll resume` would continue
+        (SIGTERM, Ctrl-C, kill -9, a crash), as `dbroll resume` would continue
         it. Not a failed one (its statement would fail again), not an undo (migrate would
         apply it again), not past --target, nor one stopped AUTO_RESUME_STOPS times in a
         row at the same statement. None when there is nothing to resume this way."""
