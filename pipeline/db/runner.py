@@ -106,7 +106,14 @@ _TXN = {
 # container gets to start (its health check's grace period), and each start would run its
 # longest statement again only to be stopped again.
 AUTO_RESUME_STOPS = 3
-AUTO_RESUMED = ("migrate", "repeatable")  # the kinds of events it resumes
+
+
+def auto_resumable(row: H.HistoryRow) -> bool:
+    """A blocked event `migrate --resume-interrupted` may finish: a migration or repeatable
+    left running without a recorded error. Not a failed one (its statement would fail
+    again), not an undo (migrate would apply it again)."""
+    return row.status == H.RUNNING and row.kind in ("migrate", "repeatable")
+
 
 # A batch (Runner._run_batch) stops at this many migration statements or bytes of SQL,
 # counting HISTORY_BYTES (more than any history write takes) per write: its packets stay
@@ -552,7 +559,7 @@ class Runner:
                 + (
                     "; containers that migrate at start can do the resume themselves: "
                     "`dbroll migrate --resume-interrupted`"
-                    if b.status == H.RUNNING and b.kind in AUTO_RESUMED
+                    if auto_resumable(b)
                     else ""
                 ),
             )
@@ -625,58 +632,60 @@ class Runner:
                 steps += [
                     Step("repeatable", None, r.description, r.script) for r in state.repeatables_due
                 ]
-            resumed = ""
             if interrupted is not None:
-                step, start, uncertain = self._resume_point(interrupted)
-                steps = [s for s in steps if s.script.path != step.script.path]
-                older = [
-                    s
-                    for s in steps
-                    if None not in (s.version, step.version) and s.version < step.version
-                ]
-                if older and not self.opts.out_of_order:
-                    # as `dbroll resume` then `dbroll migrate` would be: out of order
-                    raise BlockedError(
-                        f"version {older[0].version} ({older[0].script.path}) is pending but "
-                        f"older than {interrupted.subject}, which a stopped runner left half "
-                        "done",
-                        hint="finish both with --out-of-order, or renumber it after "
-                        f"{step.version}",
-                    )
-                resumed = f"{interrupted.subject} at statement {start + 1}"
-                result.extra["resumed"] = {
-                    "version": interrupted.version,
-                    "script": step.script.path,
-                    "kind": interrupted.kind,
-                    "at_statement": start + 1,
-                    "stopped_run": interrupted.id,
-                }
-                log.warning(
-                    "resuming a migration a stopped runner left running"
-                    if not dry_run
-                    else "would resume a migration a stopped runner left running",
-                    subject=interrupted.subject,
-                    at_statement=start + 1,
-                    started_at=str(interrupted.started_at),
-                    host=interrupted.host,
-                    run_id=interrupted.run_id,
-                )
-                self._run_steps(result, [step], start_at=start, uncertain_first=uncertain)
+                steps = self._resume_first(result, interrupted, steps)
             self._run_steps(result, steps)
         result.duration_ms = int((time.monotonic() - started) * 1000)
         applied = sum(1 for s in result.steps if s.status == "applied")
         result.message = (
-            f"would apply {len(steps) + (1 if resumed else 0)} migration(s)"
+            f"would apply {len(result.steps)} migration(s)"  # each step, the resumed one too
             if dry_run
             else f"applied {applied} migration(s)"
             if applied
             else "nothing to apply: the database is up to date"
         )
-        if resumed:
+        if resumed := result.extra.get("resumed"):
             result.message = (
-                f"{'would resume' if dry_run else 'resumed'} {resumed}; " + result.message
+                f"{'would resume' if dry_run else 'resumed'} {interrupted.subject} at statement "
+                f"{resumed['at_statement']}; {result.message}"
             )
         return result
+
+    def _resume_first(
+        self, result: RunResult, interrupted: H.HistoryRow, steps: list[Step]
+    ) -> list[Step]:
+        """Run the event `interrupted` from where it stopped, as `dbroll resume` does (or show
+        it, in a dry run); the rest of `steps`, to run after it."""
+        step, start, uncertain = self._resume_point(interrupted)
+        steps = [s for s in steps if s.script.path != step.script.path]
+        older = [
+            s for s in steps if None not in (s.version, step.version) and s.version < step.version
+        ]
+        if older and not self.opts.out_of_order:
+            # as `dbroll resume` then `dbroll migrate` would be: out of order
+            raise BlockedError(
+                f"version {older[0].version} ({older[0].script.path}) is pending but older "
+                f"than {interrupted.subject}, which a stopped runner left half done",
+                hint=f"finish both with --out-of-order, or renumber it after {step.version}",
+            )
+        result.extra["resumed"] = {
+            "version": interrupted.version,
+            "script": step.script.path,
+            "kind": interrupted.kind,
+            "at_statement": start + 1,
+            "stopped_run": interrupted.id,
+        }
+        log.warning(
+            ("would resume" if result.dry_run else "resuming")
+            + " a migration a stopped runner left running",
+            subject=interrupted.subject,
+            at_statement=start + 1,
+            started_at=str(interrupted.started_at),
+            host=interrupted.host,
+            run_id=interrupted.run_id,
+        )
+        self._run_steps(result, [step], start_at=start, uncertain_first=uncertain)
+        return steps
 
     def _interrupted(
         self, state: State, history: History, target: Version | None
@@ -684,15 +693,13 @@ class Runner:
         """The blocked row `migrate --resume-interrupted` finishes before it applies the rest:
         a migration (or repeatable) a runner was stopped in without recording an error
         (SIGTERM, Ctrl-C, kill -9, a crash), as `dbroll resume` would continue
-        it. Not a failed one (its statement would fail again), not an undo (migrate would
-        apply it again), not past --target, nor one stopped AUTO_RESUME_STOPS times in a
-        row at the same statement. None when there is nothing to resume this way."""
+        it (see auto_resumable); not past --target, nor one stopped AUTO_RESUME_STOPS times
+        in a row at the same statement. None when there is nothing to resume this way."""
         b = state.blocked
         if (
             not self.opts.resume_interrupted
             or b is None
-            or b.status != H.RUNNING
-            or b.kind not in AUTO_RESUMED
+            or not auto_resumable(b)
             or (target is not None and (b.version is None or Version.parse(b.version) > target))
         ):
             return None
