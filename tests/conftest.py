@@ -186,13 +186,18 @@ def user_tables(spec: ConnectionSpec) -> set[str]:
 SLOW = 8  # migrations of one slow CREATE ... SELECT each (about 0.2 s on these machines)
 
 
+def slow_create(table: str, rows: int) -> str:
+    """A statement the server takes a while over (about 1 s per million rows here), for a
+    test to find on the server and stop a runner in: CREATE TABLE ... SELECT of `rows` rows."""
+    return (
+        f"CREATE TABLE {table} ENGINE=InnoDB AS "
+        f"SELECT seq AS id, MD5(seq) AS h FROM seq_1_to_{rows};\n"
+    )
+
+
 def slow_files() -> dict[str, str]:
     """SLOW migrations the server takes a while over: time to stop a runner mid-packet."""
-    return {
-        f"V{v}__slow{v}.sql": f"CREATE TABLE slow_{v} ENGINE=InnoDB AS "
-        "SELECT seq AS id, MD5(seq) AS h FROM seq_1_to_200000;"
-        for v in range(1, SLOW + 1)
-    }
+    return {f"V{v}__slow{v}.sql": slow_create(f"slow_{v}", 200_000) for v in range(1, SLOW + 1)}
 
 
 def start_and_signal(

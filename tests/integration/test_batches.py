@@ -27,6 +27,7 @@ from tests.conftest import (
     dbroll,
     history_rows,
     query,
+    slow_create,
     slow_files,
     start_and_signal,
     user_tables,
@@ -252,9 +253,7 @@ def test_sigterm_stops_a_statement_run_on_its_own(db, tmp_path):
     mdir = write_files(
         tmp_path / "m",
         {
-            "V1__big.sql": "SET @rows := 1000000;\n"
-            "CREATE TABLE big ENGINE=InnoDB AS "
-            "SELECT seq AS id, MD5(seq) AS h FROM seq_1_to_1000000;\n",
+            "V1__big.sql": "SET @rows := 1000000;\n" + slow_create("big", 1_000_000),
         },
     )
     err = start_and_signal(db, mdir, signal.SIGTERM, running="CREATE TABLE big %")

@@ -17,6 +17,7 @@ from tests.conftest import (
     args,
     dbroll,
     history_rows,
+    slow_create,
     slow_files,
     start_and_signal,
     user_tables,
@@ -91,8 +92,7 @@ def test_an_undo_stopped_halfway_is_not_finished_or_reapplied_by_migrate(db, tmp
     files = {f"V{v}__t{v}.sql": f"CREATE TABLE t{v} (id INT PRIMARY KEY);" for v in (1, 2, 3)}
     files.update({f"U{v}__t{v}.sql": f"DROP TABLE t{v};" for v in (1, 3)})
     files["U2__t2.sql"] = (
-        "CREATE TABLE undo_copy ENGINE=InnoDB AS SELECT seq AS id FROM seq_1_to_2000000;\n"
-        "DROP TABLE undo_copy;\nDROP TABLE t2;"
+        slow_create("undo_copy", 2_000_000) + "DROP TABLE undo_copy;\nDROP TABLE t2;"
     )
     mdir = write_files(tmp_path / "m", files)
     assert dbroll("migrate", *args(db, mdir)).exit_code == 0
@@ -114,10 +114,7 @@ def test_a_migration_stopped_again_and_again_at_one_statement_is_left_to_an_oper
     # at every start, and stopped again: after AUTO_RESUME_STOPS stops it is left alone
     mdir = write_files(
         tmp_path / "m",
-        {
-            "V1__big.sql": "CREATE TABLE big ENGINE=InnoDB AS "
-            "SELECT seq AS id, MD5(seq) AS h FROM seq_1_to_2000000;"
-        },
+        {"V1__big.sql": slow_create("big", 2_000_000)},
     )
     start_and_signal(db, mdir, signal.SIGTERM, "CREATE TABLE big %")
     for _ in range(AUTO_RESUME_STOPS - 1):
