@@ -195,9 +195,22 @@ def slow_create(table: str, rows: int) -> str:
     )
 
 
-def slow_files() -> dict[str, str]:
-    """SLOW migrations the server takes a while over: time to stop a runner mid-packet."""
-    return {f"V{v}__slow{v}.sql": slow_create(f"slow_{v}", 200_000) for v in range(1, SLOW + 1)}
+def slow_files(n: int = SLOW) -> dict[str, str]:
+    """`n` migrations the server takes a while over: time to stop a runner mid-packet."""
+    return {f"V{v}__slow{v}.sql": slow_create(f"slow_{v}", 200_000) for v in range(1, n + 1)}
+
+
+def wait_until_running(spec: ConnectionSpec, proc: subprocess.Popen, running: str) -> None:
+    """Return once the server runs a statement LIKE `running` in the test database; fail if
+    `proc` (what should send it) ends first, or after a minute."""
+    deadline = time.monotonic() + 60
+    while not query(
+        spec,
+        "SELECT 1 FROM information_schema.processlist WHERE db = %s AND info LIKE %s",
+        (spec.database, running),
+    ):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.01)
 
 
 def start_and_signal(
@@ -220,14 +233,7 @@ def start_and_signal(
         text=True,
     )
     try:
-        deadline = time.monotonic() + 60
-        while not query(
-            spec,
-            "SELECT 1 FROM information_schema.processlist WHERE db = %s AND info LIKE %s",
-            (spec.database, running),
-        ):
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
-            time.sleep(0.01)
+        wait_until_running(spec, proc, running)
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=60)
         assert proc.returncode in (-sig, 128 + sig), err

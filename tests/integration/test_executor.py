@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 from botocore.exceptions import ClientError
@@ -19,7 +18,15 @@ from botocore.exceptions import ClientError
 from pipeline.aws.ecs import OneOffTasks
 from pipeline.errors import AwsError
 from pipeline.executor import EcsTaskExecutor, LocalTaskExecutor
-from tests.conftest import REPO, args, dbroll, query, write_files
+from tests.conftest import (
+    REPO,
+    args,
+    dbroll,
+    query,
+    slow_files,
+    wait_until_running,
+    write_files,
+)
 
 
 def test_ecs_executor_runs_in_the_service_network_and_reports(
@@ -170,14 +177,7 @@ except Terminated:
 
 
 def _slow(tmp_path, n: int):
-    return write_files(
-        tmp_path / "m",
-        {
-            f"V{v}__slow{v}.sql": f"CREATE TABLE slow_{v} ENGINE=InnoDB AS "
-            "SELECT seq AS id, MD5(seq) AS h FROM seq_1_to_200000;"
-            for v in range(1, n + 1)
-        },
-    )
+    return write_files(tmp_path / "m", slow_files(n))
 
 
 def _stopped_cleanly(db, mdir, n: int) -> None:
@@ -223,15 +223,7 @@ def test_a_stopped_parent_stops_its_local_task(db, tmp_path):
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 60
-        while not query(
-            db,
-            "SELECT 1 FROM information_schema.processlist WHERE db = %s "
-            "AND info LIKE 'CREATE TABLE slow_2 %%'",
-            (db.database,),
-        ):
-            assert parent.poll() is None and time.monotonic() < deadline, parent.stdout.read()
-            time.sleep(0.01)
+        wait_until_running(db, parent, "CREATE TABLE slow_2 %")
         parent.send_signal(signal.SIGTERM)  # to the parent only, as a task runner sends it
         out, _ = parent.communicate(timeout=60)
     finally:
