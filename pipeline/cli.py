@@ -94,8 +94,9 @@ def db_options(f: Callable[..., Any]) -> Callable[..., Any]:
         "--dsn",
         envvar="DBROLL_DSN",
         metavar="URL",
-        help="mysql://user:pass@host:3306/db (or mariadb://); TLS with ?ssl_ca=PATH or "
-        "?ssl=required. [env DBROLL_DSN]",
+        help="mysql://user:pass@host:3306/db (or mariadb://). TLS: "
+        "?ssl=verify_identity&ssl_ca=PATH (checked), ?ssl=required (not checked); more "
+        "options in the README (Connecting). [env DBROLL_DSN]",
     )(f)
     return f
 

@@ -110,7 +110,10 @@ class MariaDBServer:
         return f"mysql://root@127.0.0.1:{self.port}/{database}"
 
     @classmethod
-    def start(cls, template: str | None = None, *, timeout: float = 30.0) -> MariaDBServer:
+    def start(
+        cls, template: str | None = None, *, timeout: float = 30.0, options: tuple[str, ...] = ()
+    ) -> MariaDBServer:
+        """Start a server on a free port (`options`: more mariadbd options, e.g. TLS files)."""
         server_bin, _ = find_binaries()
         root = tempfile.mkdtemp(prefix="dbroll-db-", dir=scratch_root())
         datadir = os.path.join(root, "data")
@@ -140,6 +143,7 @@ class MariaDBServer:
                 "--max-connections=300",
                 "--character-set-server=utf8mb4",
                 "--collation-server=utf8mb4_unicode_ci",
+                *options,
             ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,

@@ -3,13 +3,25 @@
 A DSN looks like ``mysql://user:pass@host:port/db?ssl_ca=/path&ssl=required``
 (``mariadb://`` is the same). Query options: ``ssl_ca``, ``ssl_cert``, ``ssl_key``,
 ``ssl`` (``required`` / ``verify_ca`` / ``verify_identity`` / ``disabled``),
-``unix_socket``, ``connect_timeout``, ``charset``. The password is registered with
-:mod:`pipeline.log` as soon as it is parsed, so it never appears in any output.
+``unix_socket``, ``connect_timeout`` (seconds), ``charset``, ``tcp_keepalive`` (seconds; see
+below). Each is checked when the DSN is parsed: a typo such as ``ssl=requried`` is an error,
+never a silent downgrade to an unverified or plain connection. The password is registered
+with :mod:`pipeline.log` as soon as it is parsed, so it never appears in any output.
+
+TCP keepalive: a long ALTER keeps the connection silent until it ends, and AWS NAT gateways,
+Network Load Balancers and Transit Gateways drop a TCP flow after 350 s without a packet.
+The client would then wait forever for an answer that cannot arrive. PyMySQL turns
+SO_KEEPALIVE on with the kernel's timers (first probe after 2 hours), so dbroll sets them per
+connection: first probe after ``tcp_keepalive`` seconds idle (default 60), then every 10 s,
+6 unanswered probes end the connection (a lost connection error instead of a hang).
+``tcp_keepalive=0`` turns keepalive off.
 """
 
 from __future__ import annotations
 
 import json
+import socket
+import ssl
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
@@ -29,7 +41,33 @@ _KNOWN_OPTIONS = {
     "unix_socket",
     "connect_timeout",
     "charset",
+    "tcp_keepalive",
 }
+# `ssl=` values and what they mean (true/1 and false/0 are accepted spellings)
+_SSL_MODES = {
+    "required": "required",
+    "true": "required",
+    "1": "required",
+    "verify_ca": "verify_ca",
+    "verify_identity": "verify_identity",
+    "disabled": "disabled",
+    "false": "disabled",
+    "0": "disabled",
+}
+KEEPALIVE_IDLE_S = 60  # under the 350 s idle timeout of AWS NAT gateways, NLBs, Transit Gateways
+KEEPALIVE_INTERVAL_S = 10
+KEEPALIVE_PROBES = 6
+_KEEPIDLE_MAX = 32767  # Linux's limit for TCP_KEEPIDLE
+_NO_TLS_HINT = (
+    "enable TLS on the server (ssl_cert and ssl_key in its configuration; RDS has it on), or "
+    "connect with ssl=disabled where plain text is acceptable (loopback, a test server)"
+)
+_TLS_HINT = (
+    "ssl_ca (and ssl_cert, ssl_key) must be PEM files, and ssl_ca the CA that signed the "
+    "server's certificate (RDS: https://truststore.pki.rds.amazonaws.com/global/"
+    "global-bundle.pem); with ssl=verify_identity the DSN's host must be a name in that "
+    "certificate"
+)
 
 
 @dataclass(frozen=True)
@@ -92,7 +130,7 @@ def parse_dsn(dsn: str) -> ConnectionSpec:
                 f"DSN option {key!r} is not supported",
                 hint="supported: " + ", ".join(sorted(_KNOWN_OPTIONS)),
             )
-        options.append((key, values[-1]))
+        options.append((key, _check_option(key, values[-1])))
     return ConnectionSpec(
         host=parts.hostname or "127.0.0.1",
         port=port or 3306,
@@ -101,6 +139,49 @@ def parse_dsn(dsn: str) -> ConnectionSpec:
         database=database,
         options=tuple(options),
     )
+
+
+def _check_option(key: str, value: str) -> str:
+    """The option's value as the connection will use it; ConfigError naming the option when
+    the value cannot be used. (Option values are paths, names and numbers: never secrets.)"""
+
+    def bad(why: str, hint: str) -> ConfigError:
+        return ConfigError(f"DSN option {key}={value!r} is not valid: {why}", hint=hint)
+
+    if key == "ssl":
+        mode = _SSL_MODES.get(value.lower())
+        if mode is None:
+            raise bad(
+                "unknown TLS mode",
+                "use ssl=required (TLS, not verified), ssl=verify_ca, ssl=verify_identity "
+                "(verify with ssl_ca=/path/ca.pem) or ssl=disabled",
+            )
+        return mode
+    if key == "connect_timeout":
+        try:
+            seconds = float(value)
+        except ValueError:
+            seconds = -1.0
+        if not 0 < seconds < float("inf"):
+            raise bad("not a positive number of seconds", "example: connect_timeout=10")
+        return value
+    if key == "tcp_keepalive":
+        if not (value.isascii() and value.isdigit()) or int(value) > _KEEPIDLE_MAX:
+            raise bad(
+                f"not a whole number of seconds from 0 to {_KEEPIDLE_MAX}",
+                f"the default is {KEEPALIVE_IDLE_S} (below the 350 s after which AWS NAT "
+                "gateways and load balancers drop an idle connection); 0 turns keepalive off",
+            )
+        return str(int(value))
+    if key == "charset":
+        from pymysql.charset import charset_by_name
+
+        if charset_by_name(value) is None:
+            raise bad("not a MariaDB character set", "the default is charset=utf8mb4")
+        return value
+    if key in ("ssl_ca", "ssl_cert", "ssl_key", "unix_socket") and not value:
+        raise bad("empty", f"give the path: {key}=/path/to/file, or leave the option out")
+    return value
 
 
 def spec_from_secret(
@@ -142,25 +223,52 @@ def spec_from_secret(
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
-def _ssl_kwargs(opts: dict[str, str], host: str = "") -> dict[str, Any]:
+def _ssl_kwargs(
+    opts: dict[str, str], host: str = "", spec: ConnectionSpec | None = None
+) -> dict[str, Any]:
     """TLS options for PyMySQL. Without any, PyMySQL tries TLS opportunistically (unverified,
-    and building its context costs ~40 ms a connection); on loopback that buys nothing."""
-    mode = opts.get("ssl", "").lower()
-    kw: dict[str, Any] = {}
+    and building its context costs ~40 ms a connection); on loopback that buys nothing. With
+    any, TLS is required and dbroll builds the context itself: PyMySQL treats ``ssl=required``
+    without a CA as "preferred" (plain text when the server offers no TLS) and skips the host
+    name check of ``verify_identity`` without a CA file."""
+    mode = opts.get("ssl", "")
+    files = any(opts.get(k) for k in ("ssl_ca", "ssl_cert", "ssl_key"))
     if mode == "disabled" or (
-        not mode
-        and not any(k in opts for k in ("ssl_ca", "ssl_cert", "ssl_key"))
-        and (host in _LOOPBACK or "unix_socket" in opts)
+        not mode and not files and (host in _LOOPBACK or "unix_socket" in opts)
     ):
         return {"ssl_disabled": True}
+    if not mode and not files:
+        return {}
+    return {"ssl": tls_context(mode or "required", opts, spec or ConnectionSpec(host=host))}
+
+
+def tls_context(mode: str, opts: dict[str, str], spec: ConnectionSpec) -> ssl.SSLContext:
+    """The TLS context of a connection that requires TLS. `required` verifies the server's
+    certificate only when ssl_ca is given; `verify_ca` always does (against ssl_ca, else the
+    system's CAs); `verify_identity` also checks that the DSN's host is named in it."""
     for key in ("ssl_ca", "ssl_cert", "ssl_key"):
         if opts.get(key):
-            kw[key] = opts[key]
-    if mode in ("required", "verify_ca", "verify_identity", "true", "1") or kw:
-        kw.setdefault("ssl", {})  # TLS on; verification below
-        kw["ssl_verify_cert"] = mode in ("verify_ca", "verify_identity") or "ssl_ca" in kw
-        kw["ssl_verify_identity"] = mode == "verify_identity"
-    return kw
+            _check_readable(key, opts[key], spec)
+    ca = opts.get("ssl_ca") or None
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = mode == "verify_identity"
+    ctx.verify_mode = (
+        ssl.CERT_REQUIRED if mode in ("verify_ca", "verify_identity") or ca else ssl.CERT_NONE
+    )
+    # MariaDB's and MySQL's self-made certificates fail Python 3.13's stricter X.509 checks
+    ctx.verify_flags &= ~ssl.VERIFY_X509_STRICT
+    try:
+        if ca:
+            ctx.load_verify_locations(cafile=ca)
+        elif ctx.verify_mode == ssl.CERT_REQUIRED:
+            ctx.load_default_certs()
+        if opts.get("ssl_cert"):
+            ctx.load_cert_chain(opts["ssl_cert"], keyfile=opts.get("ssl_key") or None)
+    except (OSError, ValueError) as e:
+        raise ConfigError(
+            f"cannot set up TLS for {spec.describe()}: {redact(str(e))}", hint=_TLS_HINT
+        ) from None
+    return ctx
 
 
 def connect(
@@ -190,20 +298,68 @@ def connect(
     else:
         kwargs["host"] = spec.host
         kwargs["port"] = spec.port
-    kwargs.update(_ssl_kwargs(opts, spec.host))
+    kwargs.update(_ssl_kwargs(opts, spec.host, spec))
+    tls = "ssl" in kwargs  # TLS required (verified or not)
     try:
-        return pymysql.connect(**kwargs)
+        conn = pymysql.connect(**kwargs)
     except pymysql.MySQLError as e:
         code = e.args[0] if e.args else None
         if code == 1049:
             hint = f"create it first: CREATE DATABASE `{spec.database}`"
         elif code == 1045:
             hint = "check the user and password in the DSN or secret"
+        elif tls and "support" in str(e):  # "SSL is required but the server doesn't support it"
+            hint = _NO_TLS_HINT
+        elif tls and "SSL" in str(e):
+            hint = _TLS_HINT
         else:
             hint = "check that the server is reachable from here and the DSN is right"
         raise DatabaseError(
             f"cannot connect to {spec.describe()}: {redact(str(e))}", hint=hint
         ) from None
+    if tls and not isinstance(getattr(conn, "_sock", None), ssl.SSLSocket):
+        # PyMySQL 1.1 goes on in plain text when the server offers no TLS
+        conn.close()
+        raise DatabaseError(
+            f"cannot connect to {spec.describe()}: the DSN requires TLS and the server does "
+            "not offer it; dbroll closed the connection without using it",
+            hint=_NO_TLS_HINT,
+        )
+    set_keepalive(conn, int(opts.get("tcp_keepalive", KEEPALIVE_IDLE_S)))
+    return conn
+
+
+def _check_readable(key: str, path: str, spec: ConnectionSpec) -> None:
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as e:
+        raise ConfigError(
+            f"DSN option {key}={path} for {spec.describe()}: cannot read it ({e.strerror})",
+            hint="the path is read where dbroll runs (in a task: inside the container); for "
+            "RDS, download https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem",
+        ) from None
+
+
+def set_keepalive(conn: pymysql.Connection, idle_s: int) -> None:
+    """Probe a silent TCP connection after `idle_s` seconds (0: no keepalive), so a middlebox
+    does not drop it during a long statement and a vanished server is noticed (see the module
+    docstring). Unix sockets are left alone."""
+    sock = getattr(conn, "_sock", None)  # PyMySQL keeps no public handle on its socket
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1 if idle_s else 0)
+    if not idle_s:
+        return
+    # Linux names the idle timer TCP_KEEPIDLE, macOS TCP_KEEPALIVE
+    idle = getattr(socket, "TCP_KEEPIDLE", None) or getattr(socket, "TCP_KEEPALIVE", None)
+    for opt, value in (
+        (idle, idle_s),
+        (getattr(socket, "TCP_KEEPINTVL", None), min(KEEPALIVE_INTERVAL_S, idle_s)),
+        (getattr(socket, "TCP_KEEPCNT", None), KEEPALIVE_PROBES),
+    ):
+        if opt is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, opt, value)
 
 
 # PyMySQL's Cursor.execute() is four calls: clear the cursor, send the query, read the first

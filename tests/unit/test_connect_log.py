@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import ssl
 
 import pytest
 import structlog
@@ -11,6 +12,7 @@ import structlog
 from pipeline import log
 from pipeline.db.connect import _ssl_kwargs, parse_dsn, spec_from_secret
 from pipeline.errors import ConfigError
+from tests.certs import make_cert, write_pem
 
 
 @pytest.mark.parametrize(
@@ -52,17 +54,71 @@ def test_bad_dsn_errors_hide_the_password(dsn, needle):
     assert e.value.exit_code == 2
 
 
-def test_ssl_options():
+def test_ssl_options(tmp_path):
     assert _ssl_kwargs({}) == {}  # remote: PyMySQL's opportunistic TLS
     assert _ssl_kwargs({}, "127.0.0.1") == {"ssl_disabled": True}
-    kw = _ssl_kwargs({"ssl": "required"})
-    assert kw["ssl"] == {} and kw["ssl_verify_cert"] is False
-    kw = _ssl_kwargs({"ssl_ca": "/ca.pem"})
-    assert kw["ssl_ca"] == "/ca.pem" and kw["ssl_verify_cert"] is True
-    kw = _ssl_kwargs({"ssl": "verify_identity", "ssl_ca": "/ca.pem"})
-    assert kw["ssl_verify_identity"] is True
     assert _ssl_kwargs({"ssl": "disabled", "ssl_ca": "/ca.pem"}) == {"ssl_disabled": True}
-    assert _ssl_kwargs({"ssl": "required"}, "127.0.0.1")["ssl"] == {}
+    ca = write_pem(tmp_path / "ca.pem", make_cert("a CA")[0])
+
+    def ctx(opts, host=""):
+        c = _ssl_kwargs(opts, host)["ssl"]
+        return c.verify_mode, c.check_hostname
+
+    none, required = ssl.CERT_NONE, ssl.CERT_REQUIRED
+    assert ctx({"ssl": "required"}) == (none, False)
+    assert ctx({"ssl": "required"}, "127.0.0.1") == (none, False)  # asked for: TLS on loopback
+    assert ctx({"ssl_ca": ca}) == (required, False)
+    assert ctx({"ssl": "verify_ca"}) == (required, False)  # the system's CAs
+    assert ctx({"ssl": "verify_identity"}) == (required, True)
+    assert ctx({"ssl": "verify_identity", "ssl_ca": ca}) == (required, True)
+
+
+@pytest.mark.parametrize(
+    ("option", "needle"),
+    [
+        ("ssl=requierd", "unknown TLS mode"),
+        ("ssl=", "unknown TLS mode"),
+        ("connect_timeout=abc", "positive number"),
+        ("connect_timeout=0", "positive number"),
+        ("connect_timeout=inf", "positive number"),
+        ("charset=utf9", "character set"),
+        ("tcp_keepalive=-1", "whole number"),
+        ("tcp_keepalive=1.5", "whole number"),
+        ("tcp_keepalive=99999", "whole number"),
+        ("tcp_keepalive=\u00b2", "whole number"),
+        ("ssl_ca=", "empty"),
+    ],
+)
+def test_bad_option_values_are_named(option, needle):
+    key = option.split("=")[0]
+    with pytest.raises(ConfigError) as e:
+        parse_dsn(f"mysql://u:hunter22@h/db?{option}")
+    assert f"DSN option {key}=" in str(e.value) and needle in str(e.value)
+    assert "hunter22" not in str(e.value)
+    assert e.value.exit_code == 2
+
+
+def test_option_values_are_normalised():
+    def opts(q):
+        return dict(parse_dsn(f"mysql://u@h/db?{q}").options)
+
+    assert opts("ssl=TRUE&tcp_keepalive=030") == {"ssl": "required", "tcp_keepalive": "30"}
+    assert opts("ssl=0") == {"ssl": "disabled"}
+    assert opts("ssl=Verify_Identity&charset=latin1") == {
+        "ssl": "verify_identity",
+        "charset": "latin1",
+    }
+
+
+def test_unreadable_or_broken_certificate_files_are_config_errors(tmp_path):
+    missing = tmp_path / "missing.pem"
+    with pytest.raises(ConfigError, match=f"ssl_ca={missing}.*cannot read it"):
+        _ssl_kwargs({"ssl_ca": str(missing)}, "h")
+    broken = tmp_path / "broken.pem"
+    broken.write_text("not a certificate\n")
+    with pytest.raises(ConfigError, match="cannot set up TLS") as e:
+        _ssl_kwargs({"ssl": "verify_ca", "ssl_ca": str(broken)}, "h")
+    assert "PEM" in e.value.hint
 
 
 def test_secret_string():
