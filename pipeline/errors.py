@@ -89,6 +89,11 @@ class MigrationFailedError(DatabaseError):
         self.statement = statement
 
 
+class ConnectionLostError(MigrationFailedError):
+    """The connection running a migration statement was lost: the server may have finished
+    it without us, so history keeps the server's own record (the event stays running)."""
+
+
 class LockWaitError(MigrationFailedError):
     """A DDL statement kept timing out on a metadata lock held by another session."""
 

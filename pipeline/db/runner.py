@@ -45,6 +45,7 @@ from pipeline.errors import (
     BusyError,
     ChecksumDriftError,
     ConfigError,
+    ConnectionLostError,
     DatabaseError,
     HistoryGapError,
     LockWaitError,
@@ -63,9 +64,9 @@ ER_LOCK_WAIT_TIMEOUT = 1205
 ER_LOCK_DEADLOCK = 1213
 RETRYABLE = {ER_LOCK_WAIT_TIMEOUT, ER_LOCK_DEADLOCK}
 # Errors that mean "the effect of this statement is already there". Only consulted for the
-# first statement resumed after a crash: MariaDB (10.6+) makes each DDL statement atomic,
-# but a runner killed after the statement committed and before it recorded the fact leaves
-# statements_done one behind.
+# first statement resumed after a crash or a lost connection: MariaDB (10.6+) makes each DDL
+# statement atomic, but a runner killed (or cut off) after the statement committed and before
+# it recorded the fact leaves statements_done one behind.
 ALREADY_IN_EFFECT = {
     1007,
     1008,  # database exists / does not exist
@@ -84,6 +85,11 @@ ALREADY_IN_EFFECT = {
     1539,  # event exists / does not exist
     1826,  # duplicate foreign key
 }
+# Client errors for a connection lost while the server had our statements: server gone away,
+# lost during a query, lost reading the server's answer. The server may finish what it was
+# running (a middlebox dropped the flow; the session lives on) or not (a failover), writing
+# history as it goes: the outcome is the server's record, not the client's guess.
+CONNECTION_LOST = {2006, 2013, 2055}
 _DML = {"insert", "update", "delete", "replace", "select", "with", "set", "do", "values", "table"}
 _SESSION = {"set", "use", "prepare", "lock", "unlock", "deallocate", "execute"}
 # statements after which the work connection may be inside a transaction or hold locks (CALL:
@@ -110,8 +116,9 @@ AUTO_RESUME_STOPS = 3
 
 def auto_resumable(row: H.HistoryRow) -> bool:
     """A blocked event `migrate --resume-interrupted` may finish: a migration or repeatable
-    left running without a recorded error. Not a failed one (its statement would fail
-    again), not an undo (migrate would apply it again)."""
+    left running without a recorded error (stopped, crashed, or its connection lost). Not a
+    failed one (its statement would fail again), not an undo (migrate would apply it
+    again)."""
     return row.status == H.RUNNING and row.kind in ("migrate", "repeatable")
 
 
@@ -182,7 +189,7 @@ class Step:
 @dataclass
 class StepResult:
     step: Step
-    status: str  # applied | undone | skipped | failed | would-run
+    status: str  # applied | undone | skipped | failed | lost (connection) | would-run
     statements: int
     statements_done: int
     mode: str  # transaction | per-statement
@@ -332,10 +339,30 @@ def _history_refused(
     step: Step, e: BaseException, where: str = "before", then: str = "its statement did not run"
 ) -> DatabaseError:
     """The error for a history write the server refused `where` (before, after...) `step`."""
+    if _mysql_code(e) in CONNECTION_LOST:
+        return DatabaseError(
+            f"lost the connection to the server while writing {H.TABLE} {where} {step.kind} "
+            f"{step.label} ({step.script.path}): {_mysql_text(e)}; whether the server went "
+            "on with it is unknown, and nothing was written over its record",
+            hint=_lost_hint(step),
+        )
     return DatabaseError(
         f"could not write {H.TABLE} {where} {step.kind} {step.label} ({step.script.path}): "
         f"{_mysql_text(e)}; {then}",
         hint="check that the user may INSERT and UPDATE that table, then run the command again",
+    )
+
+
+def _lost_hint(step: Step) -> str:
+    then = (
+        "`dbroll resume`, then the undo again"
+        if step.kind == "undo"
+        else "`dbroll migrate --resume-interrupted` (or `dbroll resume`, then `dbroll migrate`)"
+    )
+    return (
+        f"run {then}: it waits for the lost session to end on the server, then goes on from "
+        "what the server recorded, counting a statement whose effect is already there as "
+        "done. `dbroll status` shows that record"
     )
 
 
@@ -692,8 +719,8 @@ class Runner:
     ) -> H.HistoryRow | None:
         """The blocked row `migrate --resume-interrupted` finishes before it applies the rest:
         a migration (or repeatable) a runner was stopped in without recording an error
-        (SIGTERM, Ctrl-C, kill -9, a crash), as `dbroll resume` would continue
-        it (see auto_resumable); not past --target, nor one stopped AUTO_RESUME_STOPS times
+        (SIGTERM, Ctrl-C, kill -9, a crash, a lost connection), as `dbroll resume` would
+        continue it (see auto_resumable); not past --target, nor one stopped AUTO_RESUME_STOPS times
         in a row at the same statement. None when there is nothing to resume this way."""
         b = state.blocked
         if (
@@ -1186,7 +1213,7 @@ class Runner:
                 else:
                     self._run_per_statement(step, stmts, start_at, uncertain_first)
             except MigrationFailedError as e:
-                res.status = "failed"
+                res.status = "lost" if isinstance(e, ConnectionLostError) else "failed"
                 res.statements_done = e.statement - 1
                 res.duration_ms = int((time.monotonic() - t0) * 1000)
                 raise
@@ -1297,7 +1324,7 @@ class Runner:
                     attempt = retry
                     continue
                 err = self._statement_failed(row_id, step, stmts, ji, attempt, e)
-                res.status = "failed"
+                res.status = "lost" if isinstance(err, ConnectionLostError) else "failed"
                 res.statements_done = ji
                 res.duration_ms = int((time.monotonic() - t0) * 1000)
                 raise err from None
@@ -1438,6 +1465,8 @@ class Runner:
         cls: type[MigrationFailedError] = MigrationFailedError,
         extra: str = "",
     ) -> MigrationFailedError:
+        if _mysql_code(err) in CONNECTION_LOST:
+            return self._lost(step, stmts, index, err)
         stmt = stmts[index]
         text = (
             f"statement {index + 1} of {len(stmts)} (line {stmt.line}: {stmt.first_line}) "
@@ -1456,6 +1485,29 @@ class Runner:
             statement=index + 1,
             hint=f"nothing after statement {done} ran. Fix the cause, then `dbroll resume` "
             f"(continues at statement {done + 1}); `dbroll status` shows the blocked row",
+        )
+
+    def _lost(
+        self, step: Step, stmts: list[Statement], index: int, err: BaseException
+    ) -> ConnectionLostError:
+        """The error for the work connection lost while the server had statement `index`
+        (0-based). Nothing is recorded: the server may still finish that statement, and the
+        rest of a packet, writing history as it goes, and a `failed` mark written now would
+        hide what it did. The event stays running, as after a crash; the next runner waits
+        for the lost session's work lock, then reads the server's record."""
+        stmt = stmts[index]
+        if self._transactional(step, stmts):
+            fate = "whether its transaction committed is unknown"
+        else:
+            fate = f"whether the server finished statement {index + 1} is unknown"
+        return ConnectionLostError(
+            f"{step.kind} {step.label} ({step.script.path}): lost the connection to the server "
+            f"during statement {index + 1} of {len(stmts)} (line {stmt.line}: "
+            f"{stmt.first_line}): {_mysql_text(err)}; {fate}. History keeps what the server "
+            "recorded: nothing was marked failed",
+            version=str(step.version) if step.version is not None else None,
+            statement=index + 1,
+            hint=_lost_hint(step),
         )
 
     def _spare_time(self) -> None:
@@ -1589,8 +1641,9 @@ class Runner:
                             self._reset_work()
                     if uncertain_first and index == start_at and code in ALREADY_IN_EFFECT:
                         log.warning(
-                            "statement already in effect: the previous runner was stopped after "
-                            "it committed and before it was recorded; counting it as done",
+                            "statement already in effect: the previous runner was stopped (or lost "
+                            "its connection) after it committed and before it was recorded; "
+                            "counting it as done",
                             version=step.label,
                             statement=index + 1,
                             line=stmt.line,
