@@ -207,9 +207,15 @@ def spec_from_secret(
             f"secret {secret_id} lacks {', '.join(missing)}",
             hint="an RDS-style secret has host, port, username, password and dbname",
         )
+    # the DSN's options may sit next to the RDS keys, e.g. "ssl": "verify_identity"
     options = []
-    if data.get("ssl_ca"):
-        options.append(("ssl_ca", str(data["ssl_ca"])))
+    for key in sorted(_KNOWN_OPTIONS & data.keys()):
+        if data[key] in (None, ""):
+            continue
+        try:
+            options.append((key, _check_option(key, str(data[key]))))
+        except ConfigError as e:
+            raise ConfigError(f"secret {secret_id}: {e.message}", hint=e.hint) from None
     return ConnectionSpec(
         host=str(data["host"]),
         port=int(data.get("port") or 3306),

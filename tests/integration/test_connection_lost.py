@@ -94,7 +94,8 @@ class DroppingProxy:
         for p in self.pairs:
             for s in (p.client, p.upstream):
                 with contextlib.suppress(OSError):
-                    s.close()
+                    s.shutdown(socket.SHUT_RDWR)  # wakes the pump blocked on it
+                s.close()
 
 
 def _dsn(spec, port: int) -> str:

@@ -160,3 +160,20 @@ def test_log_lines_are_redacted():
     first = json.loads(text.splitlines()[0])
     assert first["password"] == "***" and first["dsn"] == "mysql://u:***@h/db"
     assert "failed with ***" in text
+
+
+def test_secret_may_carry_dsn_options():
+    base = {"host": "h", "username": "u", "password": "pw-in-secret", "dbname": "d"}
+    spec = spec_from_secret(
+        json.dumps({**base, "ssl": "Verify_Identity", "ssl_ca": "/ca.pem", "tcp_keepalive": 30}),
+        "arn:s",
+    )
+    assert dict(spec.options) == {
+        "ssl": "verify_identity",
+        "ssl_ca": "/ca.pem",
+        "tcp_keepalive": "30",
+    }
+    assert spec_from_secret(json.dumps({**base, "engine": "mariadb"}), "arn:s").options == ()
+    with pytest.raises(ConfigError, match=r"secret arn:s: DSN option ssl='yes please'") as e:
+        spec_from_secret(json.dumps({**base, "ssl": "yes please"}), "arn:s")
+    assert "pw-in-secret" not in str(e.value)
