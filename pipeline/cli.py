@@ -372,11 +372,11 @@ def table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:
     is_flag=True,
     envvar="DBROLL_RESUME_INTERRUPTED",
     help="First finish a migration that a stopped runner left running (stopped by SIGTERM, "
-    "Ctrl-C or kill -9, a crash, or a lost connection), from the statement where it stopped, as "
-    "`dbroll resume` does; then apply the rest. For containers that migrate at start, so "
-    "that a task stopped mid-migration does not block every task after it. A migration "
-    "that failed on an error is never resumed this way, nor an undo, nor one stopped "
-    "3 times in a row at the same statement. [env DBROLL_RESUME_INTERRUPTED=1]",
+    "Ctrl-C or kill -9, a crash, or a lost connection), from the statement where it "
+    "stopped, as `dbroll resume` does; then apply the rest. For containers that migrate at "
+    "start, so that a task stopped mid-migration does not block every task after it. A "
+    "migration that failed on an error is never resumed this way, nor an undo, nor one "
+    "stopped 3 times in a row at the same statement. [env DBROLL_RESUME_INTERRUPTED=1]",
 )
 @click.option(
     "--manifest",
