@@ -19,6 +19,7 @@ import click
 
 from pipeline import __version__
 from pipeline.errors import (
+    EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_TERMINATED,
     ConfigError,
@@ -214,6 +215,19 @@ def handle_errors(f: Callable[..., Any]) -> Callable[..., Any]:
 
             click.echo(f"Error: {redact(str(e))}", err=True)
             sys.exit(e.exit_code)
+        except Exception as e:
+            # the last net for a server error no adapter turned into a DbrollError (PyMySQL's
+            # classes are matched by module: importing it here would slow every --help)
+            if not type(e).__module__.startswith("pymysql"):
+                raise
+            from pipeline.log import redact
+
+            click.echo(
+                f"Error: database error: {redact(' '.join(map(str, e.args)))}\n  hint: the "
+                "server refused or dropped a query; `dbroll status` shows what was recorded",
+                err=True,
+            )
+            sys.exit(EXIT_FAILED)
         except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (see main)
             term = isinstance(e, Terminated)
             click.echo(

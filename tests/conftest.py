@@ -103,6 +103,30 @@ def db(mariadb: Server) -> Iterator[ConnectionSpec]:
         mariadb.drop_database(spec)
 
 
+@contextlib.contextmanager
+def db_user(
+    mariadb: Server, db: ConnectionSpec, password: str, privileges: str = "ALL"
+) -> Iterator[ConnectionSpec]:
+    """A user of its own with `privileges` on the test database (from any host); dropped
+    afterwards. Its spec."""
+    user = f"u{db.database[-8:]}"
+    admin = connect(mariadb.admin, database=False)
+    try:
+        cur = admin.cursor()
+        for host in ("127.0.0.1", "localhost", "%"):
+            cur.execute(
+                f"CREATE USER '{user}'@'{host.replace('%', '%%')}' IDENTIFIED BY %s", (password,)
+            )
+            cur.execute(f"GRANT {privileges} ON `{db.database}`.* TO '{user}'@'{host}'")
+        yield ConnectionSpec(
+            host=db.host, port=db.port, user=user, password=password, database=db.database
+        )
+    finally:
+        for host in ("127.0.0.1", "localhost", "%"):
+            admin.cursor().execute(f"DROP USER IF EXISTS '{user}'@'{host}'")
+        admin.close()
+
+
 @pytest.fixture
 def dsn(db: ConnectionSpec) -> str:
     return db.to_dsn()

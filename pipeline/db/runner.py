@@ -397,6 +397,35 @@ class Runner:
 
     @contextmanager
     def _session(self, *, lock: bool) -> Iterator[None]:
+        """The control connection (and the runner lock, with `lock`) for one command. A
+        server error that nothing more specific handled, on any of its queries, leaves as a
+        DatabaseError naming the database: never as a traceback."""
+        try:
+            with self._open_session(lock=lock):
+                yield
+        except pymysql.MySQLError as e:
+            raise self._unhandled(e) from None
+
+    def _unhandled(self, e: pymysql.MySQLError) -> DatabaseError:
+        where = self.spec.describe()
+        if _mysql_code(e) in CONNECTION_LOST:
+            return DatabaseError(
+                f"lost the connection to {where}: {_mysql_text(e)}; what the server did after "
+                "dbroll's last record is unknown, and nothing was written over that record",
+                hint="`dbroll status` shows the record once the server is reachable; a "
+                "migration it shows `running` continues with `dbroll migrate "
+                "--resume-interrupted` or `dbroll resume` (a statement whose effect is already "
+                "there counts as done)",
+            )
+        return DatabaseError(
+            f"{where} refused a query dbroll needs: {_mysql_text(e)}",
+            hint="check that the DSN points at the writable primary (not a replica) and that "
+            f"the user may create, read and write {H.TABLE} and {H.LOCK_TABLE} in the schema "
+            "and run the migrations' statements (GRANT ALL ON <schema>.* is the simple way)",
+        )
+
+    @contextmanager
+    def _open_session(self, *, lock: bool) -> Iterator[None]:
         self._control = self._connect(self.spec, multi_statements=True)
         self._ctl = ControlCursor(self._control)
         self._late = None

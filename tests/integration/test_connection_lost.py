@@ -242,3 +242,44 @@ def test_lost_in_a_transaction_is_run_again_whole(db, tmp_path):
     _, err = resumed.communicate(timeout=120)
     assert resumed.returncode == 0, err
     assert query(db, "SELECT COUNT(*), SUM(h = 'x') FROM t") == [(1_000_000, 1)]
+
+
+def test_lost_control_connection_is_an_error_and_the_record_is_resumable(db, tmp_path):
+    """The control connection (the runner lock, history writes deferred to it) cut while the
+    other runs a slow statement: the migration goes on to its end, its last mark cannot be
+    written, and the runner says so in an error, not a traceback."""
+    mdir = write_files(
+        tmp_path / "m",
+        {
+            "V1__mixed.sql": "CREATE TABLE t (id INT PRIMARY KEY);\n"
+            "INSERT INTO t VALUES (1);\n"
+            + slow_create("big", 1_000_000)
+            + "ALTER TABLE t ADD COLUMN c INT NOT NULL DEFAULT 7;\n"
+        },
+    )
+    proxy = DroppingProxy(db.host, db.port)
+    try:
+        proc = _start(_dsn(db, proxy.port), mdir)
+        try:
+            wait_until_running(db, proc, "CREATE TABLE big %")
+            _, work_port = _session_running(db, "CREATE TABLE big %")
+            (control,) = [p for p in proxy.pairs if p.upstream.getsockname()[1] != work_port]
+            proxy.cut(control.upstream.getsockname()[1])
+            _, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        proxy.hang_up(control)
+    finally:
+        proxy.close()
+    assert proc.returncode == 1, err
+    assert "Traceback" not in err and "lost the connection to" in err, err
+    assert query(db, "SELECT id, c FROM t") == [(1, 7)]  # every statement ran
+    assert [r[:4] for r in history_rows(db)] == [("1", "migrate", "running", 3)]
+
+    resumed = _start(db.to_dsn(), mdir, "--resume-interrupted")
+    _, err = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, err
+    assert "statement already in effect" in err
+    assert [r[2] for r in history_rows(db)] == ["running", "success"]

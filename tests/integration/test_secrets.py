@@ -6,30 +6,15 @@ import json
 
 import pytest
 
-from pipeline.db.connect import connect
-from tests.conftest import query, run_cli, write_files
+from tests.conftest import db_user, query, run_cli, write_files
 
 PASSWORD = "Tr0ub4dor&3-s3cr3t"
 
 
 @pytest.fixture
 def secret_user(mariadb, db):
-    user = f"u{db.database[-8:]}"
-    admin = connect(mariadb.admin, database=False)
-    try:
-        cur = admin.cursor()
-        for host in ("127.0.0.1", "localhost", "%"):
-            cur.execute(
-                f"CREATE USER '{user}'@'{host.replace('%', '%%')}' IDENTIFIED BY %s", (PASSWORD,)
-            )
-            cur.execute(f"GRANT ALL ON `{db.database}`.* TO '{user}'@'{host}'")
-        yield db.__class__(
-            host=db.host, port=db.port, user=user, password=PASSWORD, database=db.database
-        )
-    finally:
-        for host in ("127.0.0.1", "localhost", "%"):
-            admin.cursor().execute(f"DROP USER IF EXISTS '{user}'@'{host}'")
-        admin.close()
+    with db_user(mariadb, db, PASSWORD) as spec:
+        yield spec
 
 
 def test_no_command_prints_the_password(secret_user, tmp_path):

@@ -177,3 +177,29 @@ def test_secret_may_carry_dsn_options():
     with pytest.raises(ConfigError, match=r"secret arn:s: DSN option ssl='yes please'") as e:
         spec_from_secret(json.dumps({**base, "ssl": "yes please"}), "arn:s")
     assert "pw-in-secret" not in str(e.value)
+
+
+def test_a_server_error_no_adapter_handled_is_an_error_line_not_a_traceback(capsys):
+    """handle_errors' last net: a PyMySQL exception that reached a command as it was."""
+    import pymysql
+
+    from pipeline.cli import handle_errors
+
+    @handle_errors
+    def command():
+        raise pymysql.err.OperationalError(1290, "--read-only option, password pw-only-here-7")
+
+    log.register_secret("pw-only-here-7")
+    with pytest.raises(SystemExit) as e:
+        command()
+    assert e.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Error: database error: 1290 --read-only option") and "hint:" in err
+    assert "pw-only-here-7" not in err
+
+    @handle_errors
+    def other():
+        raise ValueError("not ours to render")
+
+    with pytest.raises(ValueError):
+        other()
