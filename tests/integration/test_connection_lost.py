@@ -7,6 +7,7 @@ next runner must carry on from that record."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import socket
 import subprocess
@@ -17,13 +18,23 @@ from pathlib import Path
 
 from tests.conftest import (
     REPO,
+    args,
     history_rows,
     query,
+    run_cli,
     slow_create,
     user_tables,
     wait_until_running,
     write_files,
 )
+
+# statement by statement (it has DML); its third statement is slow, its fourth must follow it
+MIXED = {
+    "V1__mixed.sql": "CREATE TABLE t (id INT PRIMARY KEY);\n"
+    "INSERT INTO t VALUES (1);\n"
+    + slow_create("big", 1_000_000)
+    + "ALTER TABLE t ADD COLUMN c INT NOT NULL DEFAULT 7;\n"
+}
 
 
 class _Pair:
@@ -73,13 +84,11 @@ class DroppingProxy:
                 with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
 
-    def cut(self, server_port: int) -> _Pair:
-        """Drop the client's side of the connection the server sees from `server_port`."""
-        pair = next(p for p in self.pairs if p.upstream.getsockname()[1] == server_port)
+    def cut(self, pair: _Pair) -> None:
+        """Drop the client's side of `pair`; the server's side stays open."""
         pair.cut = True
         pair.client.shutdown(socket.SHUT_RDWR)
         pair.client.close()
-        return pair
 
     @staticmethod
     def hang_up(pair: _Pair) -> None:
@@ -98,14 +107,9 @@ class DroppingProxy:
                 s.close()
 
 
-def _dsn(spec, port: int) -> str:
-    return spec.with_database(spec.database).to_dsn().replace(f":{spec.port}/", f":{port}/")
-
-
-def _start(dsn: str, mdir: Path, *more: str) -> subprocess.Popen:
+def _start(dsn: str, mdir: Path) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "pipeline", "migrate", "--dsn", dsn, "--migrations", str(mdir)]
-        + list(more),
+        [sys.executable, "-m", "pipeline", "migrate", "--dsn", dsn, "--migrations", str(mdir)],
         cwd=REPO,
         env=dict(os.environ, DBROLL_LOG_FORMAT="json"),
         stdout=subprocess.PIPE,
@@ -114,18 +118,18 @@ def _start(dsn: str, mdir: Path, *more: str) -> subprocess.Popen:
     )
 
 
-def _session_running(spec, like: str) -> tuple[int, int]:
-    """(connection id, client port) of the session that runs a statement LIKE `like`."""
-    ((conn_id, host),) = query(
+def _session_running(spec, like: str) -> int:
+    """The connection id of the session that runs a statement LIKE `like`."""
+    ((conn_id,),) = query(
         spec,
-        "SELECT id, host FROM information_schema.processlist WHERE db = %s AND info LIKE %s",
+        "SELECT id FROM information_schema.processlist WHERE db = %s AND info LIKE %s",
         (spec.database, like),
     )
-    return conn_id, int(host.rsplit(":", 1)[1])
+    return conn_id
 
 
 def _wait_idle(spec, conn_id: int) -> None:
-    """Until the session has nothing left to run (its packet done)."""
+    """Until the session has nothing left to run (its packet done), or is gone."""
     deadline = time.monotonic() + 60
     while query(
         spec,
@@ -136,18 +140,26 @@ def _wait_idle(spec, conn_id: int) -> None:
         time.sleep(0.02)
 
 
-def _cut_while_running(db, mdir: Path, like: str) -> tuple[subprocess.CompletedProcess, int]:
-    """Run `dbroll migrate` through the proxy, cut its work connection while the server runs
-    a statement LIKE `like`; the finished process and the orphaned session's id. The session
-    is left to finish its packet, then its server side closed (as the middlebox's idle
-    timeout would, in the end)."""
+def _cut_while_running(
+    db, mdir: Path, like: str, side: str = "work"
+) -> subprocess.CompletedProcess:
+    """Run `dbroll migrate` through the proxy and, while the server runs a statement LIKE
+    `like`, cut one of its two connections: `work` (the one running it) or `control`. The
+    session running the statement is left to finish its packet; then the cut connection's
+    server side is closed (as the middlebox's idle timeout would, in the end)."""
     proxy = DroppingProxy(db.host, db.port)
     try:
-        proc = _start(_dsn(db, proxy.port), mdir)
+        # through the proxy, which listens on loopback
+        proc = _start(dataclasses.replace(db, host="127.0.0.1", port=proxy.port).to_dsn(), mdir)
         try:
             wait_until_running(db, proc, like)
-            conn_id, port = _session_running(db, like)
-            pair = proxy.cut(port)
+            conn_id = _session_running(db, like)
+            # the runner opens its control connection first, the work connection when it
+            # has a statement to run (the server's view of client ports is no guide: a
+            # Docker port mapping changes them)
+            control, work = proxy.pairs
+            pair = work if side == "work" else control
+            proxy.cut(pair)
             out, err = proc.communicate(timeout=60)
         finally:
             if proc.poll() is None:
@@ -155,9 +167,14 @@ def _cut_while_running(db, mdir: Path, like: str) -> tuple[subprocess.CompletedP
                 proc.communicate()
         _wait_idle(db, conn_id)
         proxy.hang_up(pair)
-        return subprocess.CompletedProcess(proc.args, proc.returncode, out, err), conn_id
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
     finally:
         proxy.close()
+
+
+def _migrate(db, mdir: Path, *more: str) -> subprocess.CompletedProcess:
+    """`dbroll migrate` straight to the server (not through the proxy)."""
+    return run_cli("migrate", *args(db, mdir, *more))
 
 
 def test_lost_mid_packet_leaves_the_servers_record_and_the_next_run_finds_it_done(db, tmp_path):
@@ -167,7 +184,7 @@ def test_lost_mid_packet_leaves_the_servers_record_and_the_next_run_finds_it_don
         tmp_path / "m",
         {f"V{v}__slow{v}.sql": slow_create(f"slow_{v}", 1_000_000) for v in (1, 2, 3)},
     )
-    done, _ = _cut_while_running(db, mdir, "CREATE TABLE slow_1 %")
+    done = _cut_while_running(db, mdir, "CREATE TABLE slow_1 %")
     assert done.returncode == 1, done.stderr
     assert "lost the connection" in done.stderr and "unknown" in done.stderr, done.stderr
     assert "dbroll resume" in done.stderr
@@ -177,9 +194,8 @@ def test_lost_mid_packet_leaves_the_servers_record_and_the_next_run_finds_it_don
         ("2", "migrate", "success"),
         ("3", "migrate", "success"),
     ]
-    again = _start(db.to_dsn(), mdir)
-    out, err = again.communicate(timeout=60)
-    assert again.returncode == 0, err
+    again = _migrate(db, mdir)
+    assert again.returncode == 0, again.stderr
     assert len(history_rows(db)) == 3
 
 
@@ -188,16 +204,8 @@ def test_lost_mid_statement_is_resumed_from_the_servers_record(db, tmp_path):
     statement, and its `done` mark, which would have gone with the next statement, is never
     written. The row stays `running`; the next start with --resume-interrupted reruns that
     statement, finds its effect there, counts it done and goes on."""
-    mdir = write_files(
-        tmp_path / "m",
-        {
-            "V1__mixed.sql": "CREATE TABLE t (id INT PRIMARY KEY);\n"
-            "INSERT INTO t VALUES (1);\n"
-            + slow_create("big", 1_000_000)
-            + "ALTER TABLE t ADD COLUMN c INT NOT NULL DEFAULT 7;\n"
-        },
-    )
-    done, _ = _cut_while_running(db, mdir, "CREATE TABLE big %")
+    mdir = write_files(tmp_path / "m", MIXED)
+    done = _cut_while_running(db, mdir, "CREATE TABLE big %")
     assert done.returncode == 1, done.stderr
     assert "lost the connection" in done.stderr and "statement 3 of 4" in done.stderr
     assert user_tables(db) == {"t", "big"}
@@ -205,15 +213,13 @@ def test_lost_mid_statement_is_resumed_from_the_servers_record(db, tmp_path):
     assert (version, kind, status) == ("1", "migrate", "running")
     assert query(db, "SELECT statements_done FROM dbroll_history") == [(2,)]
 
-    blocked = _start(db.to_dsn(), mdir)
-    _, err = blocked.communicate(timeout=60)
-    assert blocked.returncode == 3, err
-    assert "--resume-interrupted" in err
+    blocked = _migrate(db, mdir)
+    assert blocked.returncode == 3, blocked.stderr
+    assert "--resume-interrupted" in blocked.stderr
 
-    resumed = _start(db.to_dsn(), mdir, "--resume-interrupted")
-    _, err = resumed.communicate(timeout=120)
-    assert resumed.returncode == 0, err
-    assert "statement already in effect" in err
+    resumed = _migrate(db, mdir, "--resume-interrupted")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "statement already in effect" in resumed.stderr
     assert query(db, "SELECT id, c FROM t") == [(1, 7)]
     assert [r[2] for r in history_rows(db)] == ["running", "success"]
 
@@ -230,7 +236,7 @@ def test_lost_in_a_transaction_is_run_again_whole(db, tmp_path):
             "UPDATE t SET h = 'x' WHERE id = 1;\n",
         },
     )
-    done, _ = _cut_while_running(db, mdir, "INSERT INTO t SELECT %")
+    done = _cut_while_running(db, mdir, "INSERT INTO t SELECT %")
     assert done.returncode == 1, done.stderr
     assert "whether its transaction committed is unknown" in done.stderr, done.stderr
     assert query(db, "SELECT COUNT(*) FROM t") == [(0,)]
@@ -238,9 +244,8 @@ def test_lost_in_a_transaction_is_run_again_whole(db, tmp_path):
         ("1", "migrate", "success", 1),
         ("2", "migrate", "running", 0),
     ]
-    resumed = _start(db.to_dsn(), mdir, "--resume-interrupted")
-    _, err = resumed.communicate(timeout=120)
-    assert resumed.returncode == 0, err
+    resumed = _migrate(db, mdir, "--resume-interrupted")
+    assert resumed.returncode == 0, resumed.stderr
     assert query(db, "SELECT COUNT(*), SUM(h = 'x') FROM t") == [(1_000_000, 1)]
 
 
@@ -248,38 +253,14 @@ def test_lost_control_connection_is_an_error_and_the_record_is_resumable(db, tmp
     """The control connection (the runner lock, history writes deferred to it) cut while the
     other runs a slow statement: the migration goes on to its end, its last mark cannot be
     written, and the runner says so in an error, not a traceback."""
-    mdir = write_files(
-        tmp_path / "m",
-        {
-            "V1__mixed.sql": "CREATE TABLE t (id INT PRIMARY KEY);\n"
-            "INSERT INTO t VALUES (1);\n"
-            + slow_create("big", 1_000_000)
-            + "ALTER TABLE t ADD COLUMN c INT NOT NULL DEFAULT 7;\n"
-        },
-    )
-    proxy = DroppingProxy(db.host, db.port)
-    try:
-        proc = _start(_dsn(db, proxy.port), mdir)
-        try:
-            wait_until_running(db, proc, "CREATE TABLE big %")
-            _, work_port = _session_running(db, "CREATE TABLE big %")
-            (control,) = [p for p in proxy.pairs if p.upstream.getsockname()[1] != work_port]
-            proxy.cut(control.upstream.getsockname()[1])
-            _, err = proc.communicate(timeout=60)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
-        proxy.hang_up(control)
-    finally:
-        proxy.close()
-    assert proc.returncode == 1, err
-    assert "Traceback" not in err and "lost the connection to" in err, err
+    mdir = write_files(tmp_path / "m", MIXED)
+    done = _cut_while_running(db, mdir, "CREATE TABLE big %", side="control")
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr and "lost the connection to" in done.stderr, done.stderr
     assert query(db, "SELECT id, c FROM t") == [(1, 7)]  # every statement ran
     assert [r[:4] for r in history_rows(db)] == [("1", "migrate", "running", 3)]
 
-    resumed = _start(db.to_dsn(), mdir, "--resume-interrupted")
-    _, err = resumed.communicate(timeout=120)
-    assert resumed.returncode == 0, err
-    assert "statement already in effect" in err
+    resumed = _migrate(db, mdir, "--resume-interrupted")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "statement already in effect" in resumed.stderr
     assert [r[2] for r in history_rows(db)] == ["running", "success"]
