@@ -229,9 +229,7 @@ def spec_from_secret(
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
-def _ssl_kwargs(
-    opts: dict[str, str], host: str = "", spec: ConnectionSpec | None = None
-) -> dict[str, Any]:
+def _ssl_kwargs(opts: dict[str, str], spec: ConnectionSpec) -> dict[str, Any]:
     """TLS options for PyMySQL. Without any, PyMySQL tries TLS opportunistically (unverified,
     and building its context costs ~40 ms a connection); on loopback that buys nothing. With
     any, TLS is required and dbroll builds the context itself: PyMySQL treats ``ssl=required``
@@ -240,12 +238,12 @@ def _ssl_kwargs(
     mode = opts.get("ssl", "")
     files = any(opts.get(k) for k in ("ssl_ca", "ssl_cert", "ssl_key"))
     if mode == "disabled" or (
-        not mode and not files and (host in _LOOPBACK or "unix_socket" in opts)
+        not mode and not files and (spec.host in _LOOPBACK or "unix_socket" in opts)
     ):
         return {"ssl_disabled": True}
     if not mode and not files:
         return {}
-    return {"ssl": tls_context(mode or "required", opts, spec or ConnectionSpec(host=host))}
+    return {"ssl": tls_context(mode or "required", opts, spec)}
 
 
 def tls_context(mode: str, opts: dict[str, str], spec: ConnectionSpec) -> ssl.SSLContext:
@@ -304,7 +302,7 @@ def connect(
     else:
         kwargs["host"] = spec.host
         kwargs["port"] = spec.port
-    kwargs.update(_ssl_kwargs(opts, spec.host, spec))
+    kwargs.update(_ssl_kwargs(opts, spec))
     tls = "ssl" in kwargs  # TLS required (verified or not)
     try:
         conn = pymysql.connect(**kwargs)

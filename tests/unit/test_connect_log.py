@@ -10,7 +10,7 @@ import pytest
 import structlog
 
 from pipeline import log
-from pipeline.db.connect import _ssl_kwargs, parse_dsn, spec_from_secret
+from pipeline.db.connect import ConnectionSpec, _ssl_kwargs, parse_dsn, spec_from_secret
 from pipeline.errors import ConfigError
 from tests.certs import make_cert, write_pem
 
@@ -54,19 +54,23 @@ def test_bad_dsn_errors_hide_the_password(dsn, needle):
     assert e.value.exit_code == 2
 
 
+REMOTE = ConnectionSpec(host="db.internal")
+LOOPBACK = ConnectionSpec(host="127.0.0.1")
+
+
 def test_ssl_options(tmp_path):
-    assert _ssl_kwargs({}) == {}  # remote: PyMySQL's opportunistic TLS
-    assert _ssl_kwargs({}, "127.0.0.1") == {"ssl_disabled": True}
-    assert _ssl_kwargs({"ssl": "disabled", "ssl_ca": "/ca.pem"}) == {"ssl_disabled": True}
+    assert _ssl_kwargs({}, REMOTE) == {}  # remote: PyMySQL's opportunistic TLS
+    assert _ssl_kwargs({}, LOOPBACK) == {"ssl_disabled": True}
+    assert _ssl_kwargs({"ssl": "disabled", "ssl_ca": "/ca.pem"}, REMOTE) == {"ssl_disabled": True}
     ca = write_pem(tmp_path / "ca.pem", make_cert("a CA")[0])
 
-    def ctx(opts, host=""):
-        c = _ssl_kwargs(opts, host)["ssl"]
+    def ctx(opts, spec=REMOTE):
+        c = _ssl_kwargs(opts, spec)["ssl"]
         return c.verify_mode, c.check_hostname
 
     none, required = ssl.CERT_NONE, ssl.CERT_REQUIRED
     assert ctx({"ssl": "required"}) == (none, False)
-    assert ctx({"ssl": "required"}, "127.0.0.1") == (none, False)  # asked for: TLS on loopback
+    assert ctx({"ssl": "required"}, LOOPBACK) == (none, False)  # asked for: TLS on loopback
     assert ctx({"ssl_ca": ca}) == (required, False)
     assert ctx({"ssl": "verify_ca"}) == (required, False)  # the system's CAs
     assert ctx({"ssl": "verify_identity"}) == (required, True)
@@ -113,11 +117,11 @@ def test_option_values_are_normalised():
 def test_unreadable_or_broken_certificate_files_are_config_errors(tmp_path):
     missing = tmp_path / "missing.pem"
     with pytest.raises(ConfigError, match=f"ssl_ca={missing}.*cannot read it"):
-        _ssl_kwargs({"ssl_ca": str(missing)}, "h")
+        _ssl_kwargs({"ssl_ca": str(missing)}, REMOTE)
     broken = tmp_path / "broken.pem"
     broken.write_text("not a certificate\n")
     with pytest.raises(ConfigError, match="cannot set up TLS") as e:
-        _ssl_kwargs({"ssl": "verify_ca", "ssl_ca": str(broken)}, "h")
+        _ssl_kwargs({"ssl": "verify_ca", "ssl_ca": str(broken)}, REMOTE)
     assert "PEM" in e.value.hint
 
 
