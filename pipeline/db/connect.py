@@ -8,6 +8,11 @@ below). Each is checked when the DSN is parsed: a typo such as ``ssl=requried`` 
 never a silent downgrade to an unverified or plain connection. The password is registered
 with :mod:`pipeline.log` as soon as it is parsed, so it never appears in any output.
 
+A password never crosses a network in clear text: when a server asks for it that way
+(``mysql_clear_password``, or the ``dialog`` plugin's password prompt) over a connection
+without TLS that is not local, dbroll refuses instead of answering. A real server does that
+only for PAM or LDAP users; a man in the middle who stripped TLS does it to read the password.
+
 TCP keepalive: a long ALTER keeps the connection silent until it ends, and AWS NAT gateways,
 Network Load Balancers and Transit Gateways drop a TCP flow after 350 s without a packet.
 The client would then wait forever for an answer that cannot arrive. PyMySQL turns
@@ -27,7 +32,7 @@ from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import pymysql
-from pymysql.constants import COMMAND
+from pymysql.constants import COMMAND, CR
 
 from pipeline.errors import ConfigError, DatabaseError
 from pipeline.log import redact, register_secret
@@ -292,6 +297,7 @@ def connect(
         autocommit=autocommit,
         connect_timeout=float(opts.get("connect_timeout", 10)),
         local_infile=False,
+        auth_plugin_map=_PLAIN_TEXT_GUARDS,
     )
     if multi_statements:
         from pymysql.constants import CLIENT
@@ -310,6 +316,8 @@ def connect(
         code = e.args[0] if e.args else None
         if code == 1049:
             hint = f"create it first: CREATE DATABASE `{spec.database}`"
+        elif code == CR.CR_AUTH_PLUGIN_ERR and _IN_CLEAR in str(e):
+            hint = _IN_CLEAR_HINT
         elif code == 1045:
             hint = "check the user and password in the DSN or secret"
         elif tls and "support" in str(e):  # "SSL is required but the server doesn't support it"
@@ -331,6 +339,47 @@ def connect(
         )
     set_keepalive(conn, int(opts.get("tcp_keepalive", KEEPALIVE_IDLE_S)))
     return conn
+
+
+_IN_CLEAR = "in clear text"
+_IN_CLEAR_HINT = (
+    "add ssl=required (better: ssl=verify_identity&ssl_ca=/path/ca.pem) to the DSN. A server "
+    "asks for the password in clear text for PAM or LDAP users; if this one should not, "
+    "something between dbroll and the server may be reading it"
+)
+
+
+class _PlainTextGuard:
+    """PyMySQL handler for an authentication plugin that sends the password as it is: it
+    refuses unless the connection is TLS or stays on this machine, then lets PyMySQL's own
+    code answer. (Given no handler, PyMySQL 1.1 and 1.2 answer a remote plain connection.)"""
+
+    plugin = b""
+
+    def __init__(self, conn: pymysql.Connection) -> None:
+        self.conn = conn
+
+    def authenticate(self, pkt: Any) -> Any:
+        conn = self.conn
+        local = bool(getattr(conn, "unix_socket", None)) or conn.host in _LOOPBACK
+        if not local and not isinstance(getattr(conn, "_sock", None), ssl.SSLSocket):
+            raise pymysql.err.OperationalError(
+                CR.CR_AUTH_PLUGIN_ERR,
+                f"the server asked for the password {_IN_CLEAR} ({self.plugin.decode()}) over "
+                "a connection without TLS; dbroll did not send it",
+            )
+        return conn._process_auth(self.plugin, pkt)  # PyMySQL's answer, no handler
+
+
+class _ClearPassword(_PlainTextGuard):
+    plugin = b"mysql_clear_password"
+
+
+class _Dialog(_PlainTextGuard):
+    plugin = b"dialog"  # MariaDB's PAM plugin: a "Password: " prompt, answered in clear
+
+
+_PLAIN_TEXT_GUARDS = {"mysql_clear_password": _ClearPassword, "dialog": _Dialog}
 
 
 def _check_readable(key: str, path: str, spec: ConnectionSpec) -> None:
