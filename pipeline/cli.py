@@ -96,8 +96,9 @@ def db_options(f: Callable[..., Any]) -> Callable[..., Any]:
         envvar="DBROLL_DSN",
         metavar="URL",
         help="mysql://user:pass@host:3306/db (or mariadb://). TLS: "
-        "?ssl=verify_identity&ssl_ca=PATH (checked), ?ssl=required (not checked); more "
-        "options in the README (Connecting). [env DBROLL_DSN]",
+        "?ssl=verify_identity&ssl_ca=PATH (checked), ?ssl=required (not checked). RDS IAM "
+        "authentication, no password: mysql://user@ENDPOINT:3306/db?iam=true. More options "
+        "in the README (Connecting). [env DBROLL_DSN]",
     )(f)
     return f
 

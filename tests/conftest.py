@@ -358,6 +358,24 @@ class Moto:
         )
 
 
+@pytest.fixture
+def signing_env(monkeypatch, tmp_path) -> Iterator[pytest.MonkeyPatch]:
+    """AWS credentials from the environment only (no profile, config file, region or instance
+    metadata), for code that signs locally (IAM database tokens); yields the monkeypatch."""
+    from pipeline.aws import rds
+
+    for name in ("AWS_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
+    rds._signer.cache_clear()  # its clients hold the credentials they were made with
+    yield monkeypatch
+    rds._signer.cache_clear()
+
+
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[str]:
     from moto.server import ThreadedMotoServer

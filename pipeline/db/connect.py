@@ -4,9 +4,15 @@ A DSN looks like ``mysql://user:pass@host:port/db?ssl_ca=/path&ssl=required``
 (``mariadb://`` is the same). Query options: ``ssl_ca``, ``ssl_cert``, ``ssl_key``,
 ``ssl`` (``required`` / ``verify_ca`` / ``verify_identity`` / ``disabled``),
 ``unix_socket``, ``connect_timeout`` (seconds), ``charset``, ``tcp_keepalive`` (seconds; see
-below). Each is checked when the DSN is parsed: a typo such as ``ssl=requried`` is an error,
-never a silent downgrade to an unverified or plain connection. The password is registered
-with :mod:`pipeline.log` as soon as it is parsed, so it never appears in any output.
+below), ``iam`` and ``region`` (see below). Each is checked when the DSN is parsed: a typo
+such as ``ssl=requried`` is an error, never a silent downgrade to an unverified or plain
+connection. The password is registered with :mod:`pipeline.log` as soon as it is parsed, so
+it never appears in any output.
+
+IAM database authentication (RDS and Aurora): with ``iam=true`` the DSN carries no password;
+each connection signs a token with the AWS credentials dbroll runs with (the task role, the
+CodeBuild role) and sends it as the password. The token is good for 15 minutes, so each
+connection signs its own. It goes only over TLS (``ssl=required`` unless the DSN says more).
 
 A password never crosses a network in clear text: when a server asks for it that way
 (``mysql_clear_password``, or the ``dialog`` plugin's password prompt) over a connection
@@ -25,6 +31,7 @@ connection: first probe after ``tcp_keepalive`` seconds idle (default 60), then 
 from __future__ import annotations
 
 import json
+import re
 import socket
 import ssl
 from dataclasses import dataclass, field, replace
@@ -47,7 +54,11 @@ _KNOWN_OPTIONS = {
     "connect_timeout",
     "charset",
     "tcp_keepalive",
+    "iam",
+    "region",
 }
+_BOOLEANS = {"true": "true", "1": "true", "false": "false", "0": "false"}
+_REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-\d+")
 # `ssl=` values and what they mean (true/1 and false/0 are accepted spellings)
 _SSL_MODES = {
     "required": "required",
@@ -136,6 +147,7 @@ def parse_dsn(dsn: str) -> ConnectionSpec:
                 hint="supported: " + ", ".join(sorted(_KNOWN_OPTIONS)),
             )
         options.append((key, _check_option(key, values[-1])))
+    _check_together(dict(options), bool(parts.password), "DSN")
     return ConnectionSpec(
         host=parts.hostname or "127.0.0.1",
         port=port or 3306,
@@ -178,6 +190,14 @@ def _check_option(key: str, value: str) -> str:
                 "gateways and load balancers drop an idle connection); 0 turns keepalive off",
             )
         return str(int(value))
+    if key == "iam":
+        if value.lower() not in _BOOLEANS:
+            raise bad("not true or false", "iam=true signs an IAM token instead of a password")
+        return _BOOLEANS[value.lower()]
+    if key == "region":
+        if not _REGION.fullmatch(value):
+            raise bad("not an AWS region", "example: region=eu-west-1 (the database's region)")
+        return value
     if key == "charset":
         from pymysql.charset import charset_by_name
 
@@ -187,6 +207,34 @@ def _check_option(key: str, value: str) -> str:
     if key in ("ssl_ca", "ssl_cert", "ssl_key", "unix_socket") and not value:
         raise bad("empty", f"give the path: {key}=/path/to/file, or leave the option out")
     return value
+
+
+def _check_together(opts: dict[str, str], password: bool, where: str) -> None:
+    """Options that contradict each other (or the password) are an error, not a guess."""
+    if opts.get("iam") != "true":
+        if "region" in opts:
+            raise ConfigError(
+                f"{where} option region={opts['region']} is only used with iam=true",
+                hint="add iam=true to sign an IAM token for this user, or drop region",
+            )
+        return
+    if password:
+        raise ConfigError(
+            f"{where} has a password and iam=true: with IAM authentication the token is "
+            "the password",
+            hint="drop the password (mysql://user@host:3306/db?iam=true), or drop iam=true",
+        )
+    if opts.get("ssl") == "disabled":
+        raise ConfigError(
+            f"{where} has iam=true and ssl=disabled: an IAM token is only sent over TLS",
+            hint="drop ssl=disabled; better, verify the server: "
+            "ssl=verify_identity&ssl_ca=/path/global-bundle.pem",
+        )
+    if "unix_socket" in opts:
+        raise ConfigError(
+            f"{where} has iam=true and unix_socket: an IAM token is signed for a TCP host and port",
+            hint="give the instance's endpoint as the host, and drop unix_socket",
+        )
 
 
 def spec_from_secret(
@@ -221,6 +269,7 @@ def spec_from_secret(
             options.append((key, _check_option(key, str(data[key]))))
         except ConfigError as e:
             raise ConfigError(f"secret {secret_id}: {e.message}", hint=e.hint) from None
+    _check_together(dict(options), bool(data.get("password")), f"secret {secret_id}")
     return ConnectionSpec(
         host=str(data["host"]),
         port=int(data.get("port") or 3306),
@@ -240,7 +289,8 @@ def _ssl_kwargs(opts: dict[str, str], spec: ConnectionSpec) -> dict[str, Any]:
     any, TLS is required and dbroll builds the context itself: PyMySQL treats ``ssl=required``
     without a CA as "preferred" (plain text when the server offers no TLS) and skips the host
     name check of ``verify_identity`` without a CA file."""
-    mode = opts.get("ssl", "")
+    # an IAM token is a bearer credential for 15 minutes: TLS at least
+    mode = opts.get("ssl", "") or ("required" if opts.get("iam") == "true" else "")
     files = any(opts.get(k) for k in ("ssl_ca", "ssl_cert", "ssl_key"))
     if mode == "disabled" or (
         not mode and not files and (spec.host in _LOOPBACK or "unix_socket" in opts)
@@ -289,9 +339,16 @@ def connect(
 ) -> pymysql.Connection:
     """Open a connection; failures become DatabaseError naming host and database, never the password."""
     opts = dict(spec.options)
+    iam = opts.get("iam") == "true"
+    password = spec.password
+    if iam:
+        from pipeline.aws.rds import iam_auth_token
+
+        password = iam_auth_token(spec.host, spec.port, spec.user, opts.get("region"))
+        register_secret(password)
     kwargs: dict[str, Any] = dict(
         user=spec.user,
-        password=spec.password,
+        password=password,
         database=spec.database if database else None,
         charset=opts.get("charset", "utf8mb4"),
         autocommit=autocommit,
@@ -318,6 +375,8 @@ def connect(
             hint = f"create it first: CREATE DATABASE `{spec.database}`"
         elif code == CR.CR_AUTH_PLUGIN_ERR and _IN_CLEAR in str(e):
             hint = _IN_CLEAR_HINT
+        elif code == 1045 and iam:
+            hint = _IAM_HINT.format(user=spec.user)
         elif code == 1045:
             hint = "check the user and password in the DSN or secret"
         elif tls and "support" in str(e):  # "SSL is required but the server doesn't support it"
@@ -341,6 +400,14 @@ def connect(
     return conn
 
 
+_IAM_HINT = (
+    "dbroll signed an IAM token and the server refused it. Check: the instance has IAM "
+    "database authentication enabled; the user was made for it (CREATE USER '{user}' "
+    "IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS'); the role dbroll runs as may "
+    "rds-db:connect to arn:aws:rds-db:<region>:<account>:dbuser:<DbiResourceId>/{user}; the "
+    "DSN's host is the instance's endpoint (the token is signed for that name, not a CNAME) "
+    "and the region is the instance's"
+)
 _IN_CLEAR = "in clear text"
 _IN_CLEAR_HINT = (
     "add ssl=required (better: ssl=verify_identity&ssl_ca=/path/ca.pem) to the DSN. A server "

@@ -4,15 +4,18 @@ should, refuses when it should, and says why."""
 
 from __future__ import annotations
 
+import datetime
 import shutil
 
+import botocore.auth
+import botocore.session
 import pytest
 
 from pipeline.db.connect import connect, parse_dsn
 from pipeline.devdb import MariaDBServer, make_template
 from pipeline.errors import ConfigError, DatabaseError
 from tests.certs import make_cert, write_pem
-from tests.conftest import INSTALL_HINT
+from tests.conftest import INSTALL_HINT, dbroll, query, write_files
 
 
 class TLSServer:
@@ -90,3 +93,53 @@ def test_verify_identity_with_the_system_cas_still_checks_the_host_name(tls_serv
     with pytest.raises(DatabaseError, match="CERTIFICATE_VERIFY_FAILED"):
         connect(tls_server.spec("127.0.0.1", "ssl=verify_identity"))
     assert _cipher(tls_server.spec("127.0.0.1", "ssl=verify_ca"))
+
+
+SIGNED_AT = datetime.datetime(2026, 11, 30, 12, 0, 0)
+
+
+@pytest.fixture
+def iam_user(tls_server, signing_env):
+    """A user whose password is the token RDS would receive: signed by botocore itself (not
+    by dbroll's code) for 127.0.0.1:<port>, user iam_app, eu-west-1, at SIGNED_AT, with the
+    clock botocore signs by frozen there. (RDS checks a token with AWSAuthenticationPlugin;
+    a test server can only compare it.) REQUIRE SSL: the server refuses it in plain text."""
+    signing_env.setattr(botocore.auth, "get_current_datetime", lambda *a, **k: SIGNED_AT)
+    port = tls_server.server.port
+    token = (
+        botocore.session.get_session()
+        .create_client("rds", region_name="eu-west-1")
+        .generate_db_auth_token("127.0.0.1", port, "iam_app")
+    )
+    root = parse_dsn(f"mysql://root@127.0.0.1:{port}/mysql")
+    query(root, "CREATE DATABASE iam_shop")
+    query(root, "CREATE USER 'iam_app'@'%%' IDENTIFIED BY %s REQUIRE SSL", (token,))
+    query(root, "GRANT ALL ON iam_shop.* TO 'iam_app'@'%'")
+    try:
+        yield token
+    finally:
+        query(root, "DROP USER 'iam_app'@'%'")
+        query(root, "DROP DATABASE iam_shop")
+
+
+def test_iam_token_is_the_password_and_goes_over_tls(tls_server, iam_user, tmp_path):
+    port = tls_server.server.port
+    dsn = f"mysql://iam_app@127.0.0.1:{port}/iam_shop?iam=true&region=eu-west-1"
+    # TLS even on loopback (a DSN without iam=true would be plain text here)
+    assert _cipher(parse_dsn(dsn))
+    # a whole run: `migrate` opens its connections with tokens; none shows in its output
+    mdir = write_files(tmp_path / "m", {"V1__a.sql": "CREATE TABLE a (id INT);\n"})
+    r = dbroll("migrate", "--dsn", dsn, "--migrations", str(mdir))
+    assert r.exit_code == 0, r.stderr
+    assert iam_user not in r.stdout + r.stderr
+    assert "X-Amz-Signature" not in r.stdout + r.stderr
+    shop = parse_dsn(f"mysql://root@127.0.0.1:{port}/iam_shop")
+    assert query(shop, "SELECT installed_by, status FROM dbroll_history") == [
+        ("iam_app", "success")
+    ]
+    # signed for another region: RDS would refuse it, this server does; the error says what
+    # to check and never shows the token
+    with pytest.raises(DatabaseError, match="Access denied") as e:
+        connect(parse_dsn(dsn.replace("eu-west-1", "eu-central-1")))
+    assert "AWSAuthenticationPlugin" in e.value.hint and "rds-db:connect" in e.value.hint
+    assert "X-Amz-Signature" not in str(e.value)

@@ -75,6 +75,9 @@ def test_ssl_options(tmp_path):
     assert ctx({"ssl": "verify_ca"}) == (required, False)  # the system's CAs
     assert ctx({"ssl": "verify_identity"}) == (required, True)
     assert ctx({"ssl": "verify_identity", "ssl_ca": ca}) == (required, True)
+    # an IAM token goes over TLS only, loopback included; a stricter mode stays as asked
+    assert ctx({"iam": "true"}, LOOPBACK) == (none, False)
+    assert ctx({"iam": "true", "ssl": "verify_identity"}) == (required, True)
 
 
 @pytest.mark.parametrize(
@@ -91,6 +94,8 @@ def test_ssl_options(tmp_path):
         ("tcp_keepalive=99999", "whole number"),
         ("tcp_keepalive=\u00b2", "whole number"),
         ("ssl_ca=", "empty"),
+        ("iam=maybe", "not true or false"),
+        ("region=Ireland", "not an AWS region"),
     ],
 )
 def test_bad_option_values_are_named(option, needle):
@@ -108,10 +113,28 @@ def test_option_values_are_normalised():
 
     assert opts("ssl=TRUE&tcp_keepalive=030") == {"ssl": "required", "tcp_keepalive": "30"}
     assert opts("ssl=0") == {"ssl": "disabled"}
+    assert opts("iam=1&region=us-gov-west-1") == {"iam": "true", "region": "us-gov-west-1"}
+    assert opts("iam=False") == {"iam": "false"}
     assert opts("ssl=Verify_Identity&charset=latin1") == {
         "ssl": "verify_identity",
         "charset": "latin1",
     }
+
+
+@pytest.mark.parametrize(
+    ("dsn", "needle"),
+    [
+        ("mysql://u:hunter22@h/db?iam=true", "has a password and iam=true"),
+        ("mysql://u@h/db?iam=true&ssl=disabled", "only sent over TLS"),
+        ("mysql://u@h/db?iam=true&unix_socket=/run/mysqld.sock", "signed for a TCP host"),
+        ("mysql://u@h/db?region=eu-west-1", "only used with iam=true"),
+        ("mysql://u@h/db?iam=false&region=eu-west-1", "only used with iam=true"),
+    ],
+)
+def test_options_that_contradict_each_other_are_errors(dsn, needle):
+    with pytest.raises(ConfigError, match=needle) as e:
+        parse_dsn(dsn)
+    assert "hunter22" not in str(e.value) and e.value.hint
 
 
 def test_unreadable_or_broken_certificate_files_are_config_errors(tmp_path):
@@ -178,6 +201,14 @@ def test_secret_may_carry_dsn_options():
         "tcp_keepalive": "30",
     }
     assert spec_from_secret(json.dumps({**base, "engine": "mariadb"}), "arn:s").options == ()
+    # a secret for an IAM user has no password; one with both is a contradiction
+    iam = {k: v for k, v in base.items() if k != "password"}
+    assert dict(spec_from_secret(json.dumps({**iam, "iam": True}), "arn:s").options) == {
+        "iam": "true"
+    }
+    with pytest.raises(ConfigError, match="secret arn:s has a password and iam=true") as e:
+        spec_from_secret(json.dumps({**base, "iam": "true"}), "arn:s")
+    assert "pw-in-secret" not in str(e.value)
     with pytest.raises(ConfigError, match=r"secret arn:s: DSN option ssl='yes please'") as e:
         spec_from_secret(json.dumps({**base, "ssl": "yes please"}), "arn:s")
     assert "pw-in-secret" not in str(e.value)

@@ -129,3 +129,14 @@ def test_on_loopback_the_password_is_sent_as_asked(plugin):
     ):
         connect(parse_dsn(f"mysql://app:{PASSWORD}@127.0.0.1:{mitm.port}/shop"))
     assert mitm.answered == PASSWORD.encode() + b"\0"
+
+
+def test_an_iam_token_never_reaches_a_server_without_tls(signing_env):
+    dsn = "mysql://app@127.0.0.2:{port}/shop?iam=true&region=eu-west-1"
+    with (
+        InTheMiddle("127.0.0.2", PLUGINS["mysql_clear_password"]) as mitm,
+        pytest.raises(DatabaseError, match="TLS") as e,
+    ):
+        connect(parse_dsn(dsn.format(port=mitm.port)))
+    assert mitm.answered in (None, b"")  # PyMySQL 1.2 stops at the greeting, 1.1 at the guard
+    assert b"X-Amz" not in mitm.received and "X-Amz" not in str(e.value)
