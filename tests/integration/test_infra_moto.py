@@ -79,6 +79,8 @@ def test_the_stack_creates_its_bucket_roles_and_projects(aws):
     }
     # no hook bucket given: the optional Lambda and its role are not created
     assert "HookFunction" not in resources and "HookRole" not in resources
+    # no IAM database user given: no rds-db:connect grant
+    assert "CodeBuildDbIamConnect" not in resources
     bucket = resources["ArtifactBucket"]["PhysicalResourceId"]
     s3 = aws.client("s3")
     s3.head_bucket(Bucket=bucket)  # (moto's CloudFormation ignores the bucket's properties;
@@ -95,3 +97,35 @@ def test_the_stack_creates_its_bucket_roles_and_projects(aws):
         assert sid in text
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
     assert outputs["ArtifactBucketName"] == bucket
+
+
+def test_iam_database_authentication_grants_connect_as_the_one_user(aws):
+    user = "arn:aws:rds-db:eu-west-1:123456789012:dbuser:db-ABCDEFGHIJKL/dbroll"
+    cfn = aws.client("cloudformation")
+    cfn.create_stack(
+        StackName="shop-dbroll-iam",
+        TemplateBody=moto_template(),
+        Parameters=[
+            {"ParameterKey": k, "ParameterValue": v}
+            for k, v in {**PARAMS, "DbIamUserArn": user}.items()
+        ],
+        Capabilities=["CAPABILITY_IAM"],
+    )
+    stack = cfn.describe_stacks(StackName="shop-dbroll-iam")["Stacks"][0]
+    assert stack["StackStatus"] == "CREATE_COMPLETE", stack.get("StackStatusReason")
+    resources = {
+        r["LogicalResourceId"]: r["PhysicalResourceId"]
+        for r in cfn.list_stack_resources(StackName="shop-dbroll-iam")["StackResourceSummaries"]
+    }
+    policy = aws.client("iam").get_role_policy(
+        RoleName=resources["CodeBuildRole"], PolicyName="dbroll-rds-iam-connect"
+    )["PolicyDocument"]
+    doc = json.loads(policy) if isinstance(policy, str) else policy
+    assert doc["Statement"] == [
+        {
+            "Sid": "DatabaseIamConnect",
+            "Effect": "Allow",
+            "Action": "rds-db:connect",
+            "Resource": user,
+        }
+    ]
