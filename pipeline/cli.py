@@ -1683,6 +1683,15 @@ def rollback(
     help="When that execution is a CodePipeline stage ROLLBACK (it re-runs an older "
     "input), take the undo path (`dbroll rollback --to IMAGE`) instead of migrating forward.",
 )
+@click.option(
+    "--resume-interrupted",
+    is_flag=True,
+    envvar="DBROLL_RESUME_INTERRUPTED",
+    help="The one-off task first finishes a migration that a stopped runner left running "
+    "(`migrate --resume-interrupted`, passed as DBROLL_RESUME_INTERRUPTED=1 in the task's "
+    "environment, which an image's older dbroll ignores). Without it, such a migration "
+    "blocks the deploy (exit 3) and the service stays. [env DBROLL_RESUME_INTERRUPTED=1]",
+)
 @db_options
 @aws_options
 @json_option
@@ -1699,6 +1708,7 @@ def deploy(
     image_ref,
     pipeline_name,
     pipeline_execution_id,
+    resume_interrupted,
     dsn,
     dsn_secret,
     bucket,
@@ -1712,6 +1722,7 @@ def deploy(
     Examples:
       dbroll deploy --cluster prod --service shop --image shop@sha256:... --bucket my-artifacts
       dbroll deploy ... --pipeline-name shop-deploy --pipeline-execution-id $EXEC_ID
+      dbroll deploy ... --resume-interrupted   # after a task was stopped mid-migration
     """
     from pipeline.deploy import deploy as do_deploy
     from pipeline.deploy import rollback as do_rollback
@@ -1762,7 +1773,7 @@ def deploy(
             )
             result = do_rollback(to_ref=image_ref, **common)
         else:
-            result = do_deploy(image_ref=image_ref, **common)
+            result = do_deploy(image_ref=image_ref, resume_interrupted=resume_interrupted, **common)
     _render_move(result, calls, as_json, dry_run)
 
 

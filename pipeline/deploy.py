@@ -350,9 +350,15 @@ def deploy(
     timeout: float = 600,
     delay: float = 15,
     sts: Any = None,
+    resume_interrupted: bool = False,
 ) -> RollbackResult:
     """The forward path: the target image's pending migrations run in a one-off task of the
-    deployed task definition (`dbroll migrate --manifest`), then the service moves."""
+    deployed task definition (`dbroll migrate --manifest`), then the service moves.
+
+    `resume_interrupted` gives the task DBROLL_RESUME_INTERRUPTED=1: it first finishes a
+    migration a stopped runner left half done (`migrate --resume-interrupted`). An
+    environment variable, not the flag: an image whose dbroll predates it ignores it
+    instead of failing on an unknown option."""
     import time
 
     from pipeline.errors import DbrollError
@@ -375,9 +381,10 @@ def deploy(
         return result
     images = _target_images(state, deployed_ref, target_ref)
     command = _forward_command(source, target_ref)
+    extra_env = {"DBROLL_RESUME_INTERRUPTED": "1"} if resume_interrupted else {}
     if dry_run:
         result.would = (
-            executor.describe(command)
+            executor.describe(command, extra_env)
             + _service_calls(state, images)
             + [f"s3:PutObject {source.store.uri(source.store.audit_key(run_id))} (audit record)"]
         )
@@ -403,6 +410,18 @@ def deploy(
                 f"rollback --cluster {cluster} --service {service} --to "
                 f"{deployed_ref.repository}@{deployed_ref.digest}`"
             ),
+            extra_env=extra_env,
+            blocked_hint=(
+                ""
+                if resume_interrupted
+                else "if the task's lines say a stopped runner left a migration running (half "
+                "done), run the same command with --resume-interrupted: the task finishes it "
+                "first, as `dbroll resume` would. "
+            )
+            + "Anything else there (a migration that failed on an error, changed files, "
+            "versions no file has) needs a decision where you reach the database: `dbroll "
+            "status`, then `dbroll resume` or `dbroll repair` (with --executor local from "
+            "inside the VPC, or a shell there)",
         )
 
     return _audited(
@@ -464,6 +483,8 @@ def _database_then_service(
     timeout,
     delay,
     after_failure: str = "",
+    extra_env: dict[str, str] | None = None,
+    blocked_hint: str = "",
 ) -> None:
     """The database step through the executor, then (only if it succeeded) the service."""
     import time
@@ -472,7 +493,12 @@ def _database_then_service(
     from pipeline.errors import BusyError, DbrollError
 
     t1 = time.monotonic()
-    env = {"DBROLL_RUN_ID": run_id or "", "DBROLL_IMAGE": image_digest or "", "DBROLL_TASK": "1"}
+    env = {
+        "DBROLL_RUN_ID": run_id or "",
+        "DBROLL_IMAGE": image_digest or "",
+        "DBROLL_TASK": "1",
+        **(extra_env or {}),
+    }
     outcome = executor.run(command, env)
     result.task_arn, result.task_exit = outcome.task_arn, outcome.exit_code
     result.task_result = task_result(outcome.log_lines)
@@ -485,11 +511,13 @@ def _database_then_service(
         )
         # the task's own exit code says what kind of failure it was
         cls = {3: BlockedError, 4: BusyError}.get(outcome.exit_code or -1, DbrollError)
-        raise cls(
-            message,
-            hint="`dbroll status` shows where the database stands; fix the cause and run the "
-            "same command again: it continues where it stopped",
+        hint = (
+            "`dbroll status` shows where the database stands; fix the cause and run the same "
+            "command again: it continues where it stopped"
         )
+        if cls is BlockedError and blocked_hint:
+            hint = blocked_hint  # "again" would block again: say what decides it
+        raise cls(message, hint=hint)
     t2 = time.monotonic()
     try:
         result.task_definition, result.deployment = point_service_at(

@@ -18,8 +18,9 @@ STOP_GRACE_S = 30  # between SIGTERM and SIGKILL, as ECS's default stopTimeout
 class TaskExecutor(Protocol):
     def run(self, command: list[str], env: dict[str, str]) -> TaskOutcome: ...
 
-    def describe(self, command: list[str]) -> list[str]:
-        """The AWS calls run() would make (for --dry-run)."""
+    def describe(self, command: list[str], env: dict[str, str] | None = None) -> list[str]:
+        """The AWS calls run() would make (for --dry-run); `env`: what the run adds to the
+        task's environment beyond dbroll's own DBROLL_RUN_ID, DBROLL_IMAGE, DBROLL_TASK."""
         ...
 
 
@@ -39,8 +40,8 @@ class LocalTaskExecutor:
         self.base_env = base_env
         self.on_line = on_line
 
-    def describe(self, command: list[str]) -> list[str]:
-        return [f"(no AWS call) run `{' '.join(command)}` as a local process"]
+    def describe(self, command: list[str], env: dict[str, str] | None = None) -> list[str]:
+        return [f"(no AWS call) run `{_env_words(env)}{' '.join(command)}` as a local process"]
 
     def run(self, command: list[str], env: dict[str, str]) -> TaskOutcome:
         argv = (
@@ -137,15 +138,17 @@ class EcsTaskExecutor:
         self.timeout = timeout
         self.delay = delay
 
-    def describe(self, command: list[str]) -> list[str]:
+    def describe(self, command: list[str], env: dict[str, str] | None = None) -> list[str]:
         from pipeline.aws.ecs import _network_and_capacity
 
         st = self.state
         where = " ".join(f"{k}={v!r}" for k, v in _network_and_capacity(st.raw).items())
         td = self.task_definition or st.task_definition
         return [
-            f"ecs:RunTask cluster={st.cluster} taskDefinition={td} container={self.container} "
-            f"command={' '.join(command)!r} {where}".rstrip(),
+            (
+                f"ecs:RunTask cluster={st.cluster} taskDefinition={td} container={self.container} "
+                f"command={' '.join(command)!r} " + _env_words(env, "environment+=") + where
+            ).rstrip(),
             f"ecs:DescribeTasks every {self.delay:g} s until STOPPED (at most {self.timeout:g} s)",
             f"logs:GetLogEvents of the task's awslogs stream ({self.container})",
         ]
@@ -161,6 +164,11 @@ class EcsTaskExecutor:
             delay=self.delay,
             on_line=self.on_line,
         )
+
+
+def _env_words(env: dict[str, str] | None, prefix: str = "") -> str:
+    """`K=V ` for each extra variable, for --dry-run's description of a run."""
+    return "".join(f"{prefix}{k}={v} " for k, v in sorted((env or {}).items()))
 
 
 __all__ = ["EcsTaskExecutor", "LocalTaskExecutor", "TaskExecutor", "TaskOutcome"]

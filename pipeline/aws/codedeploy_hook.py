@@ -11,7 +11,9 @@ task set does not exist yet): the deployment just stops, and the original keeps 
 After AfterInstall or AfterAllowTestTraffic, a Failed hook rolls the deployment back.
 
 Environment of the Lambda: DBROLL_BUCKET (and DBROLL_PREFIX), DBROLL_CLUSTER,
-DBROLL_SERVICE, DBROLL_CONTAINER (optional), DBROLL_TIMEOUT (seconds, default 600).
+DBROLL_SERVICE, DBROLL_CONTAINER (optional), DBROLL_TIMEOUT (seconds, default 600),
+DBROLL_RESUME_INTERRUPTED=1 (optional: passed to the task, which then first finishes a
+migration a stopped runner left running, as `dbroll deploy --resume-interrupted`).
 """
 
 from __future__ import annotations
@@ -104,6 +106,11 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, str]:  # pr
     container = os.environ.get("DBROLL_CONTAINER")
     bucket, prefix = os.environ["DBROLL_BUCKET"], os.environ.get("DBROLL_PREFIX", "dbroll")
     timeout = float(os.environ.get("DBROLL_TIMEOUT", "600"))
+    resume = (
+        {"DBROLL_RESUME_INTERRUPTED": "1"}
+        if os.environ.get("DBROLL_RESUME_INTERRUPTED") == "1"
+        else {}
+    )
 
     def database_step(image: str) -> Any:
         ref = parse_image_ref(image)
@@ -115,7 +122,11 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, str]:  # pr
         manifest = f"{ref.repository}@{ref.digest}" if ref.digest else image
         return executor.run(
             ["dbroll", "migrate", "--manifest", manifest, "--bucket", bucket, "--prefix", prefix],
-            {"DBROLL_IMAGE": ref.digest or "", "DBROLL_RUN_ID": event["DeploymentId"]},
+            {
+                "DBROLL_IMAGE": ref.digest or "",
+                "DBROLL_RUN_ID": event["DeploymentId"],
+                **resume,
+            },
         )
 
     status = run_hook(

@@ -4,9 +4,12 @@ streamed, then the service update: the whole production code path, on moto."""
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
-from tests.conftest import dbroll, schema_objects
+from pipeline.db.connect import connect
+from tests.conftest import args, dbroll, schema_objects
 from tests.e2e.conftest import service_image
 
 pytestmark = pytest.mark.e2e
@@ -139,4 +142,49 @@ def test_a_failing_task_is_reported_with_its_log_and_the_service_stays(
     assert r.exit_code == 1
     assert "the database step failed (task arn:aws:ecs:" in r.stderr and "exit 1" in r.stderr
     assert "coupons" in r.stderr  # the task's own error, from its CloudWatch lines
+    assert service_image(aws).endswith(release["v3"]["digest"])
+
+
+def test_a_migration_a_stopped_task_left_half_done_blocks_the_deploy_until_asked_to_resume(
+    release, aws, db, shop_service, ecs_runs_locally
+):
+    import signal
+
+    import pymysql
+
+    from tests.conftest import history_rows, start_and_signal
+
+    assert dbroll("migrate", *args(db, release["v1"]["dir"])).exit_code == 0
+    shop_service(release["v1"]["digest"])
+    # an earlier runner of v3's migrations was stopped (SIGTERM, as ECS stops a task) while
+    # its ALTER waited for a reader's metadata lock on `orders`
+    reader = connect(db)
+    try:
+        reader.cursor().execute("BEGIN")
+        reader.cursor().execute("SELECT * FROM orders")
+        start_and_signal(db, release["v3"]["dir"], signal.SIGTERM, "ALTER TABLE orders%")
+    finally:
+        with contextlib.suppress(pymysql.MySQLError):
+            reader.rollback()
+        reader.close()
+    stopped = history_rows(db)
+    assert stopped[-1][:3] == ("3", "migrate", "running"), stopped
+    common = ("--cluster", "prod", "--service", "web", "--bucket", "art", "--image", "shop:v3")
+
+    r = dbroll("deploy", *common)
+    assert r.exit_code == 3, r.stderr
+    assert "run the same command with --resume-interrupted" in r.stderr
+    assert "DBROLL_RESUME_INTERRUPTED" not in ecs_runs_locally[-1]["env"]
+    assert history_rows(db) == stopped and service_image(aws).endswith(release["v1"]["digest"])
+
+    dry = dbroll("deploy", *common, "--resume-interrupted", "--dry-run")
+    assert dry.exit_code == 0, dry.stderr
+    assert "environment+=DBROLL_RESUME_INTERRUPTED=1" in dry.stdout
+    assert len(ecs_runs_locally) == 1 and history_rows(db) == stopped
+
+    r = dbroll("deploy", *common, "--resume-interrupted")
+    assert r.exit_code == 0, r.stderr
+    assert ecs_runs_locally[-1]["env"]["DBROLL_RESUME_INTERRUPTED"] == "1"
+    st = dbroll("status", *args(db, release["v3"]["dir"]), "--json")
+    assert st.json["applied"] == ["1", "2", "3", "4"] and not st.json.get("blocked")
     assert service_image(aws).endswith(release["v3"]["digest"])
