@@ -509,13 +509,15 @@ def status(dsn, dsn_secret, migrations_dir, images, bucket, prefix, as_json):
     """Where the database stands: current version, applied, pending, blocked.
 
     Reads only; creates nothing. With --json: current_version, applied, pending, future,
-    gaps, drift, blocked (null or {version, kind, statements_done, error, ...}), and with
-    --image: compat (per image) and oldest_compatible.
+    gaps, drift, blocked (null or {version, kind, statements_done, error, ...}), connection
+    ({tls, verified, auth}: how the database was reached), and with --image: compat (per
+    image) and oldest_compatible.
     """
     runner = build_runner(dsn, dsn_secret, migrations_dir)
     state = runner.status()
     data = state.to_dict()
     data["database"] = runner.spec.describe()
+    data["connection"] = runner.connection
     if images:
         from pipeline.plan import check_compat
 
@@ -534,7 +536,10 @@ def status(dsn, dsn_secret, migrations_dir, images, bucket, prefix, as_json):
     if as_json:
         emit_json(data)
         return
+    from pipeline.db.connect import describe_facts
+
     click.echo(f"database:  {data['database']}")
+    click.echo(f"connected: {describe_facts(data['connection'])}")
     click.echo(f"current:   {data['current_version'] or '(none)'}")
     click.echo(f"applied:   {len(data['applied'])}")
     click.echo(

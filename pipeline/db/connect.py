@@ -449,6 +449,39 @@ class _Dialog(_PlainTextGuard):
 _PLAIN_TEXT_GUARDS = {"mysql_clear_password": _ClearPassword, "dialog": _Dialog}
 
 
+def connection_facts(conn: pymysql.Connection, spec: ConnectionSpec) -> dict[str, Any]:
+    """How `conn` is protected, as `dbroll status` shows it: the TLS version (None: plain
+    text), what of the server's certificate was verified, and how dbroll logged in."""
+    opts = dict(spec.options)
+    sock = getattr(conn, "_sock", None)
+    tls = sock.version() if isinstance(sock, ssl.SSLSocket) else None
+    mode = opts.get("ssl", "")
+    if tls is None:
+        verified = None
+    elif mode == "verify_identity":
+        verified = "certificate and host name"
+    elif mode == "verify_ca" or opts.get("ssl_ca"):
+        verified = "certificate"
+    else:
+        verified = "nothing"  # required, or PyMySQL's opportunistic TLS
+    if opts.get("iam") == "true":
+        auth = "IAM token"
+    else:
+        auth = "password" if spec.password else "no password"
+    return {"tls": tls, "verified": verified, "auth": auth}
+
+
+def describe_facts(facts: dict[str, Any]) -> str:
+    """One line for people: `TLSv1.3, certificate verified; IAM token`."""
+    if facts["tls"] is None:
+        where = "plain text (no TLS)"
+    elif facts["verified"] == "nothing":
+        where = f"{facts['tls']}, server certificate not verified"
+    else:
+        where = f"{facts['tls']}, {facts['verified']} verified"
+    return f"{where}; {facts['auth']}"
+
+
 def _check_readable(key: str, path: str, spec: ConnectionSpec) -> None:
     try:
         with open(path, "rb"):

@@ -37,7 +37,13 @@ import pymysql
 import structlog
 
 from pipeline.db import history as H
-from pipeline.db.connect import ConnectionSpec, connect, read_result, send_query
+from pipeline.db.connect import (
+    ConnectionSpec,
+    connect,
+    connection_facts,
+    read_result,
+    send_query,
+)
 from pipeline.db.history import EventContext, History
 from pipeline.db.state import State, analyze
 from pipeline.errors import (
@@ -392,6 +398,7 @@ class Runner:
         self._warm: Script | None = None
         self._late: Exception | None = None  # an error of that work: raised by _session
         self._locked = False  # the session holds the runner lock (its work connection too)
+        self.connection: dict[str, Any] | None = None  # status(): connection_facts
 
     # ---------------------------------------------------------------- connections, lock
 
@@ -654,7 +661,9 @@ class Runner:
     # ---------------------------------------------------------------- commands
 
     def status(self) -> State:
+        """Where the database stands; `self.connection` then says how it was reached."""
         with self._session(lock=False):
+            self.connection = connection_facts(self._control, self.spec)
             return analyze(self.mset, self._read_history())
 
     def history(self) -> History:

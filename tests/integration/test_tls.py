@@ -85,6 +85,28 @@ def test_verify_identity_checks_the_host_name(tls_server):
     assert "verify_identity" in e.value.hint
 
 
+def test_status_says_how_the_database_was_reached(tls_server, tmp_path):
+    mdir = str(write_files(tmp_path / "m", {}))
+    port = tls_server.server.port
+
+    def facts(host: str, query: str = "") -> dict:
+        dsn = f"mysql://root@{host}:{port}/mysql" + (f"?{query}" if query else "")
+        r = dbroll("status", "--dsn", dsn, "--migrations", mdir, "--json")
+        assert r.exit_code == 0, r.stderr
+        return r.json["connection"]
+
+    verified = facts("localhost", f"ssl=verify_identity&ssl_ca={tls_server.ca}")
+    assert verified["tls"].startswith("TLSv1.")
+    assert (verified["verified"], verified["auth"]) == ("certificate and host name", "no password")
+    assert facts("127.0.0.1", f"ssl_ca={tls_server.ca}")["verified"] == "certificate"
+    assert facts("127.0.0.1", "ssl=required")["verified"] == "nothing"
+    assert facts("127.0.0.1") == {"tls": None, "verified": None, "auth": "no password"}
+    text = dbroll(
+        "status", "--dsn", f"mysql://root@127.0.0.1:{port}/mysql?ssl=required", "--migrations", mdir
+    )
+    assert "connected: TLSv1." in text.stdout and "server certificate not verified" in text.stdout
+
+
 def test_verify_identity_with_the_system_cas_still_checks_the_host_name(tls_server, monkeypatch):
     """Without ssl_ca the system's CAs decide (here: SSL_CERT_FILE, which OpenSSL reads as
     the system's store). PyMySQL alone would skip the host name check in this case."""
@@ -127,6 +149,8 @@ def test_iam_token_is_the_password_and_goes_over_tls(tls_server, iam_user, tmp_p
     dsn = f"mysql://iam_app@127.0.0.1:{port}/iam_shop?iam=true&region=eu-west-1"
     # TLS even on loopback (a DSN without iam=true would be plain text here)
     assert _cipher(parse_dsn(dsn))
+    st = dbroll("status", "--dsn", dsn, "--migrations", str(write_files(tmp_path / "e", {})))
+    assert "; IAM token" in st.stdout, st.stderr
     # a whole run: `migrate` opens its connections with tokens; none shows in its output
     mdir = write_files(tmp_path / "m", {"V1__a.sql": "CREATE TABLE a (id INT);\n"})
     r = dbroll("migrate", "--dsn", dsn, "--migrations", str(mdir))
