@@ -60,6 +60,15 @@ def target_image(codedeploy: Any, ecs: Any, deployment_id: str, container: str |
     return chosen["image"]
 
 
+def task_env(deployment_id: str, digest: str | None, lambda_env: Any) -> dict[str, str]:
+    """The one-off task's extra environment: what ran it, and DBROLL_RESUME_INTERRUPTED=1
+    when the Lambda has it (a variable, not the flag, which an older image would reject)."""
+    env = {"DBROLL_IMAGE": digest or "", "DBROLL_RUN_ID": deployment_id}
+    if lambda_env.get("DBROLL_RESUME_INTERRUPTED") == "1":
+        env["DBROLL_RESUME_INTERRUPTED"] = "1"
+    return env
+
+
 def run_hook(
     event: dict[str, Any],
     *,
@@ -106,11 +115,6 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, str]:  # pr
     container = os.environ.get("DBROLL_CONTAINER")
     bucket, prefix = os.environ["DBROLL_BUCKET"], os.environ.get("DBROLL_PREFIX", "dbroll")
     timeout = float(os.environ.get("DBROLL_TIMEOUT", "600"))
-    resume = (
-        {"DBROLL_RESUME_INTERRUPTED": "1"}
-        if os.environ.get("DBROLL_RESUME_INTERRUPTED") == "1"
-        else {}
-    )
 
     def database_step(image: str) -> Any:
         ref = parse_image_ref(image)
@@ -122,11 +126,7 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, str]:  # pr
         manifest = f"{ref.repository}@{ref.digest}" if ref.digest else image
         return executor.run(
             ["dbroll", "migrate", "--manifest", manifest, "--bucket", bucket, "--prefix", prefix],
-            {
-                "DBROLL_IMAGE": ref.digest or "",
-                "DBROLL_RUN_ID": event["DeploymentId"],
-                **resume,
-            },
+            task_env(event["DeploymentId"], ref.digest, os.environ),
         )
 
     status = run_hook(

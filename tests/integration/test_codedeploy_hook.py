@@ -8,7 +8,7 @@ import json
 import pytest
 from botocore.stub import Stubber
 
-from pipeline.aws.codedeploy_hook import run_hook, target_image
+from pipeline.aws.codedeploy_hook import run_hook, target_image, task_env
 from pipeline.aws.ecs import TaskOutcome
 
 EVENT = {"DeploymentId": "d-ABC123", "LifecycleEventHookExecutionId": "hook-1"}
@@ -106,3 +106,13 @@ def test_the_target_image_comes_from_the_appspec(aws, as_yaml):
     )
     with stub:
         assert target_image(cd, ecs, "d-ABC123", "app") == image
+
+
+def test_the_task_resumes_an_interrupted_migration_only_when_the_lambda_says_so():
+    base = {"DBROLL_IMAGE": "sha256:ab", "DBROLL_RUN_ID": "d-1"}
+    assert task_env("d-1", "sha256:ab", {}) == base
+    assert task_env("d-1", "sha256:ab", {"DBROLL_RESUME_INTERRUPTED": "0"}) == base
+    assert task_env("d-1", "sha256:ab", {"DBROLL_RESUME_INTERRUPTED": "1"}) == {
+        **base,
+        "DBROLL_RESUME_INTERRUPTED": "1",
+    }
