@@ -510,7 +510,7 @@ def status(dsn, dsn_secret, migrations_dir, images, bucket, prefix, as_json):
 
     Reads only; creates nothing. With --json: current_version, applied, pending, future,
     gaps, drift, blocked (null or {version, kind, statements_done, error, ...}), connection
-    ({tls, verified, auth}: how the database was reached), and with --image: compat (per
+    ({tls, verified, auth, socket}: how the database was reached), and with --image: compat (per
     image) and oldest_compatible.
     """
     runner = build_runner(dsn, dsn_secret, migrations_dir)

@@ -451,7 +451,8 @@ _PLAIN_TEXT_GUARDS = {"mysql_clear_password": _ClearPassword, "dialog": _Dialog}
 
 def connection_facts(conn: pymysql.Connection, spec: ConnectionSpec) -> dict[str, Any]:
     """How `conn` is protected, as `dbroll status` shows it: the TLS version (None: plain
-    text), what of the server's certificate was verified, and how dbroll logged in."""
+    text), what of the server's certificate was verified, how dbroll logged in, and whether
+    it is a unix socket."""
     opts = dict(spec.options)
     sock = getattr(conn, "_sock", None)
     tls = sock.version() if isinstance(sock, ssl.SSLSocket) else None
@@ -468,12 +469,14 @@ def connection_facts(conn: pymysql.Connection, spec: ConnectionSpec) -> dict[str
         auth = "IAM token"
     else:
         auth = "password" if spec.password else "no password"
-    return {"tls": tls, "verified": verified, "auth": auth}
+    return {"tls": tls, "verified": verified, "auth": auth, "socket": "unix_socket" in opts}
 
 
 def describe_facts(facts: dict[str, Any]) -> str:
     """One line for people: `TLSv1.3, certificate verified; IAM token`."""
-    if facts["tls"] is None:
+    if facts["tls"] is None and facts.get("socket"):
+        where = "unix socket (this machine)"
+    elif facts["tls"] is None:
         where = "plain text (no TLS)"
     elif facts["verified"] == "nothing":
         where = f"{facts['tls']}, server certificate not verified"

@@ -5,6 +5,7 @@ should, refuses when it should, and says why."""
 from __future__ import annotations
 
 import datetime
+import os
 import shutil
 
 import botocore.auth
@@ -100,7 +101,14 @@ def test_status_says_how_the_database_was_reached(tls_server, tmp_path):
     assert (verified["verified"], verified["auth"]) == ("certificate and host name", "no password")
     assert facts("127.0.0.1", f"ssl_ca={tls_server.ca}")["verified"] == "certificate"
     assert facts("127.0.0.1", "ssl=required")["verified"] == "nothing"
-    assert facts("127.0.0.1") == {"tls": None, "verified": None, "auth": "no password"}
+    assert facts("127.0.0.1") == {
+        "tls": None,
+        "verified": None,
+        "auth": "no password",
+        "socket": False,
+    }
+    sock = os.path.join(tls_server.server.datadir, "s.sock")  # the server's temp root
+    assert facts("localhost", f"unix_socket={sock}")["socket"] is True
     text = dbroll(
         "status", "--dsn", f"mysql://root@127.0.0.1:{port}/mysql?ssl=required", "--migrations", mdir
     )
