@@ -15,9 +15,11 @@ CodeBuild role) and sends it as the password. The token is good for 15 minutes, 
 connection signs its own. It goes only over TLS (``ssl=required`` unless the DSN says more).
 
 A password never crosses a network in clear text: when a server asks for it that way
-(``mysql_clear_password``, or the ``dialog`` plugin's password prompt) over a connection
-without TLS that is not local, dbroll refuses instead of answering. A real server does that
-only for PAM or LDAP users; a man in the middle who stripped TLS does it to read the password.
+(``mysql_clear_password``, or the ``dialog`` plugin's password prompt), or encrypted under an
+RSA key it sends itself (MySQL's ``sha256_password``, ``caching_sha2_password``'s full
+authentication), over a connection without TLS that is not local, dbroll refuses instead of
+answering. A real server does that for PAM or LDAP users or a cold MySQL 8 cache; a man in
+the middle who stripped TLS does it to read the password.
 
 TCP keepalive: a long ALTER keeps the connection silent until it ends, and AWS NAT gateways,
 Network Load Balancers and Transit Gateways drop a TCP flow after 350 s without a packet.
@@ -373,8 +375,8 @@ def connect(
         code = e.args[0] if e.args else None
         if code == 1049:
             hint = f"create it first: CREATE DATABASE `{spec.database}`"
-        elif code == CR.CR_AUTH_PLUGIN_ERR and _IN_CLEAR in str(e):
-            hint = _IN_CLEAR_HINT
+        elif code == CR.CR_AUTH_PLUGIN_ERR and _NOT_SENT in str(e):
+            hint = _NOT_SENT_HINT
         elif code == 1045 and iam:
             hint = _IAM_HINT.format(user=spec.user)
         elif code == 1045:
@@ -408,34 +410,46 @@ _IAM_HINT = (
     "DSN's host is the instance's endpoint (the token is signed for that name, not a CNAME) "
     "and the region is the instance's"
 )
-_IN_CLEAR = "in clear text"
-_IN_CLEAR_HINT = (
+_NOT_SENT = "dbroll did not send it"
+_NOT_SENT_HINT = (
     "add ssl=required (better: ssl=verify_identity&ssl_ca=/path/ca.pem) to the DSN. A server "
-    "asks for the password in clear text for PAM or LDAP users; if this one should not, "
-    "something between dbroll and the server may be reading it"
+    "asks for the password this way for PAM or LDAP users, or (MySQL 8) when its password "
+    "cache is cold; if this one should not, something between dbroll and the server may be "
+    "reading it"
 )
 
 
 class _PlainTextGuard:
-    """PyMySQL handler for an authentication plugin that sends the password as it is: it
-    refuses unless the connection is TLS or stays on this machine, then lets PyMySQL's own
-    code answer. (Given no handler, PyMySQL 1.1 and 1.2 answer a remote plain connection.)"""
+    """PyMySQL handler for an authentication plugin that hands the password over as it is:
+    it refuses unless the connection is TLS or stays on this machine, then lets PyMySQL's
+    own code answer. (Given no handler, PyMySQL 1.1 and 1.2 answer a remote plain
+    connection.)"""
 
     plugin = b""
+    how = "in clear text"
 
     def __init__(self, conn: pymysql.Connection) -> None:
         self.conn = conn
 
-    def authenticate(self, pkt: Any) -> Any:
+    def private(self) -> bool:
         conn = self.conn
-        local = bool(getattr(conn, "unix_socket", None)) or conn.host in _LOOPBACK
-        if not local and not isinstance(getattr(conn, "_sock", None), ssl.SSLSocket):
-            raise pymysql.err.OperationalError(
-                CR.CR_AUTH_PLUGIN_ERR,
-                f"the server asked for the password {_IN_CLEAR} ({self.plugin.decode()}) over "
-                "a connection without TLS; dbroll did not send it",
-            )
-        return conn._process_auth(self.plugin, pkt)  # PyMySQL's answer, no handler
+        return (
+            bool(getattr(conn, "unix_socket", None))
+            or conn.host in _LOOPBACK
+            or isinstance(getattr(conn, "_sock", None), ssl.SSLSocket)
+        )
+
+    def refuse(self) -> pymysql.err.OperationalError:
+        return pymysql.err.OperationalError(
+            CR.CR_AUTH_PLUGIN_ERR,
+            f"the server asked for the password {self.how} ({self.plugin.decode()}) over a "
+            f"connection without TLS; {_NOT_SENT}",
+        )
+
+    def authenticate(self, pkt: Any) -> Any:
+        if not self.private():
+            raise self.refuse()
+        return self.conn._process_auth(self.plugin, pkt)  # PyMySQL's answer, no handler
 
 
 class _ClearPassword(_PlainTextGuard):
@@ -446,7 +460,48 @@ class _Dialog(_PlainTextGuard):
     plugin = b"dialog"  # MariaDB's PAM plugin: a "Password: " prompt, answered in clear
 
 
-_PLAIN_TEXT_GUARDS = {"mysql_clear_password": _ClearPassword, "dialog": _Dialog}
+_UNDER_ITS_KEY = "encrypted under a key the server sends over that same connection"
+
+
+class _Sha256(_PlainTextGuard):
+    """MySQL's sha256_password: without TLS the client encrypts the password with an RSA
+    key the server sends, and PyMySQL takes any key, a man in the middle's too."""
+
+    plugin = b"sha256_password"
+    how = _UNDER_ITS_KEY
+
+
+class _CachingSha2(_PlainTextGuard):
+    """MySQL 8's caching_sha2_password: its fast path sends a scramble (safe in plain
+    text); its full authentication, when the server's cache is cold, is sha256_password's
+    RSA exchange. Without TLS, the scramble goes and the full authentication is refused, as
+    the mysql client does unless given the server's key."""
+
+    plugin = b"caching_sha2_password"
+    how = _UNDER_ITS_KEY
+
+    def authenticate(self, pkt: Any) -> Any:
+        conn = self.conn
+        if self.private() or not conn.password:
+            return conn._process_auth(self.plugin, pkt)
+        if pkt.is_auth_switch_request():  # it carries a new salt: answer with the scramble
+            from pymysql import _auth
+
+            conn.salt = pkt.read_all()
+            if conn.salt.endswith(b"\0"):
+                conn.salt = conn.salt[:-1]
+            pkt = _auth._roundtrip(conn, _auth.scramble_caching_sha2(conn.password, conn.salt))
+        if pkt.is_extra_auth_data() and pkt.get_bytes(1) == b"\x04":  # "full auth needed"
+            raise self.refuse()
+        return conn._process_auth(self.plugin, pkt)  # "fast auth succeeded": read the OK
+
+
+_PLAIN_TEXT_GUARDS = {
+    "mysql_clear_password": _ClearPassword,
+    "dialog": _Dialog,
+    "sha256_password": _Sha256,
+    "caching_sha2_password": _CachingSha2,
+}
 
 
 def connection_facts(conn: pymysql.Connection, spec: ConnectionSpec) -> dict[str, Any]:
