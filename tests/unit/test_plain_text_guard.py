@@ -232,6 +232,19 @@ def test_mysql8_full_authentication_does_not_send_the_password_to_a_remote_plain
     assert _decrypt(rsa_key, local.answers[1]) == PASSWORD.encode() + b"\0"
 
 
+def test_mysql8_full_authentication_after_an_auth_switch_is_refused_too(rsa_key):
+    """A greeting that names mysql_native_password, then a switch to caching_sha2_password
+    with a new salt: dbroll answers with the scramble, then refuses the full auth."""
+    switch = b"\xfe" + b"caching_sha2_password\0" + SALT + b"\0"
+    with (
+        InTheMiddle("127.0.0.2", [switch, *_full_auth(rsa_key)], version=b"8.0.36") as mitm,
+        pytest.raises(DatabaseError, match="encrypted under a key"),
+    ):
+        connect(parse_dsn(f"mysql://app:{PASSWORD}@127.0.0.2:{mitm.port}/shop"))
+    scramble, after = mitm.answers
+    assert len(scramble) == 32 and after == b""  # a SHA-256 scramble, then nothing
+
+
 def test_mysql8_fast_authentication_still_works_without_tls():
     """A warm cache: the client's scramble is enough, nothing secret crosses."""
     with InTheMiddle(
