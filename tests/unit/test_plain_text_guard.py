@@ -1,7 +1,8 @@
 """A password never crosses a network in clear text. A man in the middle who strips TLS from
 the server's greeting can ask the client for the password "as it is" (an auth switch to
-mysql_clear_password, or to the dialog plugin's password prompt); PyMySQL answers such a
-request on any connection. Here a fake server does exactly that, and records what it gets."""
+mysql_clear_password, or to the dialog plugin's password prompt), or encrypted under an RSA
+key of his own (MySQL 8's plugins); PyMySQL answers such requests on any connection. Here a
+fake server does exactly that, and records what it gets."""
 
 from __future__ import annotations
 
