@@ -390,7 +390,7 @@ def connect(
         raise DatabaseError(
             f"cannot connect to {spec.describe()}: {redact(str(e))}", hint=hint
         ) from None
-    if tls and not isinstance(getattr(conn, "_sock", None), ssl.SSLSocket):
+    if tls and _tls_socket(conn) is None:
         # PyMySQL 1.1 goes on in plain text when the server offers no TLS
         conn.close()
         raise DatabaseError(
@@ -436,7 +436,7 @@ class _PlainTextGuard:
         return (
             bool(getattr(conn, "unix_socket", None))
             or conn.host in _LOOPBACK
-            or isinstance(getattr(conn, "_sock", None), ssl.SSLSocket)
+            or _tls_socket(conn) is not None
         )
 
     def refuse(self) -> pymysql.err.OperationalError:
@@ -506,25 +506,31 @@ _PLAIN_TEXT_GUARDS = {
 
 def connection_facts(conn: pymysql.Connection, spec: ConnectionSpec) -> dict[str, Any]:
     """How `conn` is protected, as `dbroll status` shows it: the TLS version (None: plain
-    text), what of the server's certificate was verified, how dbroll logged in, and whether
+    text), what of the server's certificate was verified (read from the socket's own TLS
+    context: dbroll's, or PyMySQL's opportunistic one), how dbroll logged in, and whether
     it is a unix socket."""
     opts = dict(spec.options)
-    sock = getattr(conn, "_sock", None)
-    tls = sock.version() if isinstance(sock, ssl.SSLSocket) else None
-    mode = opts.get("ssl", "")
-    if tls is None:
+    sock = _tls_socket(conn)
+    tls = sock.version() if sock is not None else None
+    if sock is None:
         verified = None
-    elif mode == "verify_identity":
+    elif sock.context.check_hostname:
         verified = "certificate and host name"
-    elif mode == "verify_ca" or opts.get("ssl_ca"):
+    elif sock.context.verify_mode == ssl.CERT_REQUIRED:
         verified = "certificate"
     else:
-        verified = "nothing"  # required, or PyMySQL's opportunistic TLS
+        verified = "nothing"
     if opts.get("iam") == "true":
         auth = "IAM token"
     else:
         auth = "password" if spec.password else "no password"
     return {"tls": tls, "verified": verified, "auth": auth, "socket": "unix_socket" in opts}
+
+
+def _tls_socket(conn: Any) -> ssl.SSLSocket | None:
+    """The connection's socket if TLS is on it (PyMySQL keeps no public handle on it)."""
+    sock = getattr(conn, "_sock", None)
+    return sock if isinstance(sock, ssl.SSLSocket) else None
 
 
 def describe_facts(facts: dict[str, Any]) -> str:
