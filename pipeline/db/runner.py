@@ -359,6 +359,12 @@ def _history_refused(
     )
 
 
+def _failed_status(e: MigrationFailedError) -> str:
+    """A step's status when it raised `e`: `lost` when the connection went (the outcome is
+    the server's record), else `failed`."""
+    return "lost" if isinstance(e, ConnectionLostError) else "failed"
+
+
 def _lost_hint(step: Step) -> str:
     then = (
         "`dbroll resume`, then the undo again"
@@ -1251,7 +1257,7 @@ class Runner:
                 else:
                     self._run_per_statement(step, stmts, start_at, uncertain_first)
             except MigrationFailedError as e:
-                res.status = "lost" if isinstance(e, ConnectionLostError) else "failed"
+                res.status = _failed_status(e)
                 res.statements_done = e.statement - 1
                 res.duration_ms = int((time.monotonic() - t0) * 1000)
                 raise
@@ -1362,7 +1368,7 @@ class Runner:
                     attempt = retry
                     continue
                 err = self._statement_failed(row_id, step, stmts, ji, attempt, e)
-                res.status = "lost" if isinstance(err, ConnectionLostError) else "failed"
+                res.status = _failed_status(err)
                 res.statements_done = ji
                 res.duration_ms = int((time.monotonic() - t0) * 1000)
                 raise err from None
