@@ -9,7 +9,8 @@ else's job (``dbroll apply-bundle``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections import ChainMap
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any
@@ -22,6 +23,9 @@ from pipeline.perf import gc_paused
 from pipeline.render import render_table
 
 _vkey = attrgetter("parts")  # sort key for Versions: tuple comparison in C
+# the label on the service's container that names the images whose migrations stay applied
+# beyond the image it runs (pipeline.deploy writes and reads it; Plan.schema_images is its value)
+SCHEMA_IMAGES_LABEL = "io.dbroll.schema-images"
 
 
 def make_plan(
@@ -181,6 +185,9 @@ class Plan:
     expected_applied: tuple[tuple[str, str | None], ...] = ()  # (version, checksum) before
     after_applied: tuple[str, ...] = ()  # versions applied after
     from_history: bool = False  # expectations read from the live database
+    # digests of the images whose migrations stay applied after the move although the
+    # target lacks them (a code-only rollback keeps them): the next plan needs their undo
+    schema_images: tuple[str, ...] = ()
 
     @property
     def blocked(self) -> bool:
@@ -236,6 +243,7 @@ class Plan:
                 "from_history": self.from_history,
                 "applied": [{"version": v, "checksum": c} for v, c in self.expected_applied],
                 "after": list(self.after_applied),
+                "schema_images": list(self.schema_images),
             },
         }
 
@@ -259,6 +267,7 @@ class Plan:
             ),
             after_applied=tuple(exp.get("after", ())),
             from_history=bool(exp.get("from_history", False)),
+            schema_images=tuple(exp.get("schema_images", ())),
         )
 
 
@@ -313,6 +322,93 @@ def check_compat(image: Manifest, applied: Iterable[Version], known: Iterable[Ma
     return Compat(True, tuple(map(str, missing)))
 
 
+# ---------------------------------------------------------------- versions code-only kept
+
+
+class _Picked(Mapping[str, bytes]):
+    """The script files of carried-over migrations, each read from its own image's files."""
+
+    def __init__(self, owners: dict[str, Mapping[str, bytes]]) -> None:
+        self._owners = owners
+
+    def __getitem__(self, path: str) -> bytes:
+        return self._owners[path][path]
+
+    def __contains__(self, path: object) -> bool:
+        return path in self._owners
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._owners)
+
+    def __len__(self) -> int:
+        return len(self._owners)
+
+
+def carry_over(
+    deployed: Manifest,
+    carried: Sequence[tuple[Manifest, ImageRef]],
+    applied: Mapping[Version, str | None] | None,
+) -> tuple[Manifest, dict[Version, ImageRef]]:
+    """The deployed manifest plus the migrations of `carried` images that it lacks and that
+    stayed applied: what a code-only rollback from those images left in the database.
+
+    `applied` is the live history (version -> recorded checksum, None when unknown): a
+    carried migration counts when it is applied there with its script's checksum. Without
+    history (None), every carried migration the deployed image lacks counts: the service's
+    record says they stayed applied. The first image that has a version gives it; a script
+    whose path the deployed image also uses is left out (its bytes could not be told apart).
+    Returns the merged manifest and, for each version taken, the image it came from."""
+    if not carried:
+        return deployed, {}
+    have = deployed.by_version
+    taken: dict[Version, ManifestMigration] = {}
+    owner: dict[Version, ImageRef] = {}
+    files: dict[str, Mapping[str, bytes]] = {}
+    used: set[str] | None = None
+    for man, ref in carried:
+        for m in man.migrations:
+            v = m.version
+            if v in have or v in taken:
+                continue
+            if applied is not None:
+                if v not in applied:
+                    continue
+                recorded = applied[v]
+                if recorded and recorded != m.up.sha256:
+                    continue
+            if used is None:
+                used = {s.path for d in deployed.migrations for s in (d.up, d.undo) if s}
+            scripts = [s for s in (m.up, m.undo) if s is not None]
+            if any(s.path in used for s in scripts):
+                continue
+            taken[v] = m
+            owner[v] = ref
+            for script in scripts:
+                files[script.path] = man.files
+    if not taken:
+        return deployed, {}
+    merged = Manifest(
+        deployed.app_version,
+        deployed.format,
+        tuple(sorted((*deployed.migrations, *taken.values()), key=lambda m: _vkey(m.version))),
+        deployed.repeatables,
+        ChainMap(deployed.files, _Picked(files)),  # type: ignore[arg-type]
+    )
+    return merged, owner
+
+
+def _schema_images(
+    versions: Iterable[Version], owners: Mapping[Version, ImageRef], deployed: set, source: ImageRef
+) -> tuple[str, ...]:
+    """The digests of the images that own `versions` (carried over, else the deployed one)."""
+    out: list[str] = []
+    for v in versions:
+        ref = owners.get(v) or (source if v in deployed else None)
+        if ref is not None and ref.digest and ref.digest not in out:
+            out.append(ref.digest)
+    return tuple(out)
+
+
 # ---------------------------------------------------------------- the plan
 
 
@@ -345,8 +441,14 @@ def _make_plan(
     source: ImageRef | None = None,
     target_ref: ImageRef | None = None,
     allow_generated_undo: bool = False,
+    carried: Sequence[tuple[Manifest, ImageRef]] = (),
 ) -> Plan:
     """Plan the move from the deployed image to the target image.
+
+    carried: the manifests (and refs) of images whose migrations an earlier code-only
+    rollback left applied although the deployed image lacks them (the service's
+    `io.dbroll.schema-images` label names them). A rollback reverts those too when the
+    target lacks them, newest first, with their own images' undo scripts (see carry_over).
 
     allow_generated_undo: a version to revert without an undo script gets the undo dbroll
     generates from its forward script when every statement has an exact inverse (marked
@@ -361,12 +463,19 @@ def _make_plan(
     warnings: list[str] = []
     # Version hashes in Python: sets and dicts built from these mappings reuse the hashes
     # they store, and lookups go through the dicts' own get
-    deployed_by, target_by = deployed.by_version, target.by_version
-    dget, tget = deployed_by.get, target_by.get
-    D, T = set(deployed_by), set(target_by)
+    D, T = set(deployed.by_version), set(target.by_version)
 
     if history is not None:
         applied = {v: (row.checksum or None) for v, row in history.applied.items()}
+    else:
+        applied = {m.version: m.up.sha256 for m in deployed.migrations}
+    # from here on `deployed` also holds what code-only rollbacks kept (D stays the image's)
+    deployed, owners = carry_over(deployed, carried, applied if history is not None else None)
+    if history is None:
+        applied.update((v, deployed.by_version[v].up.sha256) for v in owners)
+    deployed_by, target_by = deployed.by_version, target.by_version
+    dget, tget = deployed_by.get, target_by.get
+    if history is not None:
         b = history.blocked
         if b is not None and not _resumable(b, deployed, target):
             blockers.append(
@@ -382,8 +491,6 @@ def _make_plan(
                 f"{b.subject} ({b.kind}) stopped at statement {b.statements_done + 1} in an "
                 "earlier run of this move; the bundle continues it there"
             )
-    else:
-        applied = {m.version: m.up.sha256 for m in deployed.migrations}
     A = set(applied)
     # Every version any side knows, in order, sorted once. The manifests list their
     # versions in order (and history mostly does), so timsort merges a few sorted runs in
@@ -391,7 +498,12 @@ def _make_plan(
     order = sorted({**deployed_by, **target_by, **applied}, key=_vkey)
     # (version, applied, in deployed, in target), each looked up once: Version hashes in
     # Python, and these filters run over every version
-    where = [(v, v in A, v in D, v in T) for v in order]
+    where = [(v, v in A, v in deployed_by, v in T) for v in order]
+
+    def beyond() -> list[Version]:
+        """Applied versions the target lacks (before the move's undo steps, if any)."""
+        return [v for v, a, _, t in where if a and not t]
+
     ordered_A = [v for v, a, _, _ in where if a]
     expected = tuple([(str(v), applied[v]) for v in ordered_A])
 
@@ -401,12 +513,14 @@ def _make_plan(
             Blocker(
                 "unknown-version",
                 f"the database has version {v}, which neither image knows",
-                "it was applied by hand or from another branch: deploy the image that has it, or "
-                "undo it with that image's migrations first",
+                "it was applied by hand, from another branch, or by a newer image that a "
+                "code-only rollback replaced: plan from the service (--from-service: its "
+                f"{SCHEMA_IMAGES_LABEL} label names such images), deploy the image that has "
+                "it, or undo it with that image's migrations first",
                 str(v),
             )
         )
-    for v in (v for v, a, d, _ in where if a and d):
+    for v in (v for v, a, _, _ in where if a and v in D):
         recorded = applied[v]
         if recorded and recorded != dget(v).up.sha256:
             blockers.append(
@@ -419,7 +533,7 @@ def _make_plan(
                     str(v),
                 )
             )
-    for v in (v for v, a, d, t in where if a and d and t):
+    for v in (v for v, a, _, t in where if a and t and v in D):
         if dget(v).up.sha256 != tget(v).up.sha256:
             warnings.append(
                 f"version {v} differs between the deployed and the target image "
@@ -431,7 +545,7 @@ def _make_plan(
             Blocker(
                 "divergent",
                 "the target has versions the deployed image never had: "
-                + ", ".join(map(str, (v for v, _, d, t in where if t and not d))),
+                + ", ".join(map(str, (v for v, _, _, t in where if t and v not in D))),
                 "the images come from diverging branches; roll back to a common ancestor first",
             )
         )
@@ -472,9 +586,24 @@ def _make_plan(
             expected,
             after,
             history is not None,
+            schema_images=_schema_images(beyond(), owners, D, source),
         )
 
-    to_revert = [v for v, a, d, t in reversed(where) if a and d and not t]
+    # a carried-over version goes back only in a rollback: with the same migrations on both
+    # sides (a hotfix of the image a code-only rollback went to) it stays, as it did
+    to_revert = [
+        v
+        for v, a, d, t in reversed(where)
+        if a and d and not t and (direction == "rollback" or v in D)
+    ]
+    taken = [v for v in reversed(to_revert) if v in owners]
+    for ref in dict.fromkeys(owners[v] for v in taken):
+        warnings.append(
+            "version "
+            + ", ".join(str(v) for v in taken if owners[v] == ref)
+            + f" came from {ref.label} and stayed applied after a code-only rollback; "
+            "its scripts come from that image's manifest"
+        )
     for v in (v for v, a, d, t in where if d and not t and not a):
         warnings.append(
             f"version {v} of the deployed image is not applied in the database; "
@@ -518,6 +647,7 @@ def _make_plan(
             expected,
             tuple(map(str, ordered_A)),
             history is not None,
+            schema_images=_schema_images(beyond(), owners, D, source),
         )
 
     chosen = strategy
@@ -558,6 +688,7 @@ def _make_plan(
             expected,
             tuple(map(str, ordered_A)),
             history is not None,
+            schema_images=_schema_images(beyond(), owners, D, source),
         )
 
     steps: list[PlanStep] = []
@@ -648,15 +779,24 @@ def _make_plan(
         expected,
         after,
         history is not None,
-    )
+    )  # an undo leaves nothing the target lacks: no schema_images
 
 
 # ---------------------------------------------------------------- files and renderings
 
 
-def plan_files(plan: Plan, deployed: Manifest, target: Manifest) -> dict[str, bytes]:
+def plan_files(
+    plan: Plan,
+    deployed: Manifest,
+    target: Manifest,
+    carried: Sequence[tuple[Manifest, ImageRef]] = (),
+) -> dict[str, bytes]:
     """The scripts a bundle of this plan must carry: undo from the deployed image's
-    manifest, migrate and repeatable scripts from the target's."""
+    manifest (or, for a version a code-only rollback kept, from the `carried` image's that
+    the plan took it from), migrate and repeatable scripts from the target's."""
+    if carried:  # the same choice as make_plan's: the plan's expected history decides it
+        applied = {Version.parse(v): c for v, c in plan.expected_applied}
+        deployed, _ = carry_over(deployed, carried, applied)
     files: dict[str, bytes] = {}
     gen = [Version.parse(st.version) for st in plan.steps if st.generated and st.version]
     if gen:

@@ -12,7 +12,15 @@ from pipeline.db.history import History, HistoryRow
 from pipeline.manifest import Manifest, ManifestMigration, ManifestRepeatable, ScriptRef
 from pipeline.migrations.lint import Finding
 from pipeline.migrations.model import Version
-from pipeline.plan import Plan, check_compat, make_plan, render_markdown, render_text
+from pipeline.plan import (
+    ImageRef,
+    Plan,
+    check_compat,
+    make_plan,
+    plan_files,
+    render_markdown,
+    render_text,
+)
 
 CLASSES = {"a": "additive", "b": "breaking", "d": "data", "u": "unknown"}
 
@@ -283,3 +291,85 @@ def test_summary_names_at_most_20_versions_and_counts_the_rest(n, strategy):
     named = [str(v) for v in range(n, max(n - 20, 0), -1)]  # newest first
     listed = re.search(r"migration\(s\) (?:stay applied )?\(([^)]*)\)", p.summary)[1].split(", ")
     assert listed == named + ([f"and {n - 20} more"] if n > 20 else [])
+
+
+# ------------------------------------------------ versions an earlier code-only rollback kept
+
+
+def with_files(m: Manifest, tag: str) -> Manifest:
+    """`m` with the bytes of each script, marked with `tag` (which image they came from)."""
+    files = {}
+    for x in m.migrations:
+        for s in (x.up, x.undo):
+            if s is not None:
+                files[s.path] = f"-- {tag}: {s.source}".encode()
+    return Manifest(m.app_version, m.format, m.migrations, m.repeatables, files)
+
+
+V4_REF = ImageRef("shop", "sha256:" + "4" * 64, "v4")
+V3_REF = ImageRef("shop", "sha256:" + "3" * 64, "v3")
+
+
+def test_a_code_only_rollback_names_the_image_whose_migrations_stay_applied():
+    p = make_plan(spec("1a 2a 3b 4a"), spec("1a 2a 3b"), source=V4_REF)
+    assert p.strategy == "code-only" and p.schema_images == (V4_REF.digest,)
+    # an undo leaves nothing the target lacks
+    u = make_plan(spec("1a 2a 3b 4a"), spec("1a 2a 3b"), source=V4_REF, strategy="undo")
+    assert u.strategy == "undo" and u.schema_images == ()
+    assert Plan.from_dict(p.to_dict()).schema_images == p.schema_images
+
+
+@pytest.mark.parametrize("live", [False, True])
+def test_the_next_rollback_undoes_what_code_only_kept_with_that_images_script(live):
+    v4 = with_files(spec("1a 2a 3b 4a"), "v4")
+    v3, v2 = with_files(spec("1a 2a 3b"), "v3"), spec("1a 2a")
+    history = history_of(v4) if live else None
+    p = make_plan(v3, v2, history, source=V3_REF, carried=[(v4, V4_REF)])
+    assert not p.blocked and p.strategy == "undo"
+    assert [(s.action, s.version) for s in p.steps] == [("undo", "4"), ("undo", "3")]
+    assert [v for v, _ in p.expected_applied] == ["1", "2", "3", "4"]
+    assert p.after_applied == ("1", "2") and p.schema_images == ()
+    assert any("version 4 came from shop:v4@" in w for w in p.warnings), p.warnings
+    files = plan_files(p, v3, v2, [(v4, V4_REF)])
+    assert [files[s.path] for s in p.steps] == [b"-- v4: U4__m.sql", b"-- v3: U3__m.sql"]
+    # without the carried manifest: the database's version 4 is a stranger (history), or
+    # the plan expects what the database is not (no history: the task would find it stale)
+    bare = make_plan(v3, v2, history, source=V3_REF)
+    if live:
+        assert [b.code for b in bare.blockers] == ["unknown-version"]
+    else:
+        assert [v for v, _ in bare.expected_applied] == ["1", "2", "3"]
+
+
+def test_a_carried_version_counts_only_as_the_database_has_it():
+    v4, v3, v2 = spec("1a 2a 3b 4a"), spec("1a 2a 3b"), spec("1a 2a")
+    # not applied (undone by hand since): nothing of v4 is taken
+    p = make_plan(v3, v2, history_of(v3), source=V3_REF, carried=[(v4, V4_REF)])
+    assert [s.version for s in p.steps] == ["3"] and not p.warnings
+    # applied with another script than v4's: a stranger, still blocked
+    rows = (*history_of(v3).rows, hrow("4", checksum="f" * 64))
+    p = make_plan(v3, v2, History(rows), source=V3_REF, carried=[(v4, V4_REF)])
+    assert [b.code for b in p.blockers] == ["unknown-version"]
+
+
+def test_code_only_again_keeps_both_images_on_record():
+    v4, v3, v2 = spec("1a 2a 3a 4a"), spec("1a 2a 3a"), spec("1a 2a")
+    p = make_plan(v3, v2, source=V3_REF, carried=[(v4, V4_REF)])
+    assert p.strategy == "code-only" and [r.version for r in p.reverted] == ["4", "3"]
+    assert p.schema_images == (V3_REF.digest, V4_REF.digest)
+
+
+def test_a_hotfix_of_the_rolled_back_to_image_keeps_the_carried_versions():
+    v4, v3 = spec("1a 2a 3b 4a"), spec("1a 2a 3b")
+    hotfix = ImageRef("shop", "sha256:" + "5" * 64, "v3.1")
+    # same migrations (a code fix): version 4 is not the hotfix's to revert; it stays
+    p = make_plan(v3, v3, source=V3_REF, target_ref=hotfix, carried=[(v4, V4_REF)])
+    assert p.direction == "none" and not p.steps and not p.blocked
+    assert p.schema_images == (V4_REF.digest,)
+    # forward with a new version: version 4 is not applied again, and stays on record
+    fwd = make_plan(v3, spec("1a 2a 3b 3.1a"), source=V3_REF, carried=[(v4, V4_REF)])
+    assert [s.version for s in fwd.steps] == ["3.1"]
+    assert fwd.schema_images == (V4_REF.digest,)
+    # forward to an image that has version 4: nothing carried any more
+    back = make_plan(v3, v4, source=V3_REF, carried=[(v4, V4_REF)])
+    assert back.schema_images == () and not back.steps
