@@ -14,7 +14,7 @@ import structlog
 from pipeline.bundle import write_bundle
 from pipeline.errors import BlockedError, ConfigError
 from pipeline.manifest import Manifest
-from pipeline.plan import ImageRef, Plan, make_plan, plan_files
+from pipeline.plan import SCHEMA_IMAGES_LABEL, ImageRef, Plan, make_plan, plan_files
 from pipeline.refs import ManifestSource
 
 log = structlog.get_logger(__name__)
@@ -25,6 +25,7 @@ class PlannedRollback:
     plan: Plan
     deployed: Manifest
     target: Manifest
+    carried: tuple[tuple[Manifest, ImageRef], ...] = ()
 
     @cached_property
     def plan_dict(self) -> dict[str, Any]:
@@ -34,7 +35,7 @@ class PlannedRollback:
     @cached_property
     def files(self) -> dict[str, bytes]:
         """The scripts the plan runs, by bundle path."""
-        return plan_files(self.plan, self.deployed, self.target)
+        return plan_files(self.plan, self.deployed, self.target, self.carried)
 
     def bundle(self) -> bytes:
         return write_bundle(self.plan_dict, self.files)
@@ -44,6 +45,15 @@ def deployed_manifest(
     source: ManifestSource, ecs: Any, cluster: str, service: str, container: str | None = None
 ) -> tuple[Manifest, ImageRef]:
     """The manifest of the image an ECS service runs now (by digest)."""
+    deployed, ref, _ = service_manifests(source, ecs, cluster, service, container)
+    return deployed, ref
+
+
+def service_manifests(
+    source: ManifestSource, ecs: Any, cluster: str, service: str, container: str | None = None
+) -> tuple[Manifest, ImageRef, tuple[tuple[Manifest, ImageRef], ...]]:
+    """The manifest of the image an ECS service runs now (by digest), and those of the images
+    its container's io.dbroll.schema-images label names (see make_plan's `carried`)."""
     state = ecs.service_state(cluster, service)
     candidates = [
         c
@@ -69,12 +79,38 @@ def deployed_manifest(
                 digest=digest,
             )
         try:
-            return source.load_digest(c.repository, digest, c.tag)
+            deployed, ref = source.load_digest(c.repository, digest, c.tag)
         except ConfigError as e:
             errors.append(str(e))
+            continue
+        return deployed, ref, _carried(source, state, c, ref)
     raise ConfigError(
         f"no container of {cluster}/{service} has a published manifest: " + "; ".join(errors)
     )
+
+
+def _carried(
+    source: ManifestSource, state: Any, c: Any, ref: ImageRef
+) -> tuple[tuple[Manifest, ImageRef], ...]:
+    """The manifests the container's io.dbroll.schema-images label names."""
+    out = []
+    for digest in filter(None, c.labels.get(SCHEMA_IMAGES_LABEL, "").split(",")):
+        digest = digest.strip()
+        if digest == ref.digest:
+            continue
+        try:
+            out.append(source.load_digest(c.repository, digest))
+        except ConfigError as e:
+            raise ConfigError(
+                f"task definition {state.task_definition}, container {c.container}: its label "
+                f"{SCHEMA_IMAGES_LABEL} says migrations of {c.repository}@{digest} stayed "
+                f"applied (a code-only rollback kept them), and that image's manifest cannot "
+                f"be read: {e.message}",
+                hint="the plan needs that manifest for their undo scripts: publish it again "
+                "(`dbroll manifest publish`), or, if those migrations were undone some other "
+                "way, register a revision of the task definition without the label",
+            ) from None
+    return tuple(out)
 
 
 def plan_rollback(
@@ -89,11 +125,14 @@ def plan_rollback(
     allow_generated_undo: bool = False,
 ) -> PlannedRollback:
     """Fetch both manifests (and take the history given), then plan. Pure after fetching."""
+    carried: tuple[tuple[Manifest, ImageRef], ...] = ()
     if from_ref:
         deployed, deployed_ref = source.load(from_ref)
     elif from_service:
         ecs, cluster, service, container = from_service
-        deployed, deployed_ref = deployed_manifest(source, ecs, cluster, service, container)
+        deployed, deployed_ref, carried = service_manifests(
+            source, ecs, cluster, service, container
+        )
     else:
         raise ConfigError("say what is deployed: --from REF or --from-service CLUSTER/SERVICE")
     target, target_ref = source.load(to_ref)
@@ -106,8 +145,9 @@ def plan_rollback(
         source=deployed_ref,
         target_ref=target_ref,
         allow_generated_undo=allow_generated_undo,
+        carried=carried,
     )
-    return PlannedRollback(plan, deployed, target)
+    return PlannedRollback(plan, deployed, target, carried)
 
 
 def require_unblocked(plan: Plan) -> None:
@@ -207,7 +247,7 @@ def rollback(
 
     t0 = time.monotonic()
     state = ecs.service_state(cluster, service)
-    deployed, deployed_ref = deployed_manifest(source, ecs, cluster, service, container)
+    deployed, deployed_ref, carried = service_manifests(source, ecs, cluster, service, container)
     if bundle is not None:
         bundle_uri, approved = bundle
         plan = Plan.from_dict(approved.plan)
@@ -235,6 +275,7 @@ def rollback(
             source=deployed_ref,
             target_ref=target_ref,
             allow_generated_undo=allow_generated_undo,
+            carried=carried,
         )
     result = RollbackResult(plan, durations={"plan_s": round(time.monotonic() - t0, 3)})
     require_unblocked(plan)
@@ -247,12 +288,14 @@ def rollback(
         uri = (
             bundle[0]
             if bundle
-            else source.store.bundle_uri_for(PlannedRollback(plan, deployed, target).bundle())
+            else source.store.bundle_uri_for(
+                PlannedRollback(plan, deployed, target, carried).bundle()
+            )
         )
         result.would = (
             ([] if bundle else [f"s3:PutObject {uri} (the rollback bundle)"])
             + executor.describe(["dbroll", "apply-bundle", uri, *(apply_args or [])])
-            + _service_calls(state, images)
+            + _service_calls(state, images, plan)
             + [f"s3:PutObject {source.store.uri(source.store.audit_key(run_id))} (audit record)"]
         )
         result.outcome = f"dry run: nothing was changed; {plan.summary}"
@@ -265,7 +308,7 @@ def rollback(
             result.bundle_uri = bundle[0]
         else:
             result.bundle_uri = source.store.put_bundle(
-                PlannedRollback(plan, deployed, target).bundle()
+                PlannedRollback(plan, deployed, target, carried).bundle()
             )
         _database_then_service(
             result,
@@ -321,12 +364,29 @@ def _forward_command(source: ManifestSource, ref: ImageRef) -> list[str]:
     ]
 
 
-def _service_calls(state: Any, images: dict[str, str]) -> list[str]:
+def _schema_label(plan: Plan) -> dict[str, str | None]:
+    """The moved containers' io.dbroll.schema-images label after `plan` (None: removed): the
+    digests, in the service's repository, of the images whose migrations stay applied beyond
+    the one it will run. Every move writes it; the next plan reads it (service_manifests)."""
+    return {SCHEMA_IMAGES_LABEL: ",".join(plan.schema_images) or None}
+
+
+def _service_calls(state: Any, images: dict[str, str], plan: Plan) -> list[str]:
     family = state.task_definition.rsplit("/", 1)[-1].rsplit(":", 1)[0]
+    value = _schema_label(plan)[SCHEMA_IMAGES_LABEL]
+    had = any(c.labels.get(SCHEMA_IMAGES_LABEL) for c in state.containers if c.container in images)
+    label = (
+        f"; label {SCHEMA_IMAGES_LABEL}={value} (migrations of those images stay applied)"
+        if value
+        else f"; label {SCHEMA_IMAGES_LABEL} removed"
+        if had
+        else ""
+    )
     return [
         f"ecs:DescribeTaskDefinition taskDefinition={state.task_definition}",
         f"ecs:RegisterTaskDefinition family={family} (a copy of the current revision with "
         + ", ".join(f"{k}={v}" for k, v in sorted(images.items()))
+        + label
         + ")",
         f"ecs:UpdateService cluster={state.cluster} service={state.service} "
         "taskDefinition=<the new revision>",
@@ -365,9 +425,11 @@ def deploy(
 
     t0 = time.monotonic()
     state = ecs.service_state(cluster, service)
-    deployed, deployed_ref = deployed_manifest(source, ecs, cluster, service, container)
+    deployed, deployed_ref, carried = service_manifests(source, ecs, cluster, service, container)
     target, target_ref = source.load(image_ref)
-    plan = make_plan(deployed, target, None, source=deployed_ref, target_ref=target_ref)
+    plan = make_plan(
+        deployed, target, None, source=deployed_ref, target_ref=target_ref, carried=carried
+    )
     result = RollbackResult(plan, durations={"plan_s": round(time.monotonic() - t0, 3)})
     if plan.direction == "rollback":
         raise DbrollError(
@@ -385,7 +447,7 @@ def deploy(
     if dry_run:
         result.would = (
             executor.describe(command, extra_env)
-            + _service_calls(state, images)
+            + _service_calls(state, images, plan)
             + [f"s3:PutObject {source.store.uri(source.store.audit_key(run_id))} (audit record)"]
         )
         result.outcome = f"dry run: nothing was changed; {plan.summary}"
@@ -521,7 +583,12 @@ def _database_then_service(
     t2 = time.monotonic()
     try:
         result.task_definition, result.deployment = point_service_at(
-            ecs_client, state, images, timeout=timeout, delay=delay
+            ecs_client,
+            state,
+            images,
+            labels=_schema_label(result.plan),
+            timeout=timeout,
+            delay=delay,
         )
     except ServiceDeploymentFailed as e:
         result.task_definition = e.task_definition

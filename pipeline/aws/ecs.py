@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -21,6 +22,7 @@ class ContainerImage:
     repository: str | None  # ECR repository, when the image is in ECR
     digest: str | None  # from the running tasks, or the image reference itself
     tag: str | None
+    labels: Mapping[str, str] = field(default_factory=dict)  # its dockerLabels
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,14 @@ class Ecs:
             except ConfigError:
                 repo = tag = digest = None
             containers.append(
-                ContainerImage(c["name"], image, repo, digest or running.get(c["name"]), tag)
+                ContainerImage(
+                    c["name"],
+                    image,
+                    repo,
+                    digest or running.get(c["name"]),
+                    tag,
+                    dict(c.get("dockerLabels") or {}),
+                )
             )
         return ServiceState(cluster, service, td_arn, tuple(containers), svc)
 
@@ -381,11 +390,13 @@ def point_service_at(
     state: ServiceState,
     images: dict[str, str],
     *,
+    labels: Mapping[str, str | None] | None = None,
     timeout: float = 600,
     delay: float = 15,
 ) -> tuple[str, str]:
     """Register a task definition revision with `images` (container -> image) and roll the
-    service onto it; wait for steady state. Returns (task definition ARN, deployment id)."""
+    service onto it; wait for steady state. Returns (task definition ARN, deployment id).
+    `labels` are set (None: removed) on the containers whose image changes."""
     adapter = Ecs(ecs)
     name = f"ECS service {state.cluster}/{state.service}"
     td = adapter._call(
@@ -397,7 +408,8 @@ def point_service_at(
     current = td["taskDefinition"]
     fields = {k: current[k] for k in _TD_FIELDS if current.get(k) not in (None, [], {})}
     fields["containerDefinitions"] = [
-        {**c, "image": images.get(c["name"], c["image"])} for c in current["containerDefinitions"]
+        _moved(c, images[c["name"]], labels or {}) if c["name"] in images else c
+        for c in current["containerDefinitions"]
     ]
     if td.get("tags"):
         fields["tags"] = td["tags"]
@@ -417,6 +429,17 @@ def point_service_at(
     )
     wait_deployment(ecs, state, new_arn, deployment, timeout=timeout, delay=delay)
     return new_arn, deployment
+
+
+def _moved(container: dict, image: str, labels: Mapping[str, str | None]) -> dict:
+    """A container definition with its new image and `labels` applied."""
+    docker = {
+        k: v for k, v in {**container.get("dockerLabels", {}), **labels}.items() if v is not None
+    }
+    out = {**container, "image": image, "dockerLabels": docker}
+    if not docker:
+        del out["dockerLabels"]
+    return out
 
 
 class ServiceDeploymentFailed(AwsError):

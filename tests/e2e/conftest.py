@@ -39,36 +39,42 @@ def release(tmp_path, aws):
     ecr, s3 = aws.client("ecr"), aws.client("s3")
     ecr.create_repository(repositoryName="shop")
     s3.create_bucket(Bucket="art", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
-    out = {}
-    for name, files in (("v1", V1), ("v2", V2), ("v3", V3)):
-        mdir = write_files(tmp_path / "src" / name, files)
-        built = dbroll(
-            "manifest",
-            "build",
-            "--migrations",
-            str(mdir),
-            "--out",
-            str(tmp_path / "build" / name),
-            "--app-version",
-            name,
-        )
-        assert built.exit_code == 0, built.stderr
-        sha = built.stdout.strip()
-        digest = push_image(ecr, "shop", name, f"image {name}")
-        pub = dbroll(
-            "manifest",
-            "publish",
-            "--manifest",
-            str(tmp_path / "build" / name),
-            "--image",
-            f"shop:{name}",
-            "--bucket",
-            "art",
-        )
-        assert pub.exit_code == 0, pub.stderr
-        assert "published" in pub.stdout and digest in pub.stdout
-        out[name] = {"dir": mdir, "build": tmp_path / "build" / name, "sha": sha, "digest": digest}
-    return out
+    return {
+        name: publish_release(tmp_path, ecr, name, files)
+        for name, files in (("v1", V1), ("v2", V2), ("v3", V3))
+    }
+
+
+def publish_release(tmp_path, ecr, name: str, files: dict[str, str]) -> dict:
+    """Build a release's manifest, push its image to ECR `shop:<name>`, publish the manifest
+    to bucket `art`: what the build stage does."""
+    mdir = write_files(tmp_path / "src" / name, files)
+    built = dbroll(
+        "manifest",
+        "build",
+        "--migrations",
+        str(mdir),
+        "--out",
+        str(tmp_path / "build" / name),
+        "--app-version",
+        name,
+    )
+    assert built.exit_code == 0, built.stderr
+    sha = built.stdout.strip()
+    digest = push_image(ecr, "shop", name, f"image {name}")
+    pub = dbroll(
+        "manifest",
+        "publish",
+        "--manifest",
+        str(tmp_path / "build" / name),
+        "--image",
+        f"shop:{name}",
+        "--bucket",
+        "art",
+    )
+    assert pub.exit_code == 0, pub.stderr
+    assert "published" in pub.stdout and digest in pub.stdout
+    return {"dir": mdir, "build": tmp_path / "build" / name, "sha": sha, "digest": digest}
 
 
 @pytest.fixture
@@ -99,6 +105,14 @@ def service_image(aws) -> str:
     return ecs.describe_task_definition(taskDefinition=td)["taskDefinition"][
         "containerDefinitions"
     ][0]["image"]
+
+
+def service_labels(aws) -> dict:
+    """The dockerLabels of the one container of the service's task definition."""
+    ecs = aws.client("ecs")
+    td = ecs.describe_services(cluster="prod", services=["web"])["services"][0]["taskDefinition"]
+    (c,) = ecs.describe_task_definition(taskDefinition=td)["taskDefinition"]["containerDefinitions"]
+    return c.get("dockerLabels", {})
 
 
 def run_rollback(dsn, to, *more, env_lock: bool = False):

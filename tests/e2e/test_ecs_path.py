@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.db.connect import connect
 from tests.conftest import args, dbroll, schema_objects
-from tests.e2e.conftest import service_image
+from tests.e2e.conftest import service_image, service_labels
 
 pytestmark = pytest.mark.e2e
 
@@ -188,3 +188,47 @@ def test_a_migration_a_stopped_task_left_half_done_blocks_the_deploy_until_asked
     st = dbroll("status", *args(db, release["v3"]["dir"]), "--json")
     assert st.json["applied"] == ["1", "2", "3", "4"] and not st.json.get("blocked")
     assert service_image(aws).endswith(release["v3"]["digest"])
+
+
+def test_a_second_rollback_after_a_code_only_one_undoes_what_the_first_kept(
+    release, aws, db, mariadb, tmp_path, shop_service, ecs_runs_locally
+):
+    """v4 adds an additive table; rolling v4 back to v3 is code-only and keeps it. v3 turns
+    out broken too: rolling back to v2 must undo v4's table (an undo script only v4's
+    manifest has) and v3's rename, newest first; the planner reads no database here."""
+    from tests.e2e.conftest import V3, publish_release
+
+    v4 = publish_release(
+        tmp_path,
+        aws.client("ecr"),
+        "v4",
+        {
+            **V3,
+            "V5__notes.sql": "CREATE TABLE notes (id INT PRIMARY KEY, body TEXT);",
+            "U5__notes.sql": "DROP TABLE notes;",
+        },
+    )
+    assert dbroll("migrate", *args(db, v4["dir"])).exit_code == 0
+    shop_service(v4["digest"])
+    common = ("--cluster", "prod", "--service", "web", "--bucket", "art", "--yes")
+
+    first = dbroll("rollback", *common, "--to", "shop:v3")
+    assert first.exit_code == 0, first.stderr
+    assert "code-only" in first.stdout
+    assert service_image(aws).endswith(release["v3"]["digest"])
+    assert service_labels(aws)["io.dbroll.schema-images"] == v4["digest"]
+
+    second = dbroll("rollback", *common, "--to", "shop:v2")
+    assert second.exit_code == 0, second.stderr
+    assert service_image(aws).endswith(release["v2"]["digest"])
+    assert "io.dbroll.schema-images" not in service_labels(aws)
+    undone = [line for line in second.stderr.splitlines() if " undone " in line]
+    assert [line.split()[1] for line in undone] == ["5", "4"], second.stderr
+    st = dbroll("status", *args(db, release["v2"]["dir"]), "--json")
+    assert st.json["applied"] == ["1", "2", "3"]
+    reference = mariadb.create_database()
+    try:
+        assert dbroll("migrate", *args(reference, release["v2"]["dir"])).exit_code == 0
+        assert schema_objects(db) == schema_objects(reference)
+    finally:
+        mariadb.drop_database(reference)

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from tests.conftest import dbroll, query, schema_objects
-from tests.e2e.conftest import run_rollback, service_image
+from tests.e2e.conftest import run_rollback, service_image, service_labels
 
 pytestmark = pytest.mark.e2e
 
@@ -156,3 +156,56 @@ def test_deploy_forward_then_roll_back(release, aws, on_service, db):
     assert dbroll("status", "--dsn", dsn, "--migrations", str(release["v1"]["dir"]), "--json").json[
         "applied"
     ] == ["1", "2"]
+
+
+def test_rollbacks_in_a_row_with_live_history_after_a_code_only_one(
+    release, aws, on_service, db, tmp_path
+):
+    """Planned against the live history (--executor local --dsn): the version the code-only
+    rollback kept is undone with v4's script, not refused as one neither image knows; and
+    the service's label says whose migrations the schema holds, at every step."""
+    from tests.conftest import history_rows
+    from tests.e2e.conftest import V3, publish_release
+
+    v4 = publish_release(
+        tmp_path,
+        aws.client("ecr"),
+        "v4",
+        {
+            **V3,
+            "V5__notes.sql": "CREATE TABLE notes (id INT PRIMARY KEY, body TEXT);",
+            "U5__notes.sql": "DROP TABLE notes;",
+        },
+    )
+    dsn = db.to_dsn()
+    assert dbroll("migrate", "--dsn", dsn, "--migrations", str(v4["dir"])).exit_code == 0
+    on_service(v4["digest"])
+    first = run_rollback(dsn, "shop:v3", "--json")
+    assert first.exit_code == 0, first.stderr
+    assert first.json["plan"]["strategy"] == "code-only"
+    assert first.json["plan"]["expected"]["schema_images"] == [v4["digest"]]
+    assert service_labels(aws) == {"io.dbroll.schema-images": v4["digest"]}
+
+    # the manifest the label names is gone: a clear error naming both, nothing changed
+    s3 = aws.client("s3")
+    key = f"dbroll/manifests/shop/{v4['digest']}/manifest.json"
+    saved = s3.get_object(Bucket="art", Key=key)["Body"].read()
+    s3.delete_object(Bucket="art", Key=key)
+    rows = history_rows(db)
+    lost = run_rollback(dsn, "shop:v2")
+    assert lost.exit_code == 2, lost.stderr
+    assert "io.dbroll.schema-images" in lost.stderr and v4["digest"] in lost.stderr
+    assert "dbroll manifest publish" in lost.stderr
+    assert history_rows(db) == rows and service_image(aws).endswith(release["v3"]["digest"])
+    s3.put_object(Bucket="art", Key=key, Body=saved)
+
+    dry = run_rollback(dsn, "shop:v2", "--dry-run")
+    assert dry.exit_code == 0, dry.stderr
+    assert "label io.dbroll.schema-images removed" in dry.stdout
+    assert f"version 5 came from shop@{v4['digest'][:19]}" in dry.stdout
+    second = run_rollback(dsn, "shop:v2")
+    assert second.exit_code == 0, second.stderr
+    st = dbroll("status", "--dsn", dsn, "--migrations", str(release["v2"]["dir"]), "--json")
+    assert st.json["applied"] == ["1", "2", "3"]
+    assert "notes" not in {t for (t,) in query(db, "SHOW TABLES")}
+    assert service_image(aws).endswith(release["v2"]["digest"]) and service_labels(aws) == {}

@@ -67,3 +67,43 @@ def test_runner_for_an_unknown_container_is_a_clear_error(service, aws):
     state = Ecs(ecs).service_state(service.cluster, service.service)
     with pytest.raises(ConfigError, match="no container 'worker'"):
         register_runner(ecs, state, "worker", "img:1")
+
+
+@pytest.fixture
+def steady(monkeypatch):
+    """Services made after this reach steady state in moto."""
+    monkeypatch.setenv("MOTO_ECS_SERVICE_RUNNING", "1")
+
+
+def test_the_schema_label_is_set_and_removed_and_other_labels_stay(steady, service, aws):
+    from pipeline.aws.ecs import point_service_at
+
+    ecs = aws.client("ecs")
+    td = ecs.describe_task_definition(taskDefinition="shop")["taskDefinition"]
+    (c,) = td["containerDefinitions"]
+    arn = ecs.register_task_definition(
+        family="shop",
+        networkMode="awsvpc",
+        requiresCompatibilities=["FARGATE"],
+        cpu="256",
+        memory="512",
+        containerDefinitions=[{**c, "dockerLabels": {"team": "shop"}}],
+    )["taskDefinition"]["taskDefinitionArn"]
+    ecs.update_service(cluster="prod", service="web", taskDefinition=arn)
+    key = "io.dbroll.schema-images"
+
+    def move(tag: str, value: str | None) -> dict:
+        state = Ecs(ecs).service_state("prod", "web")
+        image = c["image"].replace(":v1", f":{tag}")
+        new, _ = point_service_at(
+            ecs, state, {"app": image}, labels={key: value}, timeout=5, delay=0.01
+        )
+        (moved,) = ecs.describe_task_definition(taskDefinition=new)["taskDefinition"][
+            "containerDefinitions"
+        ]
+        assert moved["image"] == image
+        return moved.get("dockerLabels", {})
+
+    assert move("v2", "sha256:" + "a" * 64) == {"team": "shop", key: "sha256:" + "a" * 64}
+    assert Ecs(ecs).service_state("prod", "web").containers[0].labels[key] == "sha256:" + "a" * 64
+    assert move("v3", None) == {"team": "shop"}
