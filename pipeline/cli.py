@@ -380,7 +380,11 @@ def table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> str:
     "(default: warn and exit 0, so an older container can start).",
 )
 @click.option(
-    "--out-of-order", is_flag=True, help="Apply pending versions older than the newest applied one."
+    "--out-of-order",
+    is_flag=True,
+    envvar="DBROLL_OUT_OF_ORDER",
+    help="Apply pending versions older than the newest applied one (a hotfix numbered "
+    "below a version a code-only rollback kept, say). [env DBROLL_OUT_OF_ORDER=1]",
 )
 @click.option(
     "--resume-interrupted",
@@ -1697,6 +1701,15 @@ def rollback(
     "environment, which an image's older dbroll ignores). Without it, such a migration "
     "blocks the deploy (exit 3) and the service stays. [env DBROLL_RESUME_INTERRUPTED=1]",
 )
+@click.option(
+    "--out-of-order",
+    is_flag=True,
+    envvar="DBROLL_OUT_OF_ORDER",
+    help="Apply the image's new versions even where one is older than the newest applied "
+    "(a hotfix numbered below a version that a code-only rollback kept): `migrate "
+    "--out-of-order` in the task, passed as DBROLL_OUT_OF_ORDER=1 in its environment. "
+    "Without it, the plan blocks (exit 3) before any task runs. [env DBROLL_OUT_OF_ORDER=1]",
+)
 @db_options
 @aws_options
 @json_option
@@ -1714,6 +1727,7 @@ def deploy(
     pipeline_name,
     pipeline_execution_id,
     resume_interrupted,
+    out_of_order,
     dsn,
     dsn_secret,
     bucket,
@@ -1778,7 +1792,12 @@ def deploy(
             )
             result = do_rollback(to_ref=image_ref, **common)
         else:
-            result = do_deploy(image_ref=image_ref, resume_interrupted=resume_interrupted, **common)
+            result = do_deploy(
+                image_ref=image_ref,
+                resume_interrupted=resume_interrupted,
+                out_of_order=out_of_order,
+                **common,
+            )
     _render_move(result, calls, as_json, dry_run)
 
 

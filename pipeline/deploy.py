@@ -411,6 +411,7 @@ def deploy(
     delay: float = 15,
     sts: Any = None,
     resume_interrupted: bool = False,
+    out_of_order: bool = False,
 ) -> RollbackResult:
     """The forward path: the target image's pending migrations run in a one-off task of the
     deployed task definition (`dbroll migrate --manifest`), then the service moves.
@@ -418,7 +419,9 @@ def deploy(
     `resume_interrupted` gives the task DBROLL_RESUME_INTERRUPTED=1: it first finishes a
     migration a stopped runner left half done (`migrate --resume-interrupted`). An
     environment variable, not the flag: an image whose dbroll predates it ignores it
-    instead of failing on an unknown option."""
+    instead of failing on an unknown option. `out_of_order` likewise gives it
+    DBROLL_OUT_OF_ORDER=1 (`migrate --out-of-order`), and lets the plan apply versions older
+    than the newest applied one."""
     import time
 
     from pipeline.errors import DbrollError
@@ -428,7 +431,13 @@ def deploy(
     deployed, deployed_ref, carried = service_manifests(source, ecs, cluster, service, container)
     target, target_ref = source.load(image_ref)
     plan = make_plan(
-        deployed, target, None, source=deployed_ref, target_ref=target_ref, carried=carried
+        deployed,
+        target,
+        None,
+        source=deployed_ref,
+        target_ref=target_ref,
+        carried=carried,
+        out_of_order=out_of_order,
     )
     result = RollbackResult(plan, durations={"plan_s": round(time.monotonic() - t0, 3)})
     if plan.direction == "rollback":
@@ -443,7 +452,10 @@ def deploy(
         return result
     images = _target_images(state, deployed_ref, target_ref)
     command = _forward_command(source, target_ref)
-    extra_env = {"DBROLL_RESUME_INTERRUPTED": "1"} if resume_interrupted else {}
+    extra_env = {
+        **({"DBROLL_RESUME_INTERRUPTED": "1"} if resume_interrupted else {}),
+        **({"DBROLL_OUT_OF_ORDER": "1"} if out_of_order else {}),
+    }
     if dry_run:
         result.would = (
             executor.describe(command, extra_env)

@@ -442,6 +442,7 @@ def _make_plan(
     target_ref: ImageRef | None = None,
     allow_generated_undo: bool = False,
     carried: Sequence[tuple[Manifest, ImageRef]] = (),
+    out_of_order: bool = False,
 ) -> Plan:
     """Plan the move from the deployed image to the target image.
 
@@ -452,7 +453,10 @@ def _make_plan(
 
     allow_generated_undo: a version to revert without an undo script gets the undo dbroll
     generates from its forward script when every statement has an exact inverse (marked
-    generated in every rendering); otherwise it stays a blocker, with the reasons."""
+    generated in every rendering); otherwise it stays a blocker, with the reasons.
+
+    out_of_order: a forward move may apply versions older than the newest one applied
+    (`migrate --out-of-order`); otherwise that is a blocker, as the runner would stop."""
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}")
     source = source or ImageRef(manifest_sha256=deployed.sha256, app_version=deployed.app_version)
@@ -572,6 +576,33 @@ def _make_plan(
             for m in target.migrations
             if m.version not in A
         )
+        newest = ordered_A[-1] if ordered_A else None
+        late = [
+            s.version for s in steps if newest is not None and Version.parse(s.version) < newest
+        ]
+        if late:
+            why = (
+                f" (from {owners[newest].label}: a code-only rollback kept it)"
+                if newest in owners
+                else ""
+            )
+            what = (
+                f"version {', '.join(late)} of the target would be applied after version "
+                f"{newest}, which is newer and applied{why}"
+            )
+            if out_of_order:
+                warnings.append(f"{what}: out of order, as asked")
+            else:
+                blockers.append(
+                    Blocker(
+                        "out-of-order",
+                        what,
+                        f"give version {late[0]} a number after {newest} (rename its file) and "
+                        "build again, or deploy with --out-of-order to apply it anyway (as "
+                        "`dbroll migrate --out-of-order` does)",
+                        late[0],
+                    )
+                )
         after = tuple(str(v) for v, a, _, t in where if a or t)
         return Plan(
             "forward",

@@ -61,11 +61,13 @@ def target_image(codedeploy: Any, ecs: Any, deployment_id: str, container: str |
 
 
 def task_env(deployment_id: str, digest: str | None, lambda_env: Any) -> dict[str, str]:
-    """The one-off task's extra environment: what ran it, and DBROLL_RESUME_INTERRUPTED=1
-    when the Lambda has it (a variable, not the flag, which an older image would reject)."""
+    """The one-off task's extra environment: what ran it, and DBROLL_RESUME_INTERRUPTED=1 or
+    DBROLL_OUT_OF_ORDER=1 when the Lambda has it (variables, not the flags, which an older
+    image would reject)."""
     env = {"DBROLL_IMAGE": digest or "", "DBROLL_RUN_ID": deployment_id}
-    if lambda_env.get("DBROLL_RESUME_INTERRUPTED") == "1":
-        env["DBROLL_RESUME_INTERRUPTED"] = "1"
+    for name in ("DBROLL_RESUME_INTERRUPTED", "DBROLL_OUT_OF_ORDER"):
+        if lambda_env.get(name) == "1":
+            env[name] = "1"
     return env
 
 

@@ -232,3 +232,56 @@ def test_a_second_rollback_after_a_code_only_one_undoes_what_the_first_kept(
         assert schema_objects(db) == schema_objects(reference)
     finally:
         mariadb.drop_database(reference)
+
+
+def test_a_hotfix_numbered_below_a_kept_version_deploys_out_of_order_only_when_asked(
+    release, aws, db, tmp_path, shop_service, ecs_runs_locally
+):
+    """After v4 -> v3 code-only (v4's version 5 kept), a hotfix v3.1 of v3 adds version 4.1:
+    older than 5, so the deploy stops at the plan until --out-of-order; then it applies
+    4.1, the label keeps naming v4, and rolling the hotfix back undoes 5, 4.1 and 4."""
+    from tests.conftest import history_rows
+    from tests.e2e.conftest import V3, publish_release
+
+    ecr = aws.client("ecr")
+    notes = {
+        "V5__notes.sql": "CREATE TABLE notes (id INT PRIMARY KEY, body TEXT);",
+        "U5__notes.sql": "DROP TABLE notes;",
+    }
+    v4 = publish_release(tmp_path, ecr, "v4", {**V3, **notes})
+    fix = publish_release(
+        tmp_path,
+        ecr,
+        "v3.1",
+        {
+            **V3,
+            "V4.1__orders_index.sql": "CREATE INDEX orders_customer ON orders (customer_id);",
+            "U4.1__orders_index.sql": "DROP INDEX orders_customer ON orders;",
+        },
+    )
+    assert dbroll("migrate", *args(db, v4["dir"])).exit_code == 0
+    shop_service(v4["digest"])
+    common = ("--cluster", "prod", "--service", "web", "--bucket", "art")
+    assert dbroll("rollback", *common, "--to", "shop:v3", "--yes").exit_code == 0
+    tasks, rows = len(ecs_runs_locally), history_rows(db)
+
+    blocked = dbroll("deploy", *common, "--image", "shop:v3.1")
+    assert blocked.exit_code == 3, blocked.stderr
+    assert "[out-of-order]" in blocked.stderr and "--out-of-order" in blocked.stderr
+    assert len(ecs_runs_locally) == tasks and history_rows(db) == rows  # no task ran
+    assert service_image(aws).endswith(release["v3"]["digest"])
+
+    r = dbroll("deploy", *common, "--image", "shop:v3.1", "--out-of-order")
+    assert r.exit_code == 0, r.stderr
+    assert ecs_runs_locally[-1]["env"]["DBROLL_OUT_OF_ORDER"] == "1"
+    st = dbroll("status", *args(db, fix["dir"]), "--json")
+    assert st.json["applied"] == ["1", "2", "3", "4", "4.1", "5"]
+    assert service_image(aws).endswith(fix["digest"])
+    assert service_labels(aws) == {"io.dbroll.schema-images": v4["digest"]}
+
+    back = dbroll("rollback", *common, "--to", "shop:v2", "--yes")
+    assert back.exit_code == 0, back.stderr
+    undone = [line.split()[1] for line in back.stderr.splitlines() if " undone " in line]
+    assert undone == ["5", "4.1", "4"], back.stderr
+    st = dbroll("status", *args(db, release["v2"]["dir"]), "--json")
+    assert st.json["applied"] == ["1", "2", "3"] and service_labels(aws) == {}

@@ -108,11 +108,15 @@ def test_the_target_image_comes_from_the_appspec(aws, as_yaml):
         assert target_image(cd, ecs, "d-ABC123", "app") == image
 
 
-def test_the_task_resumes_an_interrupted_migration_only_when_the_lambda_says_so():
+def test_the_task_resumes_or_goes_out_of_order_only_when_the_lambda_says_so():
     base = {"DBROLL_IMAGE": "sha256:ab", "DBROLL_RUN_ID": "d-1"}
     assert task_env("d-1", "sha256:ab", {}) == base
     assert task_env("d-1", "sha256:ab", {"DBROLL_RESUME_INTERRUPTED": "0"}) == base
     assert task_env("d-1", "sha256:ab", {"DBROLL_RESUME_INTERRUPTED": "1"}) == {
         **base,
         "DBROLL_RESUME_INTERRUPTED": "1",
+    }
+    assert task_env("d-1", "sha256:ab", {"DBROLL_OUT_OF_ORDER": "1", "OTHER": "1"}) == {
+        **base,
+        "DBROLL_OUT_OF_ORDER": "1",
     }

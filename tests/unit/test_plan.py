@@ -373,3 +373,19 @@ def test_a_hotfix_of_the_rolled_back_to_image_keeps_the_carried_versions():
     # forward to an image that has version 4: nothing carried any more
     back = make_plan(v3, v4, source=V3_REF, carried=[(v4, V4_REF)])
     assert back.schema_images == () and not back.steps
+
+
+def test_a_forward_move_below_the_newest_applied_version_blocks_unless_asked():
+    v4, v3 = spec("1a 2a 3b 4a"), spec("1a 2a 3b")
+    hotfix = spec("1a 2a 3b 3.1a")
+    p = make_plan(v3, hotfix, source=V3_REF, carried=[(v4, V4_REF)])
+    assert [b.code for b in p.blockers] == ["out-of-order"] and p.blockers[0].version == "3.1"
+    assert "after version 4" in p.blockers[0].message and "shop:v4@" in p.blockers[0].message
+    assert "--out-of-order" in p.blockers[0].hint
+    ok = make_plan(v3, hotfix, source=V3_REF, carried=[(v4, V4_REF)], out_of_order=True)
+    assert not ok.blocked and [s.version for s in ok.steps] == ["3.1"]
+    assert any("out of order, as asked" in w for w in ok.warnings)
+    # numbered after it: in order, nothing to ask
+    assert not make_plan(v3, spec("1a 2a 3b 4.1a"), carried=[(v4, V4_REF)]).blocked
+    # the same without any carried image: a target version older than the deployed newest
+    assert [b.code for b in make_plan(v3, spec("1a 2a 2.5a 3b")).blockers] == ["out-of-order"]
