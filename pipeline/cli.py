@@ -515,7 +515,8 @@ def status(dsn, dsn_secret, migrations_dir, images, bucket, prefix, as_json):
     Reads only; creates nothing. With --json: current_version, applied, pending, future,
     gaps, drift, blocked (null or {version, kind, statements_done, error, ...}), connection
     ({tls, verified, auth, socket}: how the database was reached), and with --image: compat (per
-    image) and oldest_compatible.
+    image: compatible, reason, pending: the versions its start would apply) and
+    oldest_compatible.
     """
     runner = build_runner(dsn, dsn_secret, migrations_dir)
     state = runner.status()
@@ -532,7 +533,13 @@ def status(dsn, dsn_secret, migrations_dir, images, bucket, prefix, as_json):
         for ref, m, image in sorted(loaded, key=lambda x: x[1].versions):
             c = check_compat(m, state.applied, known)
             data["compat"].append(
-                {"ref": ref, "image": image.label, "compatible": c.compatible, "reason": c.reason}
+                {
+                    "ref": ref,
+                    "image": image.label,
+                    "compatible": c.compatible,
+                    "reason": c.reason,
+                    "pending": list(c.pending),
+                }
             )
         data["oldest_compatible"] = next(
             (c["ref"] for c in data["compat"] if c["compatible"]), None
@@ -548,11 +555,7 @@ def status(dsn, dsn_secret, migrations_dir, images, bucket, prefix, as_json):
     click.echo(f"applied:   {len(data['applied'])}")
     click.echo(
         f"pending:   {len(data['pending'])}"
-        + (
-            f" ({', '.join(data['pending'][:10])}{' …' if len(data['pending']) > 10 else ''})"
-            if data["pending"]
-            else ""
-        )
+        + (f" ({_versions(data['pending'])})" if data["pending"] else "")
     )
     if data["future"]:
         click.echo(f"future:    {', '.join(data['future'])} (newer than every local file)")
@@ -577,9 +580,20 @@ def status(dsn, dsn_secret, migrations_dir, images, bucket, prefix, as_json):
         for c in data["compat"]:
             click.echo(
                 f"image:     {c['ref']}: "
-                + ("can run on this schema" if c["compatible"] else f"NO ({c['reason']})")
+                + (
+                    f"NO ({c['reason']})"
+                    if not c["compatible"]
+                    else f"can run once its start applies {_versions(c['pending'])}"
+                    if c["pending"]
+                    else "can run on this schema"
+                )
             )
         click.echo(f"oldest compatible image: {data['oldest_compatible'] or '(none)'}")
+
+
+def _versions(versions: list[str], shown: int = 10) -> str:
+    """`5, 6, 7`, or the first `shown` and an ellipsis."""
+    return ", ".join(versions[:shown]) + (" …" if len(versions) > shown else "")
 
 
 @cli.command()
@@ -1321,8 +1335,10 @@ def apply_bundle(
 def compat(refs, dsn, dsn_secret, schema_ref, bucket, prefix, as_json):
     """Can each image run on the current schema? (its "minimum application version")
 
-    Yes when every applied version the image does not know is additive. Exit 3 when an
-    image is not compatible.
+    Yes when every applied version the image does not know is additive, and none of its own
+    unapplied versions is older than the newest applied one (a `dbroll migrate` at its start
+    would stop there). Its unapplied versions are listed: its start applies them. Exit 3
+    when an image is not compatible.
     """
     from pipeline.errors import BlockedError
     from pipeline.plan import check_compat
@@ -1350,6 +1366,7 @@ def compat(refs, dsn, dsn_secret, schema_ref, bucket, prefix, as_json):
                 "unknown_versions": list(c.unknown_versions),
                 "first_breaking": c.first_breaking,
                 "reason": c.reason,
+                "pending": list(c.pending),
             }
         )
     if as_json:
@@ -1360,6 +1377,10 @@ def compat(refs, dsn, dsn_secret, schema_ref, bucket, prefix, as_json):
             extra = (
                 f" (runs on {len(r['unknown_versions'])} newer additive version(s))"
                 if r["compatible"] and r["unknown_versions"]
+                else ""
+            ) + (
+                f" (once its start applies {_versions(r['pending'])})"
+                if r["compatible"] and r["pending"]
                 else ""
             )
             click.echo(f"{r['ref']}: {verdict}{extra}")

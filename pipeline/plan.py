@@ -282,6 +282,7 @@ class Compat:
     unknown_versions: tuple[str, ...]  # applied, not in the image
     first_breaking: str | None = None
     reason: str = ""
+    pending: tuple[str, ...] = ()  # in the image, not applied: its start applies them
 
 
 def effective_class(m: ManifestMigration, created_in_range: frozenset[str]) -> str:
@@ -308,7 +309,9 @@ def check_compat(image: Manifest, applied: Iterable[Version], known: Iterable[Ma
     for man in known:
         for m in man.migrations:
             lookup.setdefault(m.version, m)
+    applied = set(applied)
     missing = sorted(v for v in applied if image.get(v) is None)
+    pending = tuple(str(m.version) for m in image.migrations if m.version not in applied)
     for v in missing:
         m = lookup.get(v)
         klass = effective_class(m, frozenset()) if m else UNKNOWN
@@ -318,8 +321,26 @@ def check_compat(image: Manifest, applied: Iterable[Version], known: Iterable[Ma
                 if m
                 else f"version {v} is in no known manifest (also name the image that applied it)"
             )
-            return Compat(False, tuple(map(str, missing)), str(v), why)
-    return Compat(True, tuple(map(str, missing)))
+            return Compat(False, tuple(map(str, missing)), str(v), why, pending)
+    newest = max(applied) if applied else None
+    late = next(
+        (
+            m.version
+            for m in image.migrations
+            if m.version not in applied and newest is not None and m.version < newest
+        ),
+        None,
+    )
+    if late is not None:
+        return Compat(
+            False,
+            tuple(map(str, missing)),
+            None,
+            f"its version {late} is not applied and the newer {newest} is: a `dbroll migrate` "
+            "at its start stops there (exit 3) unless --out-of-order (DBROLL_OUT_OF_ORDER=1)",
+            pending,
+        )
+    return Compat(True, tuple(map(str, missing)), pending=pending)
 
 
 # ---------------------------------------------------------------- versions code-only kept

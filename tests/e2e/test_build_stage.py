@@ -210,6 +210,13 @@ def test_code_only_rollback_records_a_row_and_changes_no_schema(release, aws, db
         "--json",
     ).json
     assert st["oldest_compatible"] == "shop:v1"
+    # a newer image runs after its start applied its own versions: say which
+    ahead = dbroll(
+        "status", "--dsn", dsn, "--migrations", str(release["v2"]["dir"]),
+        "--image", "shop:v3", "--bucket", "art",
+    )  # fmt: skip
+    assert ahead.exit_code == 0, ahead.stderr
+    assert "image:     shop:v3: can run once its start applies 4\n" in ahead.stdout
     # and code-only over a breaking change is refused
     assert dbroll("migrate", "--dsn", dsn, "--migrations", str(release["v3"]["dir"])).exit_code == 0
     refused = dbroll(

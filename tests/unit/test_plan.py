@@ -389,3 +389,15 @@ def test_a_forward_move_below_the_newest_applied_version_blocks_unless_asked():
     assert not make_plan(v3, spec("1a 2a 3b 4.1a"), carried=[(v4, V4_REF)]).blocked
     # the same without any carried image: a target version older than the deployed newest
     assert [b.code for b in make_plan(v3, spec("1a 2a 2.5a 3b")).blockers] == ["out-of-order"]
+
+
+def test_compat_lists_what_an_images_start_applies_and_refuses_an_out_of_order_start():
+    applied = [Version.parse(v) for v in ("1", "2", "3", "4")]
+    ahead = check_compat(spec("1a 2a 3b 4a 5b 6a"), applied, [])
+    assert ahead.compatible and ahead.pending == ("5", "6") and not ahead.reason
+    behind = check_compat(spec("1a 2a 3b"), applied, [spec("1a 2a 3b 4a")])
+    assert behind.compatible and behind.pending == () and behind.unknown_versions == ("4",)
+    # a hotfix numbered below the applied 4: its start would stop (exit 3)
+    hotfix = check_compat(spec("1a 2a 3b 3.1a"), applied, [spec("1a 2a 3b 4a")])
+    assert not hotfix.compatible and hotfix.pending == ("3.1",)
+    assert "3.1" in hotfix.reason and "--out-of-order" in hotfix.reason
