@@ -23,6 +23,7 @@ from pipeline.perf import gc_paused
 from pipeline.render import render_table
 
 _vkey = attrgetter("parts")  # sort key for Versions: tuple comparison in C
+_mkey = attrgetter("version.parts")  # the same for migrations
 # the label on the service's container that names the images whose migrations stay applied
 # beyond the image it runs (pipeline.deploy writes and reads it; Plan.schema_images is its value)
 SCHEMA_IMAGES_LABEL = "io.dbroll.schema-images"
@@ -583,6 +584,7 @@ def _make_plan(
         direction = "forward" if T - A else "none"
 
     if direction == "forward":
+        todo = [m for m in target.migrations if m.version not in A]
         steps = tuple(
             PlanStep(
                 "migrate",
@@ -594,13 +596,13 @@ def _make_plan(
                 m.up.sha256,
                 m.transaction,
             )
-            for m in target.migrations
-            if m.version not in A
+            for m in todo
         )
         newest = ordered_A[-1] if ordered_A else None
-        late = [
-            s.version for s in steps if newest is not None and Version.parse(s.version) < newest
-        ]
+        late: list[str] = []
+        # usually every new version is newer than what is applied: one comparison (in C)
+        if todo and newest is not None and min(todo, key=_mkey).version.parts < newest.parts:
+            late = [str(m.version) for m in todo if m.version.parts < newest.parts]
         if late:
             why = (
                 f" (from {owners[newest].label}: a code-only rollback kept it)"
