@@ -14,6 +14,11 @@ each connection signs a token with the AWS credentials dbroll runs with (the tas
 CodeBuild role) and sends it as the password. The token is good for 15 minutes, so each
 connection signs its own. It goes only over TLS (``ssl=required`` unless the DSN says more).
 
+A connection to another machine that ends up in plain text (no ``ssl=`` option, and a server
+that offers no TLS) works, with one warning per host and process: statements, results and the
+password's challenge-response then cross the network readable. ``ssl=disabled`` says that
+is intended, and silences it.
+
 A password never crosses a network in clear text: when a server asks for it that way
 (``mysql_clear_password``, or the ``dialog`` plugin's password prompt), or encrypted under an
 RSA key it sends itself (MySQL's ``sha256_password``, ``caching_sha2_password``'s full
@@ -41,10 +46,13 @@ from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import pymysql
+import structlog
 from pymysql.constants import COMMAND, CR
 
 from pipeline.errors import ConfigError, DatabaseError
 from pipeline.log import redact, register_secret
+
+log = structlog.get_logger(__name__)
 
 SCHEMES = ("mysql", "mariadb", "mysql+pymysql")
 _KNOWN_OPTIONS = {
@@ -399,7 +407,28 @@ def connect(
             hint=_NO_TLS_HINT,
         )
     set_keepalive(conn, int(opts.get("tcp_keepalive", KEEPALIVE_IDLE_S)))
+    if (
+        not tls
+        and "ssl" not in opts
+        and "unix_socket" not in opts
+        and spec.host not in _LOOPBACK
+        and _tls_socket(conn) is None
+        and spec.host not in _WARNED_PLAIN
+    ):
+        _WARNED_PLAIN.add(spec.host)
+        log.warning(
+            "connected in plain text",
+            database=spec.describe(),
+            detail="the server offers no TLS: statements, results and the password's "
+            "challenge-response cross the network readable (an eavesdropper can try to "
+            "crack the password offline)",
+            hint="enable TLS on the server and add ssl=verify_identity&ssl_ca=/path/ca.pem to "
+            "the DSN; or add ssl=disabled to say plain text is intended (no warning then)",
+        )
     return conn
+
+
+_WARNED_PLAIN: set[str] = set()  # hosts warned about in this process
 
 
 _IAM_HINT = (

@@ -271,3 +271,29 @@ def test_sha256_password_does_not_send_the_password_to_a_remote_plain_server(rsa
     ):
         connect(parse_dsn(f"mysql://app:{PASSWORD}@127.0.0.2:{mitm.port}/shop"))
     assert mitm.answers == [b""] and "sha256_password" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("host", "options", "warned"),
+    [("127.0.0.2", "", True), ("127.0.0.2", "?ssl=disabled", False), ("127.0.0.1", "", False)],
+)
+def test_a_remote_connection_in_plain_text_is_named_once(host, options, warned, monkeypatch):
+    """No ssl= option and a server without TLS: it works, with one warning per host and
+    process; ssl=disabled says plain text is intended; loopback never leaves the machine."""
+    from structlog.testing import capture_logs
+
+    from pipeline.db import connect as connect_module
+
+    monkeypatch.setattr(connect_module, "_WARNED_PLAIN", set())
+    logs = []
+    for _ in range(2):
+        with InTheMiddle(host, [], then=(OK,), serve=True) as server:
+            dsn = f"mysql://app:{PASSWORD}@{host}:{server.port}/shop{options}"
+            with capture_logs() as captured:
+                connect(parse_dsn(dsn)).close()
+            logs += [e for e in captured if e["event"] == "connected in plain text"]
+    assert len(logs) == (1 if warned else 0), logs
+    if warned:
+        assert logs[0]["log_level"] == "warning" and logs[0]["database"].startswith("app@")
+        assert "ssl=verify_identity" in logs[0]["hint"]
+        assert PASSWORD not in repr(logs[0])
