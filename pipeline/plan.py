@@ -301,7 +301,9 @@ def effective_class(m: ManifestMigration, created_in_range: frozenset[str]) -> s
 
 
 def check_compat(image: Manifest, applied: Iterable[Version], known: Iterable[Manifest]) -> Compat:
-    """Whether `image` can run on a schema with `applied` versions.
+    """Whether `image` can run on a schema with `applied` versions: every applied version
+    it lacks is additive, and none of its own unapplied versions (`pending`: its start
+    applies them) is older than the newest applied one (its start would stop there).
 
     Classes of the versions the image lacks come from `known` manifests (any that has them);
     a version no manifest knows counts as unknown, so as not compatible.
