@@ -572,9 +572,13 @@ def _make_plan(
         blockers.append(
             Blocker(
                 "divergent",
-                "the target has versions the deployed image never had: "
-                + ", ".join(map(str, (v for v, _, _, t in where if t and v not in D))),
-                "the images come from diverging branches; roll back to a common ancestor first",
+                "the target has versions the deployed image never had ("
+                + ", ".join(map(str, (v for v, _, _, t in where if t and v not in D)))
+                + "), and lacks some it has ("
+                + ", ".join(map(str, (v for v, _, _, t in where if not t and v in D)))
+                + ")",
+                "the images come from diverging branches (a hotfix not merged back, say): build "
+                "the target from a branch that has both, or roll back to a common ancestor first",
             )
         )
         direction = "rollback"

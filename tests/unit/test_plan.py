@@ -193,7 +193,8 @@ def test_checksum_in_db_differing_from_deployed_manifest_blocks():
 
 def test_divergent_branches_block():
     p = make_plan(spec("1a 2a 3a"), spec("1a 2a 4a"))
-    assert "divergent" in [b.code for b in p.blockers] and "4" in p.blockers[0].message
+    assert [b.code for b in p.blockers] == ["divergent"]
+    assert "never had (4), and lacks some it has (3)" in p.blockers[0].message
 
 
 def test_history_drives_what_is_reverted():
