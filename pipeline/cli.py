@@ -1477,6 +1477,18 @@ def move_options(f: Callable[..., Any]) -> Callable[..., Any]:
                 "--container", metavar="NAME", help="The app container (when there are several)."
             ),
             click.option(
+                "--also-service",
+                "also_services",
+                multiple=True,
+                metavar="NAME",
+                envvar="DBROLL_ALSO_SERVICES",
+                help="Another service of the cluster on the same image (a queue worker, a "
+                "scheduler): after the database step it moves to the target too, before "
+                "--service. It must run what --service runs (or the target already, after an "
+                "interrupted run), else nothing changes. Repeatable. [env "
+                "DBROLL_ALSO_SERVICES, names separated by spaces]",
+            ),
+            click.option(
                 "--executor",
                 "executor_kind",
                 type=click.Choice(["ecs", "local"]),
@@ -1559,6 +1571,10 @@ def _render_move(result: Any, calls: Any, as_json: bool, dry_run: bool) -> None:
             else None,
         ),
         ("task definition", result.task_definition),
+        (
+            "also moved",
+            ", ".join(f"{name} ({arn})" for name, arn in result.also.items()) or None,
+        ),
         ("durations", ", ".join(f"{k} {v:g}" for k, v in result.durations.items()) or None),
         ("audit record", result.audit_uri),
     ]
@@ -1606,6 +1622,7 @@ def rollback(
     cluster,
     service_name,
     container,
+    also_services,
     executor_kind,
     runner,
     dry_run,
@@ -1695,6 +1712,7 @@ def rollback(
             timeout=timeout,
             delay=float(os.environ.get("DBROLL_POLL_SECONDS", "15")),
             sts=None if dry_run else boto_client("sts"),
+            also=also_services,
         )
     _render_move(result, calls, as_json, dry_run)
 
@@ -1739,6 +1757,7 @@ def deploy(
     cluster,
     service_name,
     container,
+    also_services,
     executor_kind,
     runner,
     dry_run,
@@ -1804,6 +1823,7 @@ def deploy(
             timeout=timeout,
             delay=float(os.environ.get("DBROLL_POLL_SECONDS", "15")),
             sts=None if dry_run else boto_client("sts"),
+            also=also_services,
         )
         if execution_type == "ROLLBACK":
             click.echo(

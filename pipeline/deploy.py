@@ -171,9 +171,11 @@ class RollbackResult:
     audit_uri: str | None = None
     would: list[str] = field(default_factory=list)  # dry run: the writes it would make
     task_result: dict[str, Any] = field(default_factory=dict)  # what the task reported
+    also: dict[str, str] = field(default_factory=dict)  # --also-service moved: task definition
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            **({"also_services": self.also} if self.also else {}),
             **({"would": self.would} if self.would else {}),
             **{k: v for k, v in self.task_result.items() if k != "message"},
             "plan": self.plan.to_dict(),
@@ -234,12 +236,14 @@ def rollback(
     timeout: float = 600,
     delay: float = 15,
     sts: Any = None,
+    also: tuple[str, ...] = (),
 ) -> RollbackResult:
     """Roll an ECS service back: plan, database step in a one-off task, then the service.
 
     `bundle` = (s3 URI, Bundle) runs an approved bundle instead of planning again: the
     service must still run the bundle's source image (else BlockedError, nothing changed).
-    Nothing touches the service unless the database step succeeded.
+    Nothing touches the service unless the database step succeeded. `also`: more services
+    of the cluster on the same image, moved with it (see _services_along).
     """
     import time
 
@@ -283,6 +287,7 @@ def rollback(
         result.outcome = f"{cluster}/{service} already runs {target_ref.label}: nothing to do"
         return result
     images = _target_images(state, deployed_ref, target_ref)
+    along = _services_along(ecs, state, also, deployed_ref, target_ref)
     forward = _forward_command(source, deployed_ref)
     if dry_run:
         uri = (
@@ -295,6 +300,7 @@ def rollback(
         result.would = (
             ([] if bundle else [f"s3:PutObject {uri} (the rollback bundle)"])
             + executor.describe(["dbroll", "apply-bundle", uri, *(apply_args or [])])
+            + [c for st, imgs in along for c in _service_calls(st, imgs, plan)]
             + _service_calls(state, images, plan)
             + [f"s3:PutObject {source.store.uri(source.store.audit_key(run_id))} (audit record)"]
         )
@@ -335,6 +341,7 @@ def rollback(
                 f"service still runs {deployed_ref.label}; to put the schema forward again "
                 f"run, as a one-off task or with --executor local: `{' '.join(forward)}`"
             ),
+            along=along,
         )
 
     return _audited(
@@ -348,6 +355,36 @@ def _target_images(state: Any, deployed_ref: ImageRef, target_ref: ImageRef) -> 
         for c in state.containers
         if c.repository == deployed_ref.repository
     }
+
+
+def _services_along(
+    ecs: Any, primary: Any, names: tuple[str, ...], deployed_ref: ImageRef, target_ref: ImageRef
+) -> list[tuple[Any, dict[str, str]]]:
+    """The other services of the cluster (--also-service) that move with the primary: each
+    must run the primary's image (its containers of that repository, by digest), so the one
+    database step is right for it too. One that already runs the target (an earlier run of
+    this move stopped after moving it) is skipped. Anything else is an error, before any
+    change. Returns (state, container -> target image) for each one to move."""
+    out = []
+    for name in dict.fromkeys(names):
+        if name == primary.service:
+            continue
+        st = ecs.service_state(primary.cluster, name)
+        mine = {c.digest for c in st.containers if c.repository == deployed_ref.repository}
+        if mine == {target_ref.digest}:
+            log.info("already runs the target", service=name, image=target_ref.label)
+            continue
+        if mine != {deployed_ref.digest}:
+            runs = ", ".join(f"{c.container}={c.image}" for c in st.containers) or "nothing"
+            raise ConfigError(
+                f"ECS service {primary.cluster}/{name} (--also-service) runs {runs}, not "
+                f"{deployed_ref.label} as {primary.cluster}/{primary.service} does; nothing "
+                "was changed",
+                hint=f"the database step is planned from {primary.service}'s image: move "
+                f"{name} on its own (--service {name}), or bring it to the same image first",
+            )
+        out.append((st, _target_images(st, deployed_ref, target_ref)))
+    return out
 
 
 def _forward_command(source: ManifestSource, ref: ImageRef) -> list[str]:
@@ -412,6 +449,7 @@ def deploy(
     sts: Any = None,
     resume_interrupted: bool = False,
     out_of_order: bool = False,
+    also: tuple[str, ...] = (),
 ) -> RollbackResult:
     """The forward path: the target image's pending migrations run in a one-off task of the
     deployed task definition (`dbroll migrate --manifest`), then the service moves.
@@ -451,6 +489,7 @@ def deploy(
         result.outcome = f"{cluster}/{service} already runs {target_ref.label}: nothing to do"
         return result
     images = _target_images(state, deployed_ref, target_ref)
+    along = _services_along(ecs, state, also, deployed_ref, target_ref)
     command = _forward_command(source, target_ref)
     extra_env = {
         **({"DBROLL_RESUME_INTERRUPTED": "1"} if resume_interrupted else {}),
@@ -459,6 +498,7 @@ def deploy(
     if dry_run:
         result.would = (
             executor.describe(command, extra_env)
+            + [c for st, imgs in along for c in _service_calls(st, imgs, plan)]
             + _service_calls(state, images, plan)
             + [f"s3:PutObject {source.store.uri(source.store.audit_key(run_id))} (audit record)"]
         )
@@ -485,6 +525,7 @@ def deploy(
                 f"{deployed_ref.repository}@{deployed_ref.digest}`"
             ),
             extra_env=extra_env,
+            along=along,
             blocked_hint=(
                 ""
                 if resume_interrupted
@@ -559,8 +600,11 @@ def _database_then_service(
     after_failure: str = "",
     extra_env: dict[str, str] | None = None,
     blocked_hint: str = "",
+    along: list[tuple[Any, dict[str, str]]] | None = None,
 ) -> None:
-    """The database step through the executor, then (only if it succeeded) the service."""
+    """The database step through the executor, then (only if it succeeded) the services:
+    those `along` first, the primary last, so that a run stopped half-way is planned again
+    from the primary's unchanged image and moves the rest."""
     import time
 
     from pipeline.aws.ecs import ServiceDeploymentFailed, point_service_at
@@ -593,6 +637,27 @@ def _database_then_service(
             hint = blocked_hint  # "again" would block again: say what decides it
         raise cls(message, hint=hint)
     t2 = time.monotonic()
+    for other, other_images in along or ():
+        try:
+            result.also[other.service], _ = point_service_at(
+                ecs_client,
+                other,
+                other_images,
+                labels=_schema_label(result.plan),
+                timeout=timeout,
+                delay=delay,
+            )
+        except ServiceDeploymentFailed as e:
+            result.durations["service_s"] = round(time.monotonic() - t2, 3)
+            moved = ", ".join(result.also) or "none yet"
+            raise DbrollError(
+                f"{e.message}\nThe database step succeeded first: {after_failure}. Services "
+                f"moved to the target: {moved}; not moved: {other.service}, then "
+                f"{state.service}",
+                hint="look at that service's stopped tasks and events; once the cause is "
+                "fixed, running the same command again skips the database step (already "
+                "done) and the services already moved",
+            ) from None
     try:
         result.task_definition, result.deployment = point_service_at(
             ecs_client,

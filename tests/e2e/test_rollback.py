@@ -209,3 +209,70 @@ def test_rollbacks_in_a_row_with_live_history_after_a_code_only_one(
     assert st.json["applied"] == ["1", "2", "3"]
     assert "notes" not in {t for (t,) in query(db, "SHOW TABLES")}
     assert service_image(aws).endswith(release["v2"]["digest"]) and service_labels(aws) == {}
+
+
+def test_a_worker_on_the_same_image_moves_with_the_service(release, aws, on_service, db):
+    """--also-service: one database step, then the worker and the web service both run the
+    target; a worker on another image is refused before any change; a worker already moved
+    (by a run that stopped half-way) is left as it is."""
+    from tests.conftest import history_rows
+
+    ecs = aws.client("ecs")
+    dsn = db.to_dsn()
+    assert dbroll("migrate", "--dsn", dsn, "--migrations", str(release["v3"]["dir"])).exit_code == 0
+    on_service(release["v3"]["digest"])
+
+    def worker(release_name: str) -> None:
+        image = (
+            "123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop@" + (release[release_name]["digest"])
+        )
+        td = ecs.register_task_definition(
+            family="shop-worker",
+            containerDefinitions=[
+                {"name": "worker", "image": image, "memory": 256, "essential": True}
+            ],
+        )["taskDefinition"]["taskDefinitionArn"]
+        if ecs.describe_services(cluster="prod", services=["worker"])["services"]:
+            ecs.update_service(cluster="prod", service="worker", taskDefinition=td)
+        else:
+            ecs.create_service(
+                cluster="prod", serviceName="worker", taskDefinition=td, desiredCount=1
+            )
+
+    def worker_image() -> str:
+        svc = ecs.describe_services(cluster="prod", services=["worker"])["services"][0]
+        td = ecs.describe_task_definition(taskDefinition=svc["taskDefinition"])
+        return td["taskDefinition"]["containerDefinitions"][0]["image"]
+
+    worker("v2")  # not what web runs
+    rows = history_rows(db)
+    refused = run_rollback(dsn, "shop:v1", "--also-service", "worker")
+    assert refused.exit_code == 2, refused.stderr
+    assert "prod/worker (--also-service) runs worker=" in refused.stderr
+    assert "nothing was changed" in refused.stderr
+    assert history_rows(db) == rows and service_image(aws).endswith(release["v3"]["digest"])
+
+    worker("v3")
+    dry = run_rollback(dsn, "shop:v1", "--also-service", "worker", "--dry-run")
+    assert dry.exit_code == 0, dry.stderr
+    calls = [line for line in dry.stdout.splitlines() if "ecs:RegisterTaskDefinition" in line]
+    assert ["family=shop-worker" in c for c in calls] == [True, False], calls  # worker first
+
+    r = run_rollback(dsn, "shop:v1", "--also-service", "worker", "--json")
+    assert r.exit_code == 0, r.stderr
+    assert list(r.json["also_services"]) == ["worker"]
+    assert worker_image().endswith(release["v1"]["digest"])
+    assert service_image(aws).endswith(release["v1"]["digest"])
+    st = dbroll("status", "--dsn", dsn, "--migrations", str(release["v1"]["dir"]), "--json")
+    assert st.json["applied"] == ["1", "2"]
+
+    # forward again, the worker moved already (as by a run that stopped after it): it stays
+    worker("v3")
+    f = dbroll(
+        "deploy", "--cluster", "prod", "--service", "web", "--image", "shop:v3",
+        "--executor", "local", "--dsn", dsn, "--bucket", "art", "--also-service", "worker",
+        "--json",
+    )  # fmt: skip
+    assert f.exit_code == 0, f.stderr
+    assert "also_services" not in f.json and worker_image().endswith(release["v3"]["digest"])
+    assert service_image(aws).endswith(release["v3"]["digest"])

@@ -64,14 +64,15 @@ def test_dry_run_lists_every_call_and_writes_nothing(release, aws, on_service, d
 
 @pytest.fixture
 def circuit_breaker(monkeypatch):
-    """ECS's deployment circuit breaker trips on every service update while `on` is set."""
+    """ECS's deployment circuit breaker trips on every service update while `on` is set
+    (only on service `only`'s, when set)."""
     from moto.ecs.models import EC2ContainerServiceBackend
 
     original = EC2ContainerServiceBackend.update_service
-    state = {"on": True}
+    state = {"on": True, "only": None}
 
     def update_service(self, props):
-        if not state["on"]:
+        if not state["on"] or state["only"] not in (None, props["service"]):
             return original(self, props)
         old = self._get_service(props.get("cluster", "default"), props["service"]).task_definition
         svc = original(self, props)
@@ -286,3 +287,37 @@ def test_after_a_failed_service_deployment_the_same_command_finishes_the_move(
     assert again.json["plan"]["direction"] == "none" and again.json["plan"]["steps"] == []
     assert _applied(dsn, release) == ["1", "2"]
     assert service_image(aws).endswith(release["v1"]["digest"])
+
+
+def test_a_worker_that_fails_to_move_stops_the_move_before_the_service(
+    release, aws, on_service, db, circuit_breaker
+):
+    """--also-service moves the worker first: when its deployment fails, the web service has
+    not moved; the error names both, and the same command, once fixed, finishes the move."""
+    ecs = aws.client("ecs")
+    dsn = db.to_dsn()
+    assert dbroll("migrate", "--dsn", dsn, "--migrations", str(release["v3"]["dir"])).exit_code == 0
+    on_service(release["v3"]["digest"])
+    image = f"123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop@{release['v3']['digest']}"
+    td = ecs.register_task_definition(
+        family="shop-worker",
+        containerDefinitions=[{"name": "worker", "image": image, "memory": 256}],
+    )["taskDefinition"]["taskDefinitionArn"]
+    ecs.create_service(cluster="prod", serviceName="worker", taskDefinition=td, desiredCount=1)
+    circuit_breaker["only"] = "worker"
+    r = run_rollback(dsn, "shop:v1", "--also-service", "worker")
+    assert r.exit_code == 1, r.stderr
+    assert "circuit breaker" in r.stderr and "The database step succeeded first" in r.stderr
+    assert "moved to the target: none yet; not moved: worker, then web" in r.stderr
+    assert _applied(dsn, release) == ["1", "2"]  # the undo ran
+    assert service_image(aws).endswith(release["v3"]["digest"])  # web did not move
+    circuit_breaker["on"] = False
+    again = run_rollback(dsn, "shop:v1", "--also-service", "worker")
+    assert again.exit_code == 0, again.stderr
+    assert _applied(dsn, release) == ["1", "2"]
+    assert service_image(aws).endswith(release["v1"]["digest"])
+    svc = ecs.describe_services(cluster="prod", services=["worker"])["services"][0]
+    moved = ecs.describe_task_definition(taskDefinition=svc["taskDefinition"])
+    assert moved["taskDefinition"]["containerDefinitions"][0]["image"].endswith(
+        release["v1"]["digest"]
+    )
