@@ -283,11 +283,11 @@ def rollback(
         )
     result = RollbackResult(plan, durations={"plan_s": round(time.monotonic() - t0, 3)})
     require_unblocked(plan)
+    along = _services_along(ecs, state, also, deployed_ref, target_ref)
     if deployed_ref.digest == target_ref.digest:
         result.outcome = f"{cluster}/{service} already runs {target_ref.label}: nothing to do"
         return result
     images = _target_images(state, deployed_ref, target_ref)
-    along = _services_along(ecs, state, also, deployed_ref, target_ref)
     forward = _forward_command(source, deployed_ref)
     if dry_run:
         uri = (
@@ -485,11 +485,11 @@ def deploy(
             f"{image_ref}`, which undoes what the older image cannot know",
         )
     require_unblocked(plan)
+    along = _services_along(ecs, state, also, deployed_ref, target_ref)
     if deployed_ref.digest == target_ref.digest:
         result.outcome = f"{cluster}/{service} already runs {target_ref.label}: nothing to do"
         return result
     images = _target_images(state, deployed_ref, target_ref)
-    along = _services_along(ecs, state, also, deployed_ref, target_ref)
     command = _forward_command(source, target_ref)
     extra_env = {
         **({"DBROLL_RESUME_INTERRUPTED": "1"} if resume_interrupted else {}),

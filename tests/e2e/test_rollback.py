@@ -276,3 +276,20 @@ def test_a_worker_on_the_same_image_moves_with_the_service(release, aws, on_serv
     assert f.exit_code == 0, f.stderr
     assert "also_services" not in f.json and worker_image().endswith(release["v3"]["digest"])
     assert service_image(aws).endswith(release["v3"]["digest"])
+
+
+def test_a_worker_left_behind_is_named_even_when_the_service_already_moved(
+    release, aws, on_service, db
+):
+    ecs = aws.client("ecs")
+    dsn = db.to_dsn()
+    assert dbroll("migrate", "--dsn", dsn, "--migrations", str(release["v1"]["dir"])).exit_code == 0
+    on_service(release["v1"]["digest"])
+    image = f"123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop@{release['v3']['digest']}"
+    td = ecs.register_task_definition(
+        family="shop-worker", containerDefinitions=[{"name": "w", "image": image, "memory": 256}]
+    )["taskDefinition"]["taskDefinitionArn"]
+    ecs.create_service(cluster="prod", serviceName="worker", taskDefinition=td, desiredCount=1)
+    r = run_rollback(dsn, "shop:v1", "--also-service", "worker")
+    assert r.exit_code == 2 and "prod/worker (--also-service) runs w=" in r.stderr, r.stderr
+    assert "nothing to do" not in r.stdout
