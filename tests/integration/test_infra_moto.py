@@ -81,6 +81,8 @@ def test_the_stack_creates_its_bucket_roles_and_projects(aws):
     assert "HookFunction" not in resources and "HookRole" not in resources
     # no IAM database user given: no rds-db:connect grant
     assert "CodeBuildDbIamConnect" not in resources
+    # no other service given: no grant on any other service, and nothing for dbroll to move
+    assert "CodeBuildAlsoService" not in resources
     bucket = resources["ArtifactBucket"]["PhysicalResourceId"]
     s3 = aws.client("s3")
     s3.head_bucket(Bucket=bucket)  # (moto's CloudFormation ignores the bucket's properties;
@@ -127,5 +129,37 @@ def test_iam_database_authentication_grants_connect_as_the_one_user(aws):
             "Effect": "Allow",
             "Action": "rds-db:connect",
             "Resource": user,
+        }
+    ]
+
+
+def test_a_worker_service_may_be_updated_and_no_other(aws):
+    cfn = aws.client("cloudformation")
+    cfn.create_stack(
+        StackName="shop-dbroll-worker",
+        TemplateBody=moto_template(),
+        Parameters=[
+            {"ParameterKey": k, "ParameterValue": v}
+            for k, v in {**PARAMS, "AlsoServiceName": "shop-worker"}.items()
+        ],
+        Capabilities=["CAPABILITY_IAM"],
+    )
+    stack = cfn.describe_stacks(StackName="shop-dbroll-worker")["Stacks"][0]
+    assert stack["StackStatus"] == "CREATE_COMPLETE", stack.get("StackStatusReason")
+    resources = {
+        r["LogicalResourceId"]: r
+        for r in cfn.list_stack_resources(StackName="shop-dbroll-worker")["StackResourceSummaries"]
+    }
+    policy = aws.client("iam").get_role_policy(
+        RoleName=resources["CodeBuildRole"]["PhysicalResourceId"],
+        PolicyName="dbroll-also-service",
+    )["PolicyDocument"]
+    doc = json.loads(policy) if isinstance(policy, str) else policy
+    assert doc["Statement"] == [
+        {
+            "Sid": "AlsoServiceReadUpdate",
+            "Effect": "Allow",
+            "Action": ["ecs:DescribeServices", "ecs:UpdateService"],
+            "Resource": "arn:aws:ecs:eu-west-1:123456789012:service/prod/shop-worker",
         }
     ]

@@ -112,6 +112,22 @@ def test_pass_role_and_run_task_are_scoped():
     assert secret["Resource"] == {"Ref": "DbSecretArn"}
 
 
+def test_the_projects_that_move_the_service_move_the_worker_too():
+    """AlsoServiceName reaches `dbroll deploy` and `dbroll rollback --bundle` as
+    DBROLL_ALSO_SERVICES (--also-service); the plan project moves nothing."""
+    t = load(REPO / "infra" / "dbroll-pipelines.yaml")
+    for project, moves in (
+        ("DeployProject", True),
+        ("RollbackExecuteProject", True),
+        ("RollbackPlanProject", False),
+    ):
+        env = t["Resources"][project]["Properties"]["Environment"]["EnvironmentVariables"]
+        values = {v["Name"]: v["Value"] for v in env}
+        assert ("DBROLL_ALSO_SERVICES" in values) == moves, project
+        if moves:
+            assert values["DBROLL_ALSO_SERVICES"] == {"Ref": "AlsoServiceName"}
+
+
 def test_the_rollback_pipeline_shows_the_plan_to_the_approver():
     t = load(REPO / "infra" / "dbroll-pipelines.yaml")
     p = t["Resources"]["RollbackPipeline"]["Properties"]
