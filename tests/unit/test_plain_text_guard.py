@@ -28,20 +28,25 @@ def _packet(seq: int, payload: bytes) -> bytes:
 
 
 def _read_packet(conn: socket.socket) -> bytes:
-    head = b""
-    while len(head) < 4:
-        chunk = conn.recv(4 - len(head))
-        if not chunk:
-            return b""
-        head += chunk
-    size = int.from_bytes(head[:3], "little")
-    body = b""
-    while len(body) < size:
-        chunk = conn.recv(size - len(body))
-        if not chunk:
-            break
-        body += chunk
-    return body
+    """The next packet's payload; b"" once the client hung up (a close with its COM_QUIT
+    still unread arrives as a reset)."""
+    try:
+        head = b""
+        while len(head) < 4:
+            chunk = conn.recv(4 - len(head))
+            if not chunk:
+                return b""
+            head += chunk
+        size = int.from_bytes(head[:3], "little")
+        body = b""
+        while len(body) < size:
+            chunk = conn.recv(size - len(body))
+            if not chunk:
+                break
+            body += chunk
+        return body
+    except ConnectionResetError:
+        return b""
 
 
 SALT = b"abcdefghijklmnopqrst"  # the 20 bytes of the greeting's challenge
