@@ -977,6 +977,16 @@ def _history_for(dsn: str | None, dsn_secret: str | None) -> Any:
 )
 @click.option("--container", metavar="NAME", help="The app container (when the task has several).")
 @click.option(
+    "--also-service",
+    "also_services",
+    multiple=True,
+    metavar="NAME",
+    envvar="DBROLL_ALSO_SERVICES",
+    help="With --from-service: another service of the cluster that the move takes along (as "
+    "`rollback --also-service`); checked now, and named in the plan for the approver. "
+    "[env DBROLL_ALSO_SERVICES]",
+)
+@click.option(
     "--to",
     "to_ref",
     required=True,
@@ -1017,6 +1027,7 @@ def plan(
     from_ref,
     from_service,
     container,
+    also_services,
     to_ref,
     dsn,
     dsn_secret,
@@ -1059,8 +1070,14 @@ def plan(
         strategy=strategy,
         force_code_only=force_code_only,
         allow_generated_undo=allow_generated_undo,
+        also=also_services,
     )
     p = planned.plan
+    along = (
+        f"also moves: {', '.join(planned.also)} (the same image, after the database step)"
+        if planned.also
+        else ""
+    )
     from pipeline.risk import plan_targets, render_risk_section
 
     targets = plan_targets(planned.plan_dict, planned.files)
@@ -1082,7 +1099,11 @@ def plan(
             conn.close()
     if markdown:
         section = render_risk_section(targets, risks, markdown=True)
-        Path(markdown).write_text(render_markdown(p) + (f"\n{section}\n" if section else ""))
+        Path(markdown).write_text(
+            render_markdown(p)
+            + (f"\n- {along}\n" if along else "")
+            + (f"\n{section}\n" if section else "")
+        )
     bundle_sha = None
     if out and not p.blocked:
         from pipeline.bundle import bundle_sha256
@@ -1094,6 +1115,7 @@ def plan(
         emit_json(
             {
                 **planned.plan_dict,
+                "also_services": list(planned.also),
                 "blocked": p.blocked,
                 "bundle": out if bundle_sha else None,
                 "bundle_sha256": bundle_sha,
@@ -1104,6 +1126,8 @@ def plan(
         )
     else:
         click.echo(render_text(p))
+        if along:
+            click.echo(along)
         section = render_risk_section(targets, risks, markdown=False)
         if section:
             click.echo(section)

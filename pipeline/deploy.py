@@ -26,6 +26,7 @@ class PlannedRollback:
     deployed: Manifest
     target: Manifest
     carried: tuple[tuple[Manifest, ImageRef], ...] = ()
+    also: tuple[str, ...] = ()  # more services a move of this plan takes along (--also-service)
 
     @cached_property
     def plan_dict(self) -> dict[str, Any]:
@@ -123,8 +124,13 @@ def plan_rollback(
     strategy: str = "auto",
     force_code_only: bool = False,
     allow_generated_undo: bool = False,
+    also: tuple[str, ...] = (),
 ) -> PlannedRollback:
-    """Fetch both manifests (and take the history given), then plan. Pure after fetching."""
+    """Fetch both manifests (and take the history given), then plan. Pure after fetching.
+    `also` (with from_service): services that move with it, checked as the move checks them
+    (see _services_along), so that the plan names them."""
+    if also and not from_service:
+        raise ConfigError("--also-service needs --from-service CLUSTER/SERVICE")
     carried: tuple[tuple[Manifest, ImageRef], ...] = ()
     if from_ref:
         deployed, deployed_ref = source.load(from_ref)
@@ -147,7 +153,14 @@ def plan_rollback(
         allow_generated_undo=allow_generated_undo,
         carried=carried,
     )
-    return PlannedRollback(plan, deployed, target, carried)
+    names: tuple[str, ...] = ()
+    if also and from_service:
+        ecs, cluster, service, _ = from_service
+        state = ecs.service_state(cluster, service)
+        names = tuple(
+            st.service for st, _ in _services_along(ecs, state, also, deployed_ref, target_ref)
+        )
+    return PlannedRollback(plan, deployed, target, carried, names)
 
 
 def require_unblocked(plan: Plan) -> None:

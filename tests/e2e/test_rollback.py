@@ -211,7 +211,7 @@ def test_rollbacks_in_a_row_with_live_history_after_a_code_only_one(
     assert service_image(aws).endswith(release["v2"]["digest"]) and service_labels(aws) == {}
 
 
-def test_a_worker_on_the_same_image_moves_with_the_service(release, aws, on_service, db):
+def test_a_worker_on_the_same_image_moves_with_the_service(release, aws, on_service, db, tmp_path):
     """--also-service: one database step, then the worker and the web service both run the
     target; a worker on another image is refused before any change; a worker already moved
     (by a run that stopped half-way) is left as it is."""
@@ -253,6 +253,17 @@ def test_a_worker_on_the_same_image_moves_with_the_service(release, aws, on_serv
     assert history_rows(db) == rows and service_image(aws).endswith(release["v3"]["digest"])
 
     worker("v3")
+    # the plan for the approver names it (and checks it as the move will)
+    page = tmp_path / "plan.md"
+    planned = dbroll(
+        "plan", "--from-service", "prod/web", "--to", "shop:v1", "--bucket", "art",
+        "--markdown", str(page), "--json", env={"DBROLL_ALSO_SERVICES": "worker"},
+    )  # fmt: skip
+    assert planned.exit_code == 0, planned.stderr
+    assert planned.json["also_services"] == ["worker"]
+    assert "also moves: worker (the same image, after the database step)" in page.read_text()
+    alone = dbroll("plan", "--from", "shop:v3", "--to", "shop:v1", "--also-service", "worker")
+    assert alone.exit_code == 2 and "--also-service needs --from-service" in alone.stderr
     dry = run_rollback(dsn, "shop:v1", "--also-service", "worker", "--dry-run")
     assert dry.exit_code == 0, dry.stderr
     calls = [line for line in dry.stdout.splitlines() if "ecs:RegisterTaskDefinition" in line]

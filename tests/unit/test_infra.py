@@ -112,19 +112,20 @@ def test_pass_role_and_run_task_are_scoped():
     assert secret["Resource"] == {"Ref": "DbSecretArn"}
 
 
-def test_the_projects_that_move_the_service_move_the_worker_too():
-    """AlsoServiceName reaches `dbroll deploy` and `dbroll rollback --bundle` as
-    DBROLL_ALSO_SERVICES (--also-service); the plan project moves nothing."""
+def test_the_projects_that_plan_or_move_the_service_name_the_worker_too():
+    """AlsoServiceName reaches `dbroll deploy`, `dbroll plan --from-service` (the approver's
+    page names it) and `dbroll rollback --bundle` as DBROLL_ALSO_SERVICES; not the build."""
     t = load(REPO / "infra" / "dbroll-pipelines.yaml")
-    for project, moves in (
+    for project, named in (
         ("DeployProject", True),
+        ("RollbackPlanProject", True),
         ("RollbackExecuteProject", True),
-        ("RollbackPlanProject", False),
+        ("BuildProject", False),
     ):
         env = t["Resources"][project]["Properties"]["Environment"]["EnvironmentVariables"]
         values = {v["Name"]: v["Value"] for v in env}
-        assert ("DBROLL_ALSO_SERVICES" in values) == moves, project
-        if moves:
+        assert ("DBROLL_ALSO_SERVICES" in values) == named, project
+        if named:
             assert values["DBROLL_ALSO_SERVICES"] == {"Ref": "AlsoServiceName"}
 
 
