@@ -650,7 +650,8 @@ def _database_then_service(
             hint = blocked_hint  # "again" would block again: say what decides it
         raise cls(message, hint=hint)
     t2 = time.monotonic()
-    for other, other_images in along or ():
+    along = along or []
+    for i, (other, other_images) in enumerate(along):
         try:
             result.also[other.service], _ = point_service_at(
                 ecs_client,
@@ -663,13 +664,13 @@ def _database_then_service(
         except ServiceDeploymentFailed as e:
             result.durations["service_s"] = round(time.monotonic() - t2, 3)
             moved = ", ".join(result.also) or "none yet"
+            left = ", ".join(st.service for st, _ in along[i:])
             raise DbrollError(
                 f"{e.message}\nThe database step succeeded first: {after_failure}. Services "
-                f"moved to the target: {moved}; not moved: {other.service}, then "
-                f"{state.service}",
+                f"moved to the target: {moved}; not moved: {left}, then {state.service}",
                 hint="look at that service's stopped tasks and events; once the cause is "
-                "fixed, running the same command again skips the database step (already "
-                "done) and the services already moved",
+                "fixed, running the same command again finds the database step done and "
+                "moves the services not moved yet",
             ) from None
     try:
         result.task_definition, result.deployment = point_service_at(
