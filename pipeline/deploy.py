@@ -42,20 +42,13 @@ class PlannedRollback:
         return write_bundle(self.plan_dict, self.files)
 
 
-def deployed_manifest(
-    source: ManifestSource, ecs: Any, cluster: str, service: str, container: str | None = None
-) -> tuple[Manifest, ImageRef]:
-    """The manifest of the image an ECS service runs now (by digest)."""
-    deployed, ref, _ = service_manifests(source, ecs, cluster, service, container)
-    return deployed, ref
-
-
 def service_manifests(
-    source: ManifestSource, ecs: Any, cluster: str, service: str, container: str | None = None
+    source: ManifestSource, state: Any, container: str | None = None
 ) -> tuple[Manifest, ImageRef, tuple[tuple[Manifest, ImageRef], ...]]:
-    """The manifest of the image an ECS service runs now (by digest), and those of the images
-    its container's io.dbroll.schema-images label names (see make_plan's `carried`)."""
-    state = ecs.service_state(cluster, service)
+    """The manifest of the image an ECS service runs now (by digest; `state` is its
+    Ecs.service_state), and those of the images its container's io.dbroll.schema-images
+    label names (see make_plan's `carried`)."""
+    cluster, service = state.cluster, state.service
     candidates = [
         c
         for c in state.containers
@@ -132,13 +125,13 @@ def plan_rollback(
     if also and not from_service:
         raise ConfigError("--also-service needs --from-service CLUSTER/SERVICE")
     carried: tuple[tuple[Manifest, ImageRef], ...] = ()
+    state = None
     if from_ref:
         deployed, deployed_ref = source.load(from_ref)
     elif from_service:
         ecs, cluster, service, container = from_service
-        deployed, deployed_ref, carried = service_manifests(
-            source, ecs, cluster, service, container
-        )
+        state = ecs.service_state(cluster, service)
+        deployed, deployed_ref, carried = service_manifests(source, state, container)
     else:
         raise ConfigError("say what is deployed: --from REF or --from-service CLUSTER/SERVICE")
     target, target_ref = source.load(to_ref)
@@ -154,9 +147,7 @@ def plan_rollback(
         carried=carried,
     )
     names: tuple[str, ...] = ()
-    if also and from_service:
-        ecs, cluster, service, _ = from_service
-        state = ecs.service_state(cluster, service)
+    if also and state is not None:
         names = tuple(
             st.service for st, _ in _services_along(ecs, state, also, deployed_ref, target_ref)
         )
@@ -264,7 +255,7 @@ def rollback(
 
     t0 = time.monotonic()
     state = ecs.service_state(cluster, service)
-    deployed, deployed_ref, carried = service_manifests(source, ecs, cluster, service, container)
+    deployed, deployed_ref, carried = service_manifests(source, state, container)
     if bundle is not None:
         bundle_uri, approved = bundle
         plan = Plan.from_dict(approved.plan)
@@ -479,7 +470,7 @@ def deploy(
 
     t0 = time.monotonic()
     state = ecs.service_state(cluster, service)
-    deployed, deployed_ref, carried = service_manifests(source, ecs, cluster, service, container)
+    deployed, deployed_ref, carried = service_manifests(source, state, container)
     target, target_ref = source.load(image_ref)
     plan = make_plan(
         deployed,
