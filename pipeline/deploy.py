@@ -641,17 +641,21 @@ def _database_then_service(
             hint = blocked_hint  # "again" would block again: say what decides it
         raise cls(message, hint=hint)
     t2 = time.monotonic()
+
+    def move(service_state: Any, service_images: dict[str, str]) -> tuple[str, str]:
+        return point_service_at(
+            ecs_client,
+            service_state,
+            service_images,
+            labels=_schema_label(result.plan),
+            timeout=timeout,
+            delay=delay,
+        )
+
     along = along or []
     for i, (other, other_images) in enumerate(along):
         try:
-            result.also[other.service], _ = point_service_at(
-                ecs_client,
-                other,
-                other_images,
-                labels=_schema_label(result.plan),
-                timeout=timeout,
-                delay=delay,
-            )
+            result.also[other.service], _ = move(other, other_images)
         except ServiceDeploymentFailed as e:
             result.durations["service_s"] = round(time.monotonic() - t2, 3)
             moved = ", ".join(result.also) or "none yet"
@@ -664,14 +668,7 @@ def _database_then_service(
                 "moves the services not moved yet",
             ) from None
     try:
-        result.task_definition, result.deployment = point_service_at(
-            ecs_client,
-            state,
-            images,
-            labels=_schema_label(result.plan),
-            timeout=timeout,
-            delay=delay,
-        )
+        result.task_definition, result.deployment = move(state, images)
     except ServiceDeploymentFailed as e:
         result.task_definition = e.task_definition
         result.durations["service_s"] = round(time.monotonic() - t2, 3)
