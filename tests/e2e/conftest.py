@@ -31,6 +31,13 @@ V3 = {
     "R__views.sql": "CREATE OR REPLACE VIEW order_totals AS SELECT customer_id, "
     "SUM(total) AS t, COUNT(*) AS n FROM orders GROUP BY customer_id;",
 }
+# v4 (built by the tests that need it, publish_release): an additive table on v3, so rolling
+# v4 back to v3 is code-only and keeps version 5
+V4 = {
+    **V3,
+    "V5__notes.sql": "CREATE TABLE notes (id INT PRIMARY KEY, body TEXT);",
+    "U5__notes.sql": "DROP TABLE notes;",
+}
 
 
 @pytest.fixture
@@ -99,12 +106,29 @@ def on_service(aws, monkeypatch):
     return deploy
 
 
-def service_image(aws) -> str:
+def service_image(aws, service: str = "web") -> str:
     ecs = aws.client("ecs")
-    td = ecs.describe_services(cluster="prod", services=["web"])["services"][0]["taskDefinition"]
+    td = ecs.describe_services(cluster="prod", services=[service])["services"][0]["taskDefinition"]
     return ecs.describe_task_definition(taskDefinition=td)["taskDefinition"][
         "containerDefinitions"
     ][0]["image"]
+
+
+def run_worker(aws, digest: str, container: str = "worker") -> None:
+    """Service prod/worker (task definition family shop-worker, one container) on
+    shop@`digest`, beside prod/web: created the first time, updated after."""
+    ecs = aws.client("ecs")
+    image = f"123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop@{digest}"
+    td = ecs.register_task_definition(
+        family="shop-worker",
+        containerDefinitions=[
+            {"name": container, "image": image, "memory": 256, "essential": True}
+        ],
+    )["taskDefinition"]["taskDefinitionArn"]
+    if ecs.describe_services(cluster="prod", services=["worker"])["services"]:
+        ecs.update_service(cluster="prod", service="worker", taskDefinition=td)
+    else:
+        ecs.create_service(cluster="prod", serviceName="worker", taskDefinition=td, desiredCount=1)
 
 
 def service_labels(aws) -> dict:

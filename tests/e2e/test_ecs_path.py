@@ -196,18 +196,9 @@ def test_a_second_rollback_after_a_code_only_one_undoes_what_the_first_kept(
     """v4 adds an additive table; rolling v4 back to v3 is code-only and keeps it. v3 turns
     out broken too: rolling back to v2 must undo v4's table (an undo script only v4's
     manifest has) and v3's rename, newest first; the planner reads no database here."""
-    from tests.e2e.conftest import V3, publish_release
+    from tests.e2e.conftest import V4, publish_release
 
-    v4 = publish_release(
-        tmp_path,
-        aws.client("ecr"),
-        "v4",
-        {
-            **V3,
-            "V5__notes.sql": "CREATE TABLE notes (id INT PRIMARY KEY, body TEXT);",
-            "U5__notes.sql": "DROP TABLE notes;",
-        },
-    )
+    v4 = publish_release(tmp_path, aws.client("ecr"), "v4", V4)
     assert dbroll("migrate", *args(db, v4["dir"])).exit_code == 0
     shop_service(v4["digest"])
     common = ("--cluster", "prod", "--service", "web", "--bucket", "art", "--yes")
@@ -241,14 +232,10 @@ def test_a_hotfix_numbered_below_a_kept_version_deploys_out_of_order_only_when_a
     older than 5, so the deploy stops at the plan until --out-of-order; then it applies
     4.1, the label keeps naming v4, and rolling the hotfix back undoes 5, 4.1 and 4."""
     from tests.conftest import history_rows
-    from tests.e2e.conftest import V3, publish_release
+    from tests.e2e.conftest import V3, V4, publish_release
 
     ecr = aws.client("ecr")
-    notes = {
-        "V5__notes.sql": "CREATE TABLE notes (id INT PRIMARY KEY, body TEXT);",
-        "U5__notes.sql": "DROP TABLE notes;",
-    }
-    v4 = publish_release(tmp_path, ecr, "v4", {**V3, **notes})
+    v4 = publish_release(tmp_path, ecr, "v4", V4)
     fix = publish_release(
         tmp_path,
         ecr,

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from tests.conftest import dbroll, query, schema_objects
-from tests.e2e.conftest import run_rollback, service_image, service_labels
+from tests.e2e.conftest import run_rollback, run_worker, service_image, service_labels
 
 pytestmark = pytest.mark.e2e
 
@@ -165,18 +165,9 @@ def test_rollbacks_in_a_row_with_live_history_after_a_code_only_one(
     rollback kept is undone with v4's script, not refused as one neither image knows; and
     the service's label says whose migrations the schema holds, at every step."""
     from tests.conftest import history_rows
-    from tests.e2e.conftest import V3, publish_release
+    from tests.e2e.conftest import V4, publish_release
 
-    v4 = publish_release(
-        tmp_path,
-        aws.client("ecr"),
-        "v4",
-        {
-            **V3,
-            "V5__notes.sql": "CREATE TABLE notes (id INT PRIMARY KEY, body TEXT);",
-            "U5__notes.sql": "DROP TABLE notes;",
-        },
-    )
+    v4 = publish_release(tmp_path, aws.client("ecr"), "v4", V4)
     dsn = db.to_dsn()
     assert dbroll("migrate", "--dsn", dsn, "--migrations", str(v4["dir"])).exit_code == 0
     on_service(v4["digest"])
@@ -217,32 +208,15 @@ def test_a_worker_on_the_same_image_moves_with_the_service(release, aws, on_serv
     (by a run that stopped half-way) is left as it is."""
     from tests.conftest import history_rows
 
-    ecs = aws.client("ecs")
     dsn = db.to_dsn()
     assert dbroll("migrate", "--dsn", dsn, "--migrations", str(release["v3"]["dir"])).exit_code == 0
     on_service(release["v3"]["digest"])
 
     def worker(release_name: str) -> None:
-        image = (
-            "123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop@" + (release[release_name]["digest"])
-        )
-        td = ecs.register_task_definition(
-            family="shop-worker",
-            containerDefinitions=[
-                {"name": "worker", "image": image, "memory": 256, "essential": True}
-            ],
-        )["taskDefinition"]["taskDefinitionArn"]
-        if ecs.describe_services(cluster="prod", services=["worker"])["services"]:
-            ecs.update_service(cluster="prod", service="worker", taskDefinition=td)
-        else:
-            ecs.create_service(
-                cluster="prod", serviceName="worker", taskDefinition=td, desiredCount=1
-            )
+        run_worker(aws, release[release_name]["digest"])
 
     def worker_image() -> str:
-        svc = ecs.describe_services(cluster="prod", services=["worker"])["services"][0]
-        td = ecs.describe_task_definition(taskDefinition=svc["taskDefinition"])
-        return td["taskDefinition"]["containerDefinitions"][0]["image"]
+        return service_image(aws, "worker")
 
     worker("v2")  # not what web runs
     rows = history_rows(db)
@@ -293,15 +267,10 @@ def test_a_worker_on_the_same_image_moves_with_the_service(release, aws, on_serv
 def test_a_worker_left_behind_is_named_even_when_the_service_already_moved(
     release, aws, on_service, db
 ):
-    ecs = aws.client("ecs")
     dsn = db.to_dsn()
     assert dbroll("migrate", "--dsn", dsn, "--migrations", str(release["v1"]["dir"])).exit_code == 0
     on_service(release["v1"]["digest"])
-    image = f"123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop@{release['v3']['digest']}"
-    td = ecs.register_task_definition(
-        family="shop-worker", containerDefinitions=[{"name": "w", "image": image, "memory": 256}]
-    )["taskDefinition"]["taskDefinitionArn"]
-    ecs.create_service(cluster="prod", serviceName="worker", taskDefinition=td, desiredCount=1)
+    run_worker(aws, release["v3"]["digest"], container="w")
     r = run_rollback(dsn, "shop:v1", "--also-service", "worker")
     assert r.exit_code == 2 and "prod/worker (--also-service) runs w=" in r.stderr, r.stderr
     assert "nothing to do" not in r.stdout

@@ -9,7 +9,7 @@ import pymysql
 import pytest
 
 from tests.conftest import dbroll, query
-from tests.e2e.conftest import run_rollback, service_image
+from tests.e2e.conftest import run_rollback, run_worker, service_image
 
 pytestmark = pytest.mark.e2e
 
@@ -294,16 +294,10 @@ def test_a_worker_that_fails_to_move_stops_the_move_before_the_service(
 ):
     """--also-service moves the worker first: when its deployment fails, the web service has
     not moved; the error names both, and the same command, once fixed, finishes the move."""
-    ecs = aws.client("ecs")
     dsn = db.to_dsn()
     assert dbroll("migrate", "--dsn", dsn, "--migrations", str(release["v3"]["dir"])).exit_code == 0
     on_service(release["v3"]["digest"])
-    image = f"123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop@{release['v3']['digest']}"
-    td = ecs.register_task_definition(
-        family="shop-worker",
-        containerDefinitions=[{"name": "worker", "image": image, "memory": 256}],
-    )["taskDefinition"]["taskDefinitionArn"]
-    ecs.create_service(cluster="prod", serviceName="worker", taskDefinition=td, desiredCount=1)
+    run_worker(aws, release["v3"]["digest"])
     circuit_breaker["only"] = "worker"
     r = run_rollback(dsn, "shop:v1", "--also-service", "worker")
     assert r.exit_code == 1, r.stderr
@@ -316,8 +310,4 @@ def test_a_worker_that_fails_to_move_stops_the_move_before_the_service(
     assert again.exit_code == 0, again.stderr
     assert _applied(dsn, release) == ["1", "2"]
     assert service_image(aws).endswith(release["v1"]["digest"])
-    svc = ecs.describe_services(cluster="prod", services=["worker"])["services"][0]
-    moved = ecs.describe_task_definition(taskDefinition=svc["taskDefinition"])
-    assert moved["taskDefinition"]["containerDefinitions"][0]["image"].endswith(
-        release["v1"]["digest"]
-    )
+    assert service_image(aws, "worker").endswith(release["v1"]["digest"])

@@ -63,20 +63,37 @@ PARAMS = {
 }
 
 
-def test_the_stack_creates_its_bucket_roles_and_projects(aws):
+def create_stack(aws, name: str, **overrides: str) -> tuple[dict, dict]:
+    """The template's stack made in moto with PARAMS and `overrides`; it must complete.
+    Returns the stack and its resources by logical id."""
     cfn = aws.client("cloudformation")
     cfn.create_stack(
-        StackName="shop-dbroll",
+        StackName=name,
         TemplateBody=moto_template(),
-        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in PARAMS.items()],
+        Parameters=[
+            {"ParameterKey": k, "ParameterValue": v} for k, v in {**PARAMS, **overrides}.items()
+        ],
         Capabilities=["CAPABILITY_IAM"],
     )
-    stack = cfn.describe_stacks(StackName="shop-dbroll")["Stacks"][0]
+    stack = cfn.describe_stacks(StackName=name)["Stacks"][0]
     assert stack["StackStatus"] == "CREATE_COMPLETE", stack.get("StackStatusReason")
     resources = {
         r["LogicalResourceId"]: r
-        for r in cfn.list_stack_resources(StackName="shop-dbroll")["StackResourceSummaries"]
+        for r in cfn.list_stack_resources(StackName=name)["StackResourceSummaries"]
     }
+    return stack, resources
+
+
+def codebuild_policy(aws, resources: dict, name: str) -> dict:
+    """The CodeBuild role's inline policy `name`, as a document."""
+    policy = aws.client("iam").get_role_policy(
+        RoleName=resources["CodeBuildRole"]["PhysicalResourceId"], PolicyName=name
+    )["PolicyDocument"]
+    return json.loads(policy) if isinstance(policy, str) else policy
+
+
+def test_the_stack_creates_its_bucket_roles_and_projects(aws):
+    stack, resources = create_stack(aws, "shop-dbroll")
     # no hook bucket given: the optional Lambda and its role are not created
     assert "HookFunction" not in resources and "HookRole" not in resources
     # no IAM database user given: no rds-db:connect grant
@@ -103,26 +120,8 @@ def test_the_stack_creates_its_bucket_roles_and_projects(aws):
 
 def test_iam_database_authentication_grants_connect_as_the_one_user(aws):
     user = "arn:aws:rds-db:eu-west-1:123456789012:dbuser:db-ABCDEFGHIJKL/dbroll"
-    cfn = aws.client("cloudformation")
-    cfn.create_stack(
-        StackName="shop-dbroll-iam",
-        TemplateBody=moto_template(),
-        Parameters=[
-            {"ParameterKey": k, "ParameterValue": v}
-            for k, v in {**PARAMS, "DbIamUserArn": user}.items()
-        ],
-        Capabilities=["CAPABILITY_IAM"],
-    )
-    stack = cfn.describe_stacks(StackName="shop-dbroll-iam")["Stacks"][0]
-    assert stack["StackStatus"] == "CREATE_COMPLETE", stack.get("StackStatusReason")
-    resources = {
-        r["LogicalResourceId"]: r["PhysicalResourceId"]
-        for r in cfn.list_stack_resources(StackName="shop-dbroll-iam")["StackResourceSummaries"]
-    }
-    policy = aws.client("iam").get_role_policy(
-        RoleName=resources["CodeBuildRole"], PolicyName="dbroll-rds-iam-connect"
-    )["PolicyDocument"]
-    doc = json.loads(policy) if isinstance(policy, str) else policy
+    _, resources = create_stack(aws, "shop-dbroll-iam", DbIamUserArn=user)
+    doc = codebuild_policy(aws, resources, "dbroll-rds-iam-connect")
     assert doc["Statement"] == [
         {
             "Sid": "DatabaseIamConnect",
@@ -134,27 +133,8 @@ def test_iam_database_authentication_grants_connect_as_the_one_user(aws):
 
 
 def test_a_worker_service_may_be_updated_and_no_other(aws):
-    cfn = aws.client("cloudformation")
-    cfn.create_stack(
-        StackName="shop-dbroll-worker",
-        TemplateBody=moto_template(),
-        Parameters=[
-            {"ParameterKey": k, "ParameterValue": v}
-            for k, v in {**PARAMS, "AlsoServiceName": "shop-worker"}.items()
-        ],
-        Capabilities=["CAPABILITY_IAM"],
-    )
-    stack = cfn.describe_stacks(StackName="shop-dbroll-worker")["Stacks"][0]
-    assert stack["StackStatus"] == "CREATE_COMPLETE", stack.get("StackStatusReason")
-    resources = {
-        r["LogicalResourceId"]: r
-        for r in cfn.list_stack_resources(StackName="shop-dbroll-worker")["StackResourceSummaries"]
-    }
-    policy = aws.client("iam").get_role_policy(
-        RoleName=resources["CodeBuildRole"]["PhysicalResourceId"],
-        PolicyName="dbroll-also-service",
-    )["PolicyDocument"]
-    doc = json.loads(policy) if isinstance(policy, str) else policy
+    _, resources = create_stack(aws, "shop-dbroll-worker", AlsoServiceName="shop-worker")
+    doc = codebuild_policy(aws, resources, "dbroll-also-service")
     assert doc["Statement"] == [
         {
             "Sid": "AlsoServiceReadUpdate",
