@@ -5,6 +5,7 @@ Adapters are passed in; nothing here creates AWS clients or database connections
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -14,7 +15,14 @@ import structlog
 from pipeline.bundle import write_bundle
 from pipeline.errors import BlockedError, ConfigError
 from pipeline.manifest import Manifest
-from pipeline.plan import SCHEMA_IMAGES_LABEL, ImageRef, Plan, make_plan, plan_files
+from pipeline.plan import (
+    SCHEMA_IMAGE_TAG,
+    SCHEMA_IMAGES_LABEL,
+    ImageRef,
+    Plan,
+    make_plan,
+    plan_files,
+)
 from pipeline.refs import ManifestSource
 
 log = structlog.get_logger(__name__)
@@ -86,23 +94,42 @@ def service_manifests(
 def _carried(
     source: ManifestSource, state: Any, c: Any, ref: ImageRef
 ) -> tuple[tuple[Manifest, ImageRef], ...]:
-    """The manifests the container's io.dbroll.schema-images label names."""
+    """The manifests of the images whose migrations stay applied beyond the container's:
+    those its io.dbroll.schema-images label names, or, on a task definition registered
+    without the label (CodeDeploy blue/green from taskdef.json), those the service's
+    io.dbroll.schema-image/<digest> tags name for that container."""
+    if SCHEMA_IMAGES_LABEL in c.labels:
+        digests = [d.strip() for d in c.labels[SCHEMA_IMAGES_LABEL].split(",") if d.strip()]
+        where = (
+            f"task definition {state.task_definition}, container {c.container}: its label "
+            f"{SCHEMA_IMAGES_LABEL}"
+        )
+        drop = "register a revision of the task definition without the label"
+    else:
+        digests = [
+            key[len(SCHEMA_IMAGE_TAG) :]
+            for key, value in sorted(state.tags.items())
+            if key.startswith(SCHEMA_IMAGE_TAG) and c.container in value.split()
+        ]
+        where = f"ECS service {state.cluster}/{state.service}: its tag {SCHEMA_IMAGE_TAG}<digest>"
+        drop = (
+            f"remove the tag: `aws ecs untag-resource --resource-arn {state.raw.get('serviceArn')}"
+            f" --tag-keys {SCHEMA_IMAGE_TAG}<digest>`"
+        )
     out = []
-    for digest in filter(None, c.labels.get(SCHEMA_IMAGES_LABEL, "").split(",")):
-        digest = digest.strip()
+    for digest in digests:
         if digest == ref.digest:
             continue
         try:
             out.append(source.load_digest(c.repository, digest))
         except ConfigError as e:
             raise ConfigError(
-                f"task definition {state.task_definition}, container {c.container}: its label "
-                f"{SCHEMA_IMAGES_LABEL} says migrations of {c.repository}@{digest} stayed "
-                f"applied (a code-only rollback kept them), and that image's manifest cannot "
-                f"be read: {e.message}",
+                f"{where} says migrations of {c.repository}@{digest} stayed applied (a "
+                f"code-only rollback kept them), and that image's manifest cannot be read: "
+                f"{e.message}",
                 hint="the plan needs that manifest for their undo scripts: publish it again "
-                "(`dbroll manifest publish`), or, if those migrations were undone some other "
-                "way, register a revision of the task definition without the label",
+                f"(`dbroll manifest publish`), or, if those migrations were undone some other "
+                f"way, {drop}",
             ) from None
     return tuple(out)
 
@@ -423,6 +450,8 @@ def _service_calls(state: Any, images: dict[str, str], plan: Plan) -> list[str]:
         if had
         else ""
     )
+    add, remove = _schema_tags(state, plan, images)
+    arn = state.raw.get("serviceArn", f"{state.cluster}/{state.service}")
     return [
         f"ecs:DescribeTaskDefinition taskDefinition={state.task_definition}",
         f"ecs:RegisterTaskDefinition family={family} (a copy of the current revision with "
@@ -433,7 +462,59 @@ def _service_calls(state: Any, images: dict[str, str], plan: Plan) -> list[str]:
         "taskDefinition=<the new revision>",
         f"ecs:DescribeServices cluster={state.cluster} services={state.service} "
         "until the deployment completes",
+        *([f"ecs:UntagResource resourceArn={arn} tagKeys={','.join(remove)}"] if remove else []),
+        *(
+            [
+                f"ecs:TagResource resourceArn={arn} tags="
+                + ",".join(f"{k}={v}" for k, v in add.items())
+            ]
+            if add
+            else []
+        ),
     ]
+
+
+def _schema_tags(
+    state: Any, plan: Plan, containers: Iterable[str]
+) -> tuple[dict[str, str], list[str]]:
+    """The service's io.dbroll.schema-image/<digest> tags after `plan`, as (to set, to
+    remove): the label's record, kept on the service too, where a task definition registered
+    without dbroll (CodeDeploy blue/green from taskdef.json) does not erase it."""
+    value = " ".join(sorted(containers))
+    want = {SCHEMA_IMAGE_TAG + d: value for d in plan.schema_images}
+    have = {k: v for k, v in state.tags.items() if k.startswith(SCHEMA_IMAGE_TAG)}
+    return {k: v for k, v in want.items() if have.get(k) != v}, sorted(set(have) - set(want))
+
+
+def _retag(ecs: Any, state: Any, plan: Plan, containers: Iterable[str]) -> None:
+    """Write the schema tags after a move. The move stands if that fails: the new revision's
+    label holds the same record, so only a later revision registered without dbroll needs
+    the tags; say how to write them by hand."""
+    from pipeline.aws.ecs import retag_service
+
+    add, remove = _schema_tags(state, plan, containers)
+    if not (add or remove):
+        return
+    failed = retag_service(ecs, state, add, remove)
+    if failed:
+        arn = state.raw.get("serviceArn", "")
+        by_hand = []
+        if remove:
+            by_hand.append(
+                f"aws ecs untag-resource --resource-arn {arn} --tag-keys {' '.join(remove)}"
+            )
+        if add:
+            tags = " ".join(f"'key={k},value={v}'" for k, v in add.items())
+            by_hand.append(f"aws ecs tag-resource --resource-arn {arn} --tags {tags}")
+        log.warning(
+            "the service moved, but its schema tags could not be written; its task definition's "
+            f"label {SCHEMA_IMAGES_LABEL} has the same record, which a revision registered "
+            "without dbroll (CodeDeploy blue/green) would lose",
+            service=f"{state.cluster}/{state.service}",
+            error=failed,
+            hint="allow ecs:TagResource and ecs:UntagResource on the service (infra/ does), "
+            "then: " + " && ".join(by_hand),
+        )
 
 
 def deploy(
@@ -643,7 +724,7 @@ def _database_then_service(
     t2 = time.monotonic()
 
     def move(service_state: Any, service_images: dict[str, str]) -> tuple[str, str]:
-        return point_service_at(
+        moved = point_service_at(
             ecs_client,
             service_state,
             service_images,
@@ -651,6 +732,8 @@ def _database_then_service(
             timeout=timeout,
             delay=delay,
         )
+        _retag(ecs_client, service_state, result.plan, service_images)
+        return moved
 
     along = along or []
     for i, (other, other_images) in enumerate(along):

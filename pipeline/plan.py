@@ -27,6 +27,9 @@ _mkey = attrgetter("version.parts")  # the same for migrations
 # the label on the service's container that names the images whose migrations stay applied
 # beyond the image it runs (pipeline.deploy writes and reads it; Plan.schema_images is its value)
 SCHEMA_IMAGES_LABEL = "io.dbroll.schema-images"
+# the same record as tags of the ECS service, one per image (key: this + digest, value: the
+# container), which outlive a task definition registered without the label (CodeDeploy)
+SCHEMA_IMAGE_TAG = "io.dbroll.schema-image/"
 
 
 def make_plan(
@@ -543,7 +546,8 @@ def _make_plan(
                 f"the database has version {v}, which neither image knows",
                 "it was applied by hand, from another branch, or by a newer image that a "
                 "code-only rollback replaced: plan from the service (--from-service: its "
-                f"{SCHEMA_IMAGES_LABEL} label names such images), deploy the image that has "
+                f"{SCHEMA_IMAGES_LABEL} label or {SCHEMA_IMAGE_TAG}* tags name such "
+                "images), deploy the image that has "
                 "it, or undo it with that image's migrations first",
                 str(v),
             )

@@ -31,7 +31,12 @@ class ServiceState:
     service: str
     task_definition: str  # ARN
     containers: tuple[ContainerImage, ...]
-    raw: dict
+    raw: dict  # the DescribeServices entry, with its tags
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """The service's resource tags."""
+        return {t["key"]: t.get("value", "") for t in self.raw.get("tags") or []}
 
 
 class Ecs:
@@ -57,7 +62,9 @@ class Ecs:
     def service_state(self, cluster: str, service: str) -> ServiceState:
         """The service's current task definition and, per container, the image digest."""
         name = f"ECS service {cluster}/{service}"
-        resp = self._call(name, self.ecs.describe_services, cluster=cluster, services=[service])
+        resp = self._call(
+            name, self.ecs.describe_services, cluster=cluster, services=[service], include=["TAGS"]
+        )
         services = [s for s in resp.get("services", []) if s.get("status") != "INACTIVE"]
         if not services:
             raise NotFoundError(
@@ -440,6 +447,22 @@ def _moved(container: dict, image: str, labels: Mapping[str, str | None]) -> dic
     if not docker:
         del out["dockerLabels"]
     return out
+
+
+def retag_service(
+    ecs: Any, state: ServiceState, add: Mapping[str, str], remove: list[str]
+) -> str | None:
+    """Tag the service with `add` and untag `remove`. Returns None, or why it failed (the
+    caller decides how much that matters)."""
+    arn = state.raw.get("serviceArn", "")
+    try:
+        if remove:
+            ecs.untag_resource(resourceArn=arn, tagKeys=remove)
+        if add:
+            ecs.tag_resource(resourceArn=arn, tags=[{"key": k, "value": v} for k, v in add.items()])
+    except (ClientError, BotoCoreError) as e:
+        return str(e)
+    return None
 
 
 class ServiceDeploymentFailed(AwsError):

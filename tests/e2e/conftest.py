@@ -139,6 +139,13 @@ def service_labels(aws) -> dict:
     return c.get("dockerLabels", {})
 
 
+def service_tags(aws, service: str = "web") -> dict:
+    """The resource tags of ECS service prod/`service`."""
+    ecs = aws.client("ecs")
+    (svc,) = ecs.describe_services(cluster="prod", services=[service], include=["TAGS"])["services"]
+    return {t["key"]: t["value"] for t in svc.get("tags", [])}
+
+
 def run_rollback(dsn, to, *more, env_lock: bool = False):
     """env_lock: the database step gives up on the runner lock after 1 s."""
     return dbroll(

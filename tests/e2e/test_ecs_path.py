@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.db.connect import connect
 from tests.conftest import args, dbroll, schema_objects
-from tests.e2e.conftest import service_image, service_labels
+from tests.e2e.conftest import service_image, service_labels, service_tags
 
 pytestmark = pytest.mark.e2e
 
@@ -18,7 +18,8 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture
 def shop_service(aws, monkeypatch, db):
     """Service prod/web whose task definition carries the DSN (as a real one carries the
-    secret) and awslogs options."""
+    secret) and awslogs options. Called again, it moves the service to a fresh revision
+    registered without dbroll, as CodeDeploy blue/green registers taskdef.json."""
     monkeypatch.setenv("MOTO_ECS_SERVICE_RUNNING", "1")
     monkeypatch.setenv("DBROLL_POLL_SECONDS", "0.05")
     ecs, ec2 = aws.client("ecs"), aws.client("ec2")
@@ -57,6 +58,9 @@ def shop_service(aws, monkeypatch, db):
                 }
             ],
         )["taskDefinition"]["taskDefinitionArn"]
+        if ecs.describe_services(cluster="prod", services=["web"])["services"]:
+            ecs.update_service(cluster="prod", service="web", taskDefinition=td)
+            return
         ecs.create_service(
             cluster="prod",
             serviceName="web",
@@ -223,6 +227,35 @@ def test_a_second_rollback_after_a_code_only_one_undoes_what_the_first_kept(
         assert schema_objects(db) == schema_objects(reference)
     finally:
         mariadb.drop_database(reference)
+
+
+def test_the_record_of_kept_migrations_outlives_a_revision_registered_without_dbroll(
+    release, aws, db, tmp_path, shop_service, ecs_runs_locally
+):
+    """v4 -> v3 code-only keeps v4's version 5; then CodeDeploy blue/green ships a v3 code
+    hotfix from taskdef.json, a revision without dbroll's label. The service's tags still
+    name v4, so rolling back to v2 undoes 5 (v4's script) and 4 instead of stopping at a
+    stale plan; afterwards the tags are gone."""
+    from tests.e2e.conftest import V4, publish_release
+
+    v4 = publish_release(tmp_path, aws.client("ecr"), "v4", V4)
+    assert dbroll("migrate", *args(db, v4["dir"])).exit_code == 0
+    shop_service(v4["digest"])
+    common = ("--cluster", "prod", "--service", "web", "--bucket", "art", "--yes")
+    assert dbroll("rollback", *common, "--to", "shop:v3").exit_code == 0
+    tag = "io.dbroll.schema-image/" + v4["digest"]
+    assert service_tags(aws) == {tag: "app"}
+
+    shop_service(release["v3"]["digest"])  # the blue/green deployment's own revision
+    assert service_labels(aws) == {} and service_tags(aws) == {tag: "app"}
+
+    r = dbroll("rollback", *common, "--to", "shop:v2")
+    assert r.exit_code == 0, r.stderr
+    undone = [line.split()[1] for line in r.stderr.splitlines() if " undone " in line]
+    assert undone == ["5", "4"], r.stderr
+    st = dbroll("status", *args(db, release["v2"]["dir"]), "--json")
+    assert st.json["applied"] == ["1", "2", "3"]
+    assert service_image(aws).endswith(release["v2"]["digest"]) and service_tags(aws) == {}
 
 
 def test_a_hotfix_numbered_below_a_kept_version_deploys_out_of_order_only_when_asked(

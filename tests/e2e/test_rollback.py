@@ -7,7 +7,13 @@ import json
 import pytest
 
 from tests.conftest import dbroll, query, schema_objects
-from tests.e2e.conftest import run_rollback, run_worker, service_image, service_labels
+from tests.e2e.conftest import (
+    run_rollback,
+    run_worker,
+    service_image,
+    service_labels,
+    service_tags,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -176,6 +182,7 @@ def test_rollbacks_in_a_row_with_live_history_after_a_code_only_one(
     assert first.json["plan"]["strategy"] == "code-only"
     assert first.json["plan"]["expected"]["schema_images"] == [v4["digest"]]
     assert service_labels(aws) == {"io.dbroll.schema-images": v4["digest"]}
+    assert service_tags(aws) == {f"io.dbroll.schema-image/{v4['digest']}": "app"}
 
     # the manifest the label names is gone: a clear error naming both, nothing changed
     s3 = aws.client("s3")
@@ -193,6 +200,9 @@ def test_rollbacks_in_a_row_with_live_history_after_a_code_only_one(
     dry = run_rollback(dsn, "shop:v2", "--dry-run")
     assert dry.exit_code == 0, dry.stderr
     assert "label io.dbroll.schema-images removed" in dry.stdout
+    assert f":service/prod/web tagKeys=io.dbroll.schema-image/{v4['digest']}" in dry.stdout, (
+        dry.stdout
+    )
     assert f"version 5 came from shop@{v4['digest'][:19]}" in dry.stdout
     second = run_rollback(dsn, "shop:v2")
     assert second.exit_code == 0, second.stderr
@@ -200,6 +210,7 @@ def test_rollbacks_in_a_row_with_live_history_after_a_code_only_one(
     assert st.json["applied"] == ["1", "2", "3"]
     assert "notes" not in {t for (t,) in query(db, "SHOW TABLES")}
     assert service_image(aws).endswith(release["v2"]["digest"]) and service_labels(aws) == {}
+    assert service_tags(aws) == {}
 
 
 def test_a_worker_on_the_same_image_moves_with_the_service(release, aws, on_service, db, tmp_path):

@@ -107,3 +107,56 @@ def test_the_schema_label_is_set_and_removed_and_other_labels_stay(steady, servi
     assert move("v2", "sha256:" + "a" * 64) == {"team": "shop", key: "sha256:" + "a" * 64}
     assert Ecs(ecs).service_state("prod", "web").containers[0].labels[key] == "sha256:" + "a" * 64
     assert move("v3", None) == {"team": "shop"}
+
+
+def _after_move(ecs, *digests: str) -> dict:
+    """The service's tags after a move whose plan keeps `digests`' migrations applied."""
+    from pipeline.deploy import _retag
+    from pipeline.plan import ImageRef, Plan
+
+    state = Ecs(ecs).service_state("prod", "web")
+    ref = ImageRef("shop", "sha256:" + "3" * 64, "v3")
+    plan = Plan("rollback", "code-only", "auto", ref, ref, schema_images=digests)
+    _retag(ecs, state, plan, ["app"])
+    return Ecs(ecs).service_state("prod", "web").tags
+
+
+def test_the_schema_tags_are_set_and_removed_and_other_tags_stay(service, aws):
+    ecs = aws.client("ecs")
+    arn = Ecs(ecs).service_state("prod", "web").raw["serviceArn"]
+    old, new = "sha256:" + "b" * 64, "sha256:" + "a" * 64
+    prefix = "io.dbroll.schema-image/"
+    ecs.tag_resource(
+        resourceArn=arn,
+        tags=[{"key": "team", "value": "shop"}, {"key": prefix + old, "value": "app"}],
+    )
+    assert _after_move(ecs, new) == {"team": "shop", prefix + new: "app"}
+    assert _after_move(ecs, new) == {"team": "shop", prefix + new: "app"}  # unchanged
+    assert _after_move(ecs) == {"team": "shop"}
+
+
+def test_a_tag_write_that_fails_leaves_the_move_and_says_what_to_run(service, aws):
+    """AccessDenied (a role without ecs:TagResource) is a warning naming the command that
+    writes the tags by hand; nothing is raised, since the label holds the same record."""
+    from botocore.stub import Stubber
+    from structlog.testing import capture_logs
+
+    from pipeline.deploy import _retag
+    from pipeline.plan import ImageRef, Plan
+
+    ecs = aws.client("ecs")
+    state = Ecs(ecs).service_state("prod", "web")
+    digest = "sha256:" + "a" * 64
+    ref = ImageRef("shop", "sha256:" + "3" * 64, "v3")
+    plan = Plan("rollback", "code-only", "auto", ref, ref, schema_images=(digest,))
+    with Stubber(ecs) as stub, capture_logs() as logs:
+        stub.add_client_error("tag_resource", "AccessDeniedException", "not authorized")
+        _retag(ecs, state, plan, ["app"])
+    (warning,) = [e for e in logs if e["log_level"] == "warning"]
+    assert "AccessDeniedException" in warning["error"]
+    arn = state.raw["serviceArn"]
+    assert (
+        f"aws ecs tag-resource --resource-arn {arn} --tags "
+        f"'key=io.dbroll.schema-image/{digest},value=app'" in warning["hint"]
+    )
+    assert Ecs(aws.client("ecs")).service_state("prod", "web").tags == {}

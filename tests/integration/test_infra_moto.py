@@ -139,7 +139,12 @@ def test_a_worker_service_may_be_updated_and_no_other(aws):
         {
             "Sid": "AlsoServiceReadUpdate",
             "Effect": "Allow",
-            "Action": ["ecs:DescribeServices", "ecs:UpdateService"],
+            "Action": [
+                "ecs:DescribeServices",
+                "ecs:UpdateService",
+                "ecs:TagResource",
+                "ecs:UntagResource",
+            ],
             "Resource": "arn:aws:ecs:eu-west-1:123456789012:service/prod/shop-worker",
         }
     ]
