@@ -249,6 +249,16 @@ def test_the_record_of_kept_migrations_outlives_a_revision_registered_without_db
     shop_service(release["v3"]["digest"])  # the blue/green deployment's own revision
     assert service_labels(aws) == {} and service_tags(aws) == {tag: "app"}
 
+    s3, key = aws.client("s3"), f"dbroll/manifests/shop/{v4['digest']}/manifest.json"
+    saved = s3.get_object(Bucket="art", Key=key)["Body"].read()
+    s3.delete_object(Bucket="art", Key=key)
+    lost = dbroll("rollback", *common, "--to", "shop:v2")
+    assert lost.exit_code == 2, lost.stderr
+    assert "ECS service prod/web: its tag io.dbroll.schema-image/" in lost.stderr
+    assert v4["digest"] in lost.stderr and "aws ecs untag-resource" in lost.stderr
+    assert service_image(aws).endswith(release["v3"]["digest"])
+    s3.put_object(Bucket="art", Key=key, Body=saved)
+
     r = dbroll("rollback", *common, "--to", "shop:v2")
     assert r.exit_code == 0, r.stderr
     undone = [line.split()[1] for line in r.stderr.splitlines() if " undone " in line]
