@@ -106,6 +106,72 @@ def on_service(aws, monkeypatch):
     return deploy
 
 
+@pytest.fixture
+def shop_service(aws, monkeypatch, db):
+    """Service prod/web whose task definition carries the DSN (as a real one carries the
+    secret), awslogs options and a tag (a move copies it, which AWS authorizes as
+    ecs:TagResource on the new revision). Called again, it moves the service to a fresh revision
+    registered without dbroll, as CodeDeploy blue/green registers taskdef.json."""
+    monkeypatch.setenv("MOTO_ECS_SERVICE_RUNNING", "1")
+    monkeypatch.setenv("DBROLL_POLL_SECONDS", "0.05")
+    ecs, ec2 = aws.client("ecs"), aws.client("ec2")
+    ecs.create_cluster(clusterName="prod")
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]
+    subnets = [
+        s["SubnetId"]
+        for s in ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}])[
+            "Subnets"
+        ]
+    ]
+    sg = ec2.create_security_group(GroupName="shop-e2e", Description="shop", VpcId=vpc["VpcId"])
+
+    def run(digest: str) -> None:
+        td = ecs.register_task_definition(
+            family="shop",
+            networkMode="awsvpc",
+            requiresCompatibilities=["FARGATE"],
+            cpu="256",
+            memory="512",
+            tags=[{"key": "team", "value": "shop"}],
+            containerDefinitions=[
+                {
+                    "name": "app",
+                    "image": f"123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop@{digest}",
+                    "memory": 256,
+                    "essential": True,
+                    "environment": [{"name": "DBROLL_DSN", "value": db.to_dsn()}],
+                    "logConfiguration": {
+                        "logDriver": "awslogs",
+                        "options": {
+                            "awslogs-group": "/ecs/shop",
+                            "awslogs-region": "eu-west-1",
+                            "awslogs-stream-prefix": "app",
+                        },
+                    },
+                }
+            ],
+        )["taskDefinition"]["taskDefinitionArn"]
+        if ecs.describe_services(cluster="prod", services=["web"])["services"]:
+            ecs.update_service(cluster="prod", service="web", taskDefinition=td)
+            return
+        ecs.create_service(
+            cluster="prod",
+            serviceName="web",
+            taskDefinition=td,
+            desiredCount=1,
+            launchType="FARGATE",
+            networkConfiguration={
+                "awsvpcConfiguration": {
+                    "subnets": subnets,
+                    "securityGroups": [sg["GroupId"]],
+                    "assignPublicIp": "DISABLED",
+                }
+            },
+        )
+
+    return run
+
+
 def service_image(aws, service: str = "web") -> str:
     ecs = aws.client("ecs")
     td = ecs.describe_services(cluster="prod", services=[service])["services"][0]["taskDefinition"]
