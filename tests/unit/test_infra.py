@@ -107,7 +107,10 @@ def test_pass_role_and_run_task_are_scoped():
     passrole = sts[("CodeBuildRole", "PassTaskRoles")]
     assert passrole["Resource"] == [{"Ref": "TaskRoleArn"}, {"Ref": "ExecutionRoleArn"}]
     run = sts[("CodeBuildRole", "OneOffTasks")]
-    assert "task-definition/${TaskDefinitionFamily}:*" in run["Resource"]["Sub"]
+    assert [r["Sub"].split("${AWS::AccountId}:")[1] for r in run["Resource"]] == [
+        "task-definition/${TaskDefinitionFamily}:*",
+        "task-definition/${TaskDefinitionFamily}-dbroll-runner:*",
+    ]
     secret = sts[("CodeBuildRole", "DatabaseSecret")]
     assert secret["Resource"] == {"Ref": "DbSecretArn"}
 
