@@ -1513,6 +1513,15 @@ def move_options(f: Callable[..., Any]) -> Callable[..., Any]:
                 "DBROLL_ALSO_SERVICES, names separated by spaces]",
             ),
             click.option(
+                "--codedeploy-group",
+                metavar="APP/GROUP",
+                envvar="DBROLL_CODEDEPLOY_GROUP",
+                help="For a service deployed by CodeDeploy (blue/green): the application "
+                "and deployment group that deploy it. The move is then a CodeDeploy "
+                "deployment of the new revision (no hooks: the database step is done). "
+                "Found by looking when not given. [env DBROLL_CODEDEPLOY_GROUP]",
+            ),
+            click.option(
                 "--executor",
                 "executor_kind",
                 type=click.Choice(["ecs", "local"]),
@@ -1552,6 +1561,13 @@ def move_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 def _run_id() -> str | None:
     return os.environ.get("CODEBUILD_BUILD_ID") or os.environ.get("DBROLL_RUN_ID")
+
+
+def _bluegreen(group: str | None) -> Any:
+    """CodeDeploy moves for a blue/green service; its client is made only when one is."""
+    from pipeline.aws.bluegreen import BlueGreen
+
+    return BlueGreen(lambda: boto_client("codedeploy"), group)
 
 
 def _render_move(result: Any, calls: Any, as_json: bool, dry_run: bool) -> None:
@@ -1647,6 +1663,7 @@ def rollback(
     service_name,
     container,
     also_services,
+    codedeploy_group,
     executor_kind,
     runner,
     dry_run,
@@ -1737,6 +1754,7 @@ def rollback(
             delay=float(os.environ.get("DBROLL_POLL_SECONDS", "15")),
             sts=None if dry_run else boto_client("sts"),
             also=also_services,
+            bluegreen=_bluegreen(codedeploy_group),
         )
     _render_move(result, calls, as_json, dry_run)
 
@@ -1782,6 +1800,7 @@ def deploy(
     service_name,
     container,
     also_services,
+    codedeploy_group,
     executor_kind,
     runner,
     dry_run,
@@ -1848,6 +1867,7 @@ def deploy(
             delay=float(os.environ.get("DBROLL_POLL_SECONDS", "15")),
             sts=None if dry_run else boto_client("sts"),
             also=also_services,
+            bluegreen=_bluegreen(codedeploy_group),
         )
         if execution_type == "ROLLBACK":
             click.echo(

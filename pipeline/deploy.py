@@ -268,6 +268,7 @@ def rollback(
     delay: float = 15,
     sts: Any = None,
     also: tuple[str, ...] = (),
+    bluegreen: Any = None,
 ) -> RollbackResult:
     """Roll an ECS service back: plan, database step in a one-off task, then the service.
 
@@ -319,6 +320,7 @@ def rollback(
         result.outcome = f"{cluster}/{service} already runs {target_ref.label}: nothing to do"
         return result
     images = _target_images(state, deployed_ref, target_ref)
+    _check_controllers(bluegreen, [state, *(st for st, _ in along)])
     forward = _forward_command(source, deployed_ref)
     if dry_run:
         uri = (
@@ -331,8 +333,8 @@ def rollback(
         result.would = (
             ([] if bundle else [f"s3:PutObject {uri} (the rollback bundle)"])
             + executor.describe(["dbroll", "apply-bundle", uri, *(apply_args or [])])
-            + [c for st, imgs in along for c in _service_calls(st, imgs, plan)]
-            + _service_calls(state, images, plan)
+            + [c for st, imgs in along for c in _service_calls(st, imgs, plan, bluegreen)]
+            + _service_calls(state, images, plan, bluegreen)
             + [f"s3:PutObject {source.store.uri(source.store.audit_key(run_id))} (audit record)"]
         )
         result.outcome = f"dry run: nothing was changed; {plan.summary}"
@@ -373,6 +375,7 @@ def rollback(
                 f"run, as a one-off task or with --executor local: `{' '.join(forward)}`"
             ),
             along=along,
+            bluegreen=bluegreen,
         )
 
     return _audited(
@@ -439,7 +442,34 @@ def _schema_label(plan: Plan) -> dict[str, str | None]:
     return {SCHEMA_IMAGES_LABEL: ",".join(plan.schema_images) or None}
 
 
-def _service_calls(state: Any, images: dict[str, str], plan: Plan) -> list[str]:
+def _check_controllers(bluegreen: Any, states: list[Any]) -> None:
+    """Each service to move can be moved, before anything changes: ECS's own rolling
+    deployments, or CodeDeploy blue/green (its deployment group found, a load balancer
+    container to name); an EXTERNAL controller is refused."""
+    from pipeline.aws.bluegreen import CODE_DEPLOY
+
+    for st in states:
+        if st.controller == CODE_DEPLOY:
+            if bluegreen is None:
+                raise ConfigError(
+                    f"ECS service {st.cluster}/{st.service} is deployed by CodeDeploy "
+                    "(blue/green), and this caller cannot create CodeDeploy deployments; "
+                    "nothing was changed"
+                )
+            bluegreen.check(st)
+        elif st.controller != "ECS":
+            raise ConfigError(
+                f"ECS service {st.cluster}/{st.service} has the {st.controller} deployment "
+                "controller: its task sets are managed outside ECS and CodeDeploy, so dbroll "
+                "cannot move it; nothing was changed",
+                hint="run the database step alone (`dbroll plan`, then `dbroll apply-bundle` "
+                "where the database is reachable) and move the task sets your usual way",
+            )
+
+
+def _service_calls(
+    state: Any, images: dict[str, str], plan: Plan, bluegreen: Any = None
+) -> list[str]:
     family = state.task_definition.rsplit("/", 1)[-1].rsplit(":", 1)[0]
     value = _schema_label(plan)[SCHEMA_IMAGES_LABEL]
     had = any(c.labels.get(SCHEMA_IMAGES_LABEL) for c in state.containers if c.container in images)
@@ -458,10 +488,16 @@ def _service_calls(state: Any, images: dict[str, str], plan: Plan) -> list[str]:
         + ", ".join(f"{k}={v}" for k, v in sorted(images.items()))
         + label
         + ")",
-        f"ecs:UpdateService cluster={state.cluster} service={state.service} "
-        "taskDefinition=<the new revision>",
-        f"ecs:DescribeServices cluster={state.cluster} services={state.service} "
-        "until the deployment completes",
+        *(
+            bluegreen.calls(state)
+            if state.controller == "CODE_DEPLOY"  # pipeline.aws.bluegreen.CODE_DEPLOY
+            else [
+                f"ecs:UpdateService cluster={state.cluster} service={state.service} "
+                "taskDefinition=<the new revision>",
+                f"ecs:DescribeServices cluster={state.cluster} services={state.service} "
+                "until the deployment completes",
+            ]
+        ),
         *([f"ecs:UntagResource resourceArn={arn} tagKeys={','.join(remove)}"] if remove else []),
         *(
             [
@@ -535,6 +571,7 @@ def deploy(
     resume_interrupted: bool = False,
     out_of_order: bool = False,
     also: tuple[str, ...] = (),
+    bluegreen: Any = None,
 ) -> RollbackResult:
     """The forward path: the target image's pending migrations run in a one-off task of the
     deployed task definition (`dbroll migrate --manifest`), then the service moves.
@@ -575,6 +612,7 @@ def deploy(
         result.outcome = f"{cluster}/{service} already runs {target_ref.label}: nothing to do"
         return result
     images = _target_images(state, deployed_ref, target_ref)
+    _check_controllers(bluegreen, [state, *(st for st, _ in along)])
     command = _forward_command(source, target_ref)
     extra_env = {
         **({"DBROLL_RESUME_INTERRUPTED": "1"} if resume_interrupted else {}),
@@ -583,8 +621,8 @@ def deploy(
     if dry_run:
         result.would = (
             executor.describe(command, extra_env)
-            + [c for st, imgs in along for c in _service_calls(st, imgs, plan)]
-            + _service_calls(state, images, plan)
+            + [c for st, imgs in along for c in _service_calls(st, imgs, plan, bluegreen)]
+            + _service_calls(state, images, plan, bluegreen)
             + [f"s3:PutObject {source.store.uri(source.store.audit_key(run_id))} (audit record)"]
         )
         result.outcome = f"dry run: nothing was changed; {plan.summary}"
@@ -611,6 +649,7 @@ def deploy(
             ),
             extra_env=extra_env,
             along=along,
+            bluegreen=bluegreen,
             blocked_hint=(
                 ""
                 if resume_interrupted
@@ -686,6 +725,7 @@ def _database_then_service(
     extra_env: dict[str, str] | None = None,
     blocked_hint: str = "",
     along: list[tuple[Any, dict[str, str]]] | None = None,
+    bluegreen: Any = None,
 ) -> None:
     """The database step through the executor, then (only if it succeeded) the services:
     those `along` first, the primary last, so that a run stopped half-way is planned again
@@ -693,7 +733,7 @@ def _database_then_service(
     import time
 
     from pipeline.aws.ecs import ServiceDeploymentFailed, point_service_at
-    from pipeline.errors import BusyError, DbrollError
+    from pipeline.errors import AwsError, BusyError, DbrollError
 
     t1 = time.monotonic()
     env = {
@@ -731,6 +771,7 @@ def _database_then_service(
             labels=_schema_label(result.plan),
             timeout=timeout,
             delay=delay,
+            bluegreen=bluegreen,
         )
         _retag(ecs_client, service_state, result.plan, service_images)
         return moved
@@ -739,7 +780,7 @@ def _database_then_service(
     for i, (other, other_images) in enumerate(along):
         try:
             result.also[other.service], _ = move(other, other_images)
-        except ServiceDeploymentFailed as e:
+        except AwsError as e:
             result.durations["service_s"] = round(time.monotonic() - t2, 3)
             moved = ", ".join(result.also) or "none yet"
             left = ", ".join(st.service for st, _ in along[i:])
@@ -752,12 +793,14 @@ def _database_then_service(
             ) from None
     try:
         result.task_definition, result.deployment = move(state, images)
-    except ServiceDeploymentFailed as e:
-        result.task_definition = e.task_definition
+    except AwsError as e:  # ServiceDeploymentFailed, or a call that failed (AccessDenied)
+        if isinstance(e, ServiceDeploymentFailed):
+            result.task_definition = e.task_definition
         result.durations["service_s"] = round(time.monotonic() - t2, 3)
         raise DbrollError(
             f"{e.message}\nThe database step succeeded first: {after_failure}",
-            hint="look at the service's stopped tasks and events; once the cause is fixed, "
+            hint="the cause is above: the service's stopped tasks and events, the CodeDeploy "
+            "deployment's events, or the permission an AWS error names; once it is fixed, "
             "running the same command again skips the database step",
         ) from None
     result.durations["service_s"] = round(time.monotonic() - t2, 3)

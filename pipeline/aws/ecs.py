@@ -9,6 +9,7 @@ from typing import Any
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
+from pipeline.aws.bluegreen import CODE_DEPLOY
 from pipeline.aws.ecr import parse_image_ref
 from pipeline.errors import AwsError, ConfigError, NotFoundError
 
@@ -32,6 +33,11 @@ class ServiceState:
     task_definition: str  # ARN
     containers: tuple[ContainerImage, ...]
     raw: dict  # the DescribeServices entry, with its tags
+
+    @property
+    def controller(self) -> str:
+        """ECS (rolling), CODE_DEPLOY (blue/green) or EXTERNAL."""
+        return (self.raw.get("deploymentController") or {}).get("type", "ECS")
 
     @property
     def tags(self) -> dict[str, str]:
@@ -71,7 +77,8 @@ class Ecs:
                 f"{name} does not exist", hint="`aws ecs list-services --cluster " + cluster + "`"
             )
         svc = services[0]
-        td_arn = svc["taskDefinition"]
+        # blue/green (CODE_DEPLOY): the task set that takes production traffic says what runs
+        td_arn = _primary_task_set(svc).get("taskDefinition") or svc["taskDefinition"]
         td = self._call(
             f"task definition {td_arn}", self.ecs.describe_task_definition, taskDefinition=td_arn
         )["taskDefinition"]
@@ -138,8 +145,16 @@ class TaskOutcome:
         return self.exit_code == 0
 
 
+def _primary_task_set(svc: dict) -> dict:
+    """The PRIMARY task set of a CODE_DEPLOY (or EXTERNAL) service, else {}."""
+    return next((t for t in svc.get("taskSets") or [] if t.get("status") == "PRIMARY"), {})
+
+
 def _network_and_capacity(svc: dict) -> dict[str, Any]:
-    """run_task arguments that put a one-off task where the service's tasks live."""
+    """run_task arguments that put a one-off task where the service's tasks live (a
+    blue/green service's PRIMARY task set fills in what the service itself does not say)."""
+    primary = _primary_task_set(svc)
+    svc = {k: svc.get(k) or primary.get(k) for k in {*svc, *primary}}
     kwargs: dict[str, Any] = {}
     if svc.get("networkConfiguration"):
         kwargs["networkConfiguration"] = svc["networkConfiguration"]
@@ -400,10 +415,12 @@ def point_service_at(
     labels: Mapping[str, str | None] | None = None,
     timeout: float = 600,
     delay: float = 15,
+    bluegreen: Any = None,
 ) -> tuple[str, str]:
     """Register a task definition revision with `images` (container -> image) and roll the
     service onto it; wait for steady state. Returns (task definition ARN, deployment id).
-    `labels` are set (None: removed) on the containers whose image changes."""
+    `labels` are set (None: removed) on the containers whose image changes. A service with
+    the CODE_DEPLOY controller moves through a CodeDeploy deployment (`bluegreen`)."""
     adapter = Ecs(ecs)
     name = f"ECS service {state.cluster}/{state.service}"
     td = adapter._call(
@@ -423,6 +440,8 @@ def point_service_at(
     new_arn = adapter._call(name, ecs.register_task_definition, **fields)["taskDefinition"][
         "taskDefinitionArn"
     ]
+    if state.controller == CODE_DEPLOY:
+        return new_arn, bluegreen.move(state, new_arn, timeout=timeout, delay=delay)
     svc = adapter._call(
         name,
         ecs.update_service,

@@ -172,6 +172,82 @@ def shop_service(aws, monkeypatch, db):
     return run
 
 
+@pytest.fixture
+def blue_green(aws, monkeypatch):
+    """prod/web as a CodeDeploy (blue/green) service behind a load balancer container, its
+    deployment group shop/web-bg; moto creates deployments but never runs them, so this
+    makes one do what CodeDeploy does: the AppSpec's task definition becomes the service's
+    (the replacement task set takes the traffic), status Succeeded, or Failed when
+    `state["fail"]`. Returns the state: "deploy"(digest, group_lists="web") makes the
+    service and the group (which lists that service); "appspecs" are the AppSpecs deployed."""
+    import json
+
+    from moto.codedeploy.models import CodeDeployBackend
+    from moto.ecs.models import ecs_backends
+
+    monkeypatch.setenv("MOTO_ECS_SERVICE_RUNNING", "1")
+    monkeypatch.setenv("DBROLL_POLL_SECONDS", "0.05")
+    state: dict = {"fail": False, "appspecs": []}
+    original = CodeDeployBackend.create_deployment
+
+    def create_deployment(self, application_name, deployment_group_name, revision, *a, **kw):
+        deployment_id = original(self, application_name, deployment_group_name, revision, *a, **kw)
+        deployment = self.deployments[deployment_id]
+        spec = json.loads(revision["appSpecContent"]["content"])
+        state["appspecs"].append(spec)
+        if state["fail"]:
+            deployment.status = "Failed"
+            return deployment_id
+        td = spec["Resources"][0]["TargetService"]["Properties"]["TaskDefinition"]
+        ecs = ecs_backends[self.account_id][self.region_name]
+        for target in deployment.deployment_group.ecs_services:
+            ecs.services[f"{target['clusterName']}:{target['serviceName']}"].task_definition = td
+        deployment.status = "Succeeded"
+        return deployment_id
+
+    monkeypatch.setattr(CodeDeployBackend, "create_deployment", create_deployment)
+    ecs, cd = aws.client("ecs"), aws.client("codedeploy")
+    ecs.create_cluster(clusterName="prod")
+    tg = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/shop-blue/1"
+
+    def deploy(digest: str, group_lists: str = "web") -> None:
+        image = f"123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop@{digest}"
+        td = ecs.register_task_definition(
+            family="shop",
+            containerDefinitions=[
+                {
+                    "name": "app",
+                    "image": image,
+                    "memory": 256,
+                    "essential": True,
+                    "portMappings": [{"containerPort": 80}],
+                }
+            ],
+        )["taskDefinition"]["taskDefinitionArn"]
+        ecs.create_service(
+            cluster="prod",
+            serviceName="web",
+            taskDefinition=td,
+            desiredCount=1,
+            deploymentController={"type": "CODE_DEPLOY"},
+            loadBalancers=[{"targetGroupArn": tg, "containerName": "app", "containerPort": 80}],
+        )
+        cd.create_application(applicationName="shop", computePlatform="ECS")
+        cd.create_deployment_group(
+            applicationName="shop",
+            deploymentGroupName="web-bg",
+            serviceRoleArn="arn:aws:iam::123456789012:role/codedeploy",
+            deploymentStyle={
+                "deploymentType": "BLUE_GREEN",
+                "deploymentOption": "WITH_TRAFFIC_CONTROL",
+            },
+            ecsServices=[{"serviceName": group_lists, "clusterName": "prod"}],
+        )
+
+    state["deploy"] = deploy
+    return state
+
+
 def service_image(aws, service: str = "web") -> str:
     ecs = aws.client("ecs")
     td = ecs.describe_services(cluster="prod", services=[service])["services"][0]["taskDefinition"]

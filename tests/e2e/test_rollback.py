@@ -285,3 +285,70 @@ def test_a_worker_left_behind_is_named_even_when_the_service_already_moved(
     r = run_rollback(dsn, "shop:v1", "--also-service", "worker")
     assert r.exit_code == 2 and "prod/worker (--also-service) runs w=" in r.stderr, r.stderr
     assert "nothing to do" not in r.stdout
+
+
+def test_a_blue_green_service_moves_through_a_codedeploy_deployment(release, aws, db, blue_green):
+    """ECS refuses UpdateService with a task definition for a CODE_DEPLOY service: the undo
+    runs, then the move is a CodeDeploy deployment of the new revision behind the service's
+    load balancer container, with no hooks (the database step is done). A deployment that
+    fails is reported with what the database step did; the service keeps its image."""
+    dsn = db.to_dsn()
+    assert dbroll("migrate", "--dsn", dsn, "--migrations", str(release["v3"]["dir"])).exit_code == 0
+    blue_green["deploy"](release["v3"]["digest"])
+
+    dry = run_rollback(dsn, "shop:v1", "--dry-run")
+    assert dry.exit_code == 0, dry.stderr
+    assert (
+        "codedeploy:CreateDeployment applicationName=shop deploymentGroupName=web-bg" in dry.stdout
+    )
+    assert "ecs:UpdateService" not in dry.stdout and blue_green["appspecs"] == []
+
+    r = run_rollback(dsn, "shop:v1")
+    assert r.exit_code == 0, r.stderr
+    assert service_image(aws).endswith(release["v1"]["digest"])
+    (spec,) = blue_green["appspecs"]
+    assert "Hooks" not in spec
+    props = spec["Resources"][0]["TargetService"]["Properties"]
+    assert props["LoadBalancerInfo"] == {"ContainerName": "app", "ContainerPort": 80}
+    ecs = aws.client("ecs")
+    assert (
+        props["TaskDefinition"]
+        == ecs.describe_services(cluster="prod", services=["web"])["services"][0]["taskDefinition"]
+    )
+    st = dbroll("status", "--dsn", dsn, "--migrations", str(release["v1"]["dir"]), "--json")
+    assert st.json["applied"] == ["1", "2"]
+
+    blue_green["fail"] = True
+    failed = dbroll(
+        "deploy",
+        *("--cluster", "prod", "--service", "web", "--image", "shop:v3"),
+        *("--executor", "local", "--dsn", dsn, "--bucket", "art"),
+        env={"DBROLL_CODEDEPLOY_GROUP": "shop/web-bg"},
+    )
+    assert failed.exit_code == 1, failed.stderr
+    assert "CodeDeploy deployment" in failed.stderr and "Failed" in failed.stderr
+    assert "The database step succeeded first" in failed.stderr
+    assert service_image(aws).endswith(release["v1"]["digest"])
+
+
+def test_a_blue_green_service_whose_deployment_group_cannot_be_found_is_left_untouched(
+    release, aws, db, blue_green
+):
+    """Found by looking, none that lists the service is a clear error before the database
+    step; a --codedeploy-group that deploys another service is one too (CodeDeploy would
+    put the revision there)."""
+    from tests.conftest import history_rows
+
+    dsn = db.to_dsn()
+    assert dbroll("migrate", "--dsn", dsn, "--migrations", str(release["v3"]["dir"])).exit_code == 0
+    blue_green["deploy"](release["v3"]["digest"], group_lists="api")
+    rows = history_rows(db)
+    r = run_rollback(dsn, "shop:v1")
+    assert r.exit_code == 2, r.stderr
+    assert "no deployment group of this account and region lists it" in r.stderr
+    assert "--codedeploy-group" in r.stderr
+    assert history_rows(db) == rows and service_image(aws).endswith(release["v3"]["digest"])
+    named = run_rollback(dsn, "shop:v1", "--codedeploy-group", "shop/web-bg")
+    assert named.exit_code == 2, named.stderr
+    assert "shop/web-bg (--codedeploy-group) deploys prod/api, not prod/web" in named.stderr
+    assert history_rows(db) == rows and service_image(aws).endswith(release["v3"]["digest"])

@@ -160,3 +160,115 @@ def test_a_tag_write_that_fails_leaves_the_move_and_says_what_to_run(service, aw
         f"'key=io.dbroll.schema-image/{digest},value=app'" in warning["hint"]
     )
     assert Ecs(aws.client("ecs")).service_state("prod", "web").tags == {}
+
+
+def _bg_state():
+    """A CODE_DEPLOY service's state as service_state gives it (moto)."""
+    from pipeline.aws.ecs import ServiceState
+
+    return ServiceState(
+        "prod",
+        "web",
+        "arn:aws:ecs:eu-west-1:123456789012:task-definition/shop:2",
+        (),
+        {
+            "deploymentController": {"type": "CODE_DEPLOY"},
+            "loadBalancers": [{"containerName": "app", "containerPort": 80}],
+        },
+    )
+
+
+def test_a_codedeploy_move_is_done_when_traffic_moved_and_says_when_it_waits_for_a_reroute(aws):
+    """States moto cannot produce (Stubber): Ready (a group that reroutes by hand) is said
+    once; the original task set's termination wait starting means traffic has moved, which
+    is done, without waiting out the wait; Stopped is a failure naming the error."""
+    from botocore.stub import Stubber
+    from structlog.testing import capture_logs
+
+    from pipeline.aws.bluegreen import BlueGreen
+    from pipeline.aws.ecs import ServiceDeploymentFailed
+
+    cd = aws.client("codedeploy")
+    bg = BlueGreen(lambda: cd, "shop/web-bg")
+    group = {
+        "deploymentGroupInfo": {"ecsServices": [{"serviceName": "web", "clusterName": "prod"}]}
+    }
+    td = "arn:aws:ecs:eu-west-1:123456789012:task-definition/shop:3"
+
+    def info(status: str, **more) -> dict:
+        return {"deploymentInfo": {"status": status, **more}}
+
+    with Stubber(cd) as stub, capture_logs() as logs:
+        stub.add_response("get_deployment_group", group)
+        stub.add_response("create_deployment", {"deploymentId": "d-1"})
+        for reply in (info("InProgress"), info("Ready"), info("Ready")):
+            stub.add_response("get_deployment", reply)
+        stub.add_response(
+            "get_deployment", info("InProgress", instanceTerminationWaitTimeStarted=True)
+        )
+        assert bg.move(_bg_state(), td, timeout=30, delay=0) == "d-1"
+        stub.assert_no_pending_responses()
+    assert [e["event"] for e in logs if e["log_level"] == "warning"] == [
+        "the replacement task set is ready and waits for traffic to be rerouted (the "
+        "deployment group reroutes by hand): continue it in the CodeDeploy console or with "
+        "`aws deploy continue-deployment`"
+    ]
+
+    with Stubber(cd) as stub:
+        stub.add_response("create_deployment", {"deploymentId": "d-2"})
+        stopped = info("Stopped", errorInformation={"code": "ALARM_ACTIVE", "message": "5xx"})
+        stub.add_response("get_deployment", stopped)
+        with pytest.raises(
+            ServiceDeploymentFailed, match="d-2 of .*shop:3 Stopped: ALARM_ACTIVE 5xx"
+        ):
+            bg.move(_bg_state(), td, timeout=30, delay=0)
+
+
+def test_a_blue_green_service_runs_what_its_primary_task_set_runs_and_where(aws):
+    """A CODE_DEPLOY service's PRIMARY task set (the one taking production traffic) names
+    the task definition dbroll plans from, and the network a one-off task joins when the
+    service itself does not say (Stubber: moto makes no task sets for CodeDeploy)."""
+    from botocore.stub import Stubber
+
+    from pipeline.aws.ecs import _network_and_capacity
+
+    ecs = aws.client("ecs")
+    td = "arn:aws:ecs:eu-west-1:123456789012:task-definition/shop:"
+    net = {"awsvpcConfiguration": {"subnets": ["subnet-1"], "securityGroups": ["sg-1"]}}
+    service = {
+        "serviceName": "web",
+        "status": "ACTIVE",
+        "taskDefinition": td + "2",
+        "deploymentController": {"type": "CODE_DEPLOY"},
+        "taskSets": [
+            {"status": "ACTIVE", "taskDefinition": td + "4", "launchType": "FARGATE"},
+            {
+                "status": "PRIMARY",
+                "taskDefinition": td + "3",
+                "launchType": "FARGATE",
+                "platformVersion": "1.4.0",
+                "networkConfiguration": net,
+            },
+        ],
+    }
+    container = {"name": "app", "image": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop:v3"}
+    with Stubber(ecs) as stub:
+        stub.add_response("describe_services", {"services": [service]})
+        stub.add_response(
+            "describe_task_definition",
+            {
+                "taskDefinition": {
+                    "taskDefinitionArn": td + "3",
+                    "containerDefinitions": [container],
+                }
+            },
+            {"taskDefinition": td + "3"},
+        )
+        stub.add_response("list_tasks", {"taskArns": []})
+        state = Ecs(ecs).service_state("prod", "web")
+    assert state.task_definition == td + "3" and state.controller == "CODE_DEPLOY"
+    assert _network_and_capacity(state.raw) == {
+        "networkConfiguration": net,
+        "launchType": "FARGATE",
+        "platformVersion": "1.4.0",
+    }
