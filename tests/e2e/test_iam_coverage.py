@@ -35,6 +35,7 @@ PARAMETERS = {
     "TaskRoleArn": f"arn:aws:iam::{ACCOUNT}:role/shop-task",
     "ExecutionRoleArn": f"arn:aws:iam::{ACCOUNT}:role/shop-execution",
     "DbSecretArn": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:shop-db-AbCdEf",
+    "CodeDeployGroup": "shop/web-bg",
 }  # fmt: skip
 RESOURCES = {"ArtifactBucket": "art", "ArtifactBucket.Arn": "arn:aws:s3:::art"}
 ECS = f"arn:aws:ecs:{REGION}:{ACCOUNT}:"
@@ -54,8 +55,16 @@ def _render(value, params: dict):
         return [_render(v, params) for v in value]
     if not isinstance(value, dict):
         return value
-    if "Sub" in value:
-        return re.sub(r"\$\{([^}]+)\}", lambda m: names[m.group(1)], value["Sub"])
+    if "Sub" in value:  # "text", or ["text", {local names}]
+        text, local = value["Sub"] if isinstance(value["Sub"], list) else (value["Sub"], {})
+        names |= {k: _render(v, params) for k, v in local.items()}
+        return re.sub(r"\$\{([^}]+)\}", lambda m: names[m.group(1)], text)
+    if "Select" in value:
+        index, items = value["Select"]
+        return _render(items, params)[int(index)]
+    if "Split" in value:
+        separator, text = value["Split"]
+        return _render(text, params).split(separator)
     if "Ref" in value:
         return names[value["Ref"]]
     if "GetAtt" in value:  # "Bucket.Arn" or [Bucket, Arn]
@@ -164,6 +173,9 @@ def iam_requests(prefix: str, op: str, p: dict) -> list[tuple[str, str, dict]]:
     if prefix == "s3":
         key = "" if op in S3_BUCKET_OPS else "/" + p["Key"]
         return [(action, f"arn:aws:s3:::{p['Bucket']}{key}", {})]
+    if prefix == "codedeploy":
+        group = p.get("_group") or f"{p['applicationName']}/{p['deploymentGroupName']}"
+        return [(action, f"arn:aws:codedeploy:{REGION}:{ACCOUNT}:deploymentgroup:{group}", {})]
     if prefix == "logs" and op == "GetLogEvents":
         group = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{p['logGroupName']}"
         return [(action, f"{group}:log-stream:{p['logStreamName']}", {})]
@@ -193,10 +205,15 @@ def recording_aws_calls(calls: list):
         frame = sys._getframe(1)
         while frame and not frame.f_globals.get("__name__", "").startswith("moto."):
             frame = frame.f_back
+        response = original(client, operation_name, api_params)
         if frame is None:
             model = client.meta.service_model
+            if operation_name == "GetDeployment":  # authorized on the deployment's group
+                info = response["deploymentInfo"]
+                group = f"{info['applicationName']}/{info['deploymentGroupName']}"
+                api_params = {**api_params, "_group": group}
             calls.append((model.signing_name or model.service_name, operation_name, api_params))
-        return original(client, operation_name, api_params)
+        return response
 
     with mock.patch.object(botocore.client.BaseClient, "_make_api_call", record):
         yield calls
@@ -254,3 +271,24 @@ def test_the_evaluation_denies_what_the_policy_does_not_grant():
         f"ecs:RunTask on {ECS}task-definition/shop:3",
         f"ecs:UpdateService on {ECS}service/prod/web",
     ]
+
+
+def test_every_aws_call_of_a_blue_green_move_is_allowed_to_codebuild(release, aws, db, blue_green):
+    """A CODE_DEPLOY service (CodeDeployGroup given, as the projects pass it): a rollback and
+    a deploy, each a CodeDeploy deployment, from CodeBuild inside the VPC (--executor local)."""
+    dsn = db.to_dsn()
+    assert dbroll("migrate", "--dsn", dsn, "--migrations", str(release["v3"]["dir"])).exit_code == 0
+    blue_green["deploy"](release["v3"]["digest"])
+    move = ("--cluster", "prod", "--service", "web", "--bucket", "art", "--executor", "local")
+    calls: list = []
+    for command in (
+        ("rollback", *move, "--dsn", dsn, "--yes", "--to", "shop:v1"),
+        ("deploy", *move, "--dsn", dsn, "--image", "shop:v3"),
+    ):
+        with recording_aws_calls(calls):
+            r = dbroll(*command, env={"DBROLL_CODEDEPLOY_GROUP": "shop/web-bg"})
+        assert r.exit_code == 0, f"dbroll {' '.join(command[:1])}:\n{r.stderr}"
+    made = {f"{prefix}:{op}" for prefix, op, _ in calls}
+    assert {"codedeploy:CreateDeployment", "codedeploy:GetDeployment"} <= made, made
+    assert len(blue_green["appspecs"]) == 2
+    assert denied_calls(codebuild_statements(load(TEMPLATE)), calls) == []

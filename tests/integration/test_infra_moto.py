@@ -148,3 +148,16 @@ def test_a_worker_service_may_be_updated_and_no_other(aws):
             "Resource": "arn:aws:ecs:eu-west-1:123456789012:service/prod/shop-worker",
         }
     ]
+
+
+def test_a_blue_green_service_may_be_deployed_through_its_one_deployment_group(aws):
+    _, resources = create_stack(aws, "shop-dbroll-bg", CodeDeployGroup="shop/web-bg")
+    doc = codebuild_policy(aws, resources, "dbroll-blue-green")
+    arn = "arn:aws:codedeploy:eu-west-1:123456789012"
+    assert {st["Sid"]: st["Resource"] for st in doc["Statement"]} == {
+        "BlueGreenDeployments": f"{arn}:deploymentgroup:shop/web-bg",
+        "BlueGreenRevisions": f"{arn}:application:shop",
+        "BlueGreenConfig": f"{arn}:deploymentconfig:*",
+    }
+    _, plain = create_stack(aws, "shop-dbroll-rolling")
+    assert "CodeBuildBlueGreen" not in plain

@@ -155,3 +155,21 @@ def test_the_bucket_is_private_versioned_encrypted_and_tls_only():
     assert b["BucketEncryption"]["ServerSideEncryptionConfiguration"]
     (deny,) = t["Resources"]["ArtifactBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
     assert deny["Effect"] == "Deny" and deny["Condition"]["Bool"]["aws:SecureTransport"] == "false"
+
+
+def test_the_projects_that_move_the_service_name_its_codedeploy_group():
+    """CodeDeployGroup reaches `dbroll deploy` and `dbroll rollback --bundle` as
+    DBROLL_CODEDEPLOY_GROUP (a blue/green service moves through CodeDeploy); the plan and
+    the build move nothing."""
+    t = load(REPO / "infra" / "dbroll-pipelines.yaml")
+    for project, named in (
+        ("DeployProject", True),
+        ("RollbackExecuteProject", True),
+        ("RollbackPlanProject", False),
+        ("BuildProject", False),
+    ):
+        env = t["Resources"][project]["Properties"]["Environment"]["EnvironmentVariables"]
+        values = {v["Name"]: v["Value"] for v in env}
+        assert values.get("DBROLL_CODEDEPLOY_GROUP") == (
+            {"Ref": "CodeDeployGroup"} if named else None
+        ), project
