@@ -17,12 +17,13 @@ from typing import Any
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeline.errors import AwsError, ConfigError
+from pipeline.errors import AwsError, BusyError, ConfigError
 
 log = structlog.get_logger(__name__)
 
 CODE_DEPLOY = "CODE_DEPLOY"
 _FAILED = {"Failed", "Stopped"}
+_UNDER_WAY = ["Created", "Queued", "InProgress", "Baking", "Ready"]
 
 
 class BlueGreen:
@@ -140,9 +141,26 @@ class BlueGreen:
         }
 
     def check(self, state: Any) -> None:
-        """Everything a move needs, before anything changes."""
-        self.group_for(state)
+        """Everything a move needs, before anything changes: the group, the load balancer
+        container, and no deployment of the group under way (CodeDeploy runs one at a
+        time: the move's own would be refused after the database step)."""
+        app, group = self.group_for(state)
         self.appspec(state, "<the new revision>")
+        running = self._call(
+            f"CodeDeploy deployment group {app}/{group}",
+            self.client.list_deployments,
+            applicationName=app,
+            deploymentGroupName=group,
+            includeOnlyStatuses=_UNDER_WAY,
+        ).get("deployments", [])
+        if running:
+            raise BusyError(
+                f"CodeDeploy deployment group {app}/{group} has a deployment under way "
+                f"({', '.join(running)}), and it takes one at a time; nothing was changed",
+                hint="wait for it (`aws deploy wait deployment-successful --deployment-id "
+                f"{running[0]}`) or stop it (`aws deploy stop-deployment --deployment-id "
+                f"{running[0]}`), then run the same command again",
+            )
 
     def calls(self, state: Any) -> list[str]:
         """The calls of a move, for --dry-run."""

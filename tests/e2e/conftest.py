@@ -178,7 +178,7 @@ def blue_green(aws, monkeypatch):
     deployment group shop/web-bg; moto creates deployments but never runs them, so this
     makes one do what CodeDeploy does: the AppSpec's task definition becomes the service's
     (the replacement task set takes the traffic), status Succeeded, or Failed when
-    `state["fail"]`. Returns the state: "deploy"(digest, group_lists="web") makes the
+    `state["fail"]`, or left Created (under way) when `state["hold"]`. Returns the state: "deploy"(digest, group_lists="web") makes the
     service and the group (which lists that service); "appspecs" are the AppSpecs deployed."""
     import json
 
@@ -187,7 +187,7 @@ def blue_green(aws, monkeypatch):
 
     monkeypatch.setenv("MOTO_ECS_SERVICE_RUNNING", "1")
     monkeypatch.setenv("DBROLL_POLL_SECONDS", "0.05")
-    state: dict = {"fail": False, "appspecs": []}
+    state: dict = {"fail": False, "hold": False, "appspecs": []}
     original = CodeDeployBackend.create_deployment
 
     def create_deployment(self, application_name, deployment_group_name, revision, *a, **kw):
@@ -195,6 +195,8 @@ def blue_green(aws, monkeypatch):
         deployment = self.deployments[deployment_id]
         spec = json.loads(revision["appSpecContent"]["content"])
         state["appspecs"].append(spec)
+        if state["hold"]:  # under way until the test says otherwise
+            return deployment_id
         if state["fail"]:
             deployment.status = "Failed"
             return deployment_id

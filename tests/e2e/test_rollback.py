@@ -352,3 +352,26 @@ def test_a_blue_green_service_whose_deployment_group_cannot_be_found_is_left_unt
     assert named.exit_code == 2, named.stderr
     assert "shop/web-bg (--codedeploy-group) deploys prod/api, not prod/web" in named.stderr
     assert history_rows(db) == rows and service_image(aws).endswith(release["v3"]["digest"])
+
+
+def test_a_blue_green_move_waits_for_no_one_else_s_deployment(release, aws, db, blue_green):
+    """CodeDeploy takes one deployment per group at a time: one under way is found before
+    the database step (exit 4, nothing changed), not by a refused move after it."""
+    from tests.conftest import history_rows
+
+    dsn = db.to_dsn()
+    assert dbroll("migrate", "--dsn", dsn, "--migrations", str(release["v3"]["dir"])).exit_code == 0
+    blue_green["deploy"](release["v3"]["digest"])
+    blue_green["hold"] = True
+    content = '{"version": 0.0, "Resources": [{"TargetService": {"Properties": {}}}]}'
+    under_way = aws.client("codedeploy").create_deployment(
+        applicationName="shop",
+        deploymentGroupName="web-bg",
+        revision={"revisionType": "AppSpecContent", "appSpecContent": {"content": content}},
+    )["deploymentId"]
+    rows = history_rows(db)
+    r = run_rollback(dsn, "shop:v1")
+    assert r.exit_code == 4, r.stderr
+    assert f"has a deployment under way ({under_way})" in r.stderr
+    assert f"aws deploy stop-deployment --deployment-id {under_way}" in r.stderr
+    assert history_rows(db) == rows and service_image(aws).endswith(release["v3"]["digest"])
