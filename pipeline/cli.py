@@ -1694,8 +1694,10 @@ def rollback(
     3. run `dbroll apply-bundle` in a one-off task of the current task definition (never
        the older image), streaming its output;
     4. only if that succeeded, point the service at the target image and wait for the
-       deployment; 5. write an audit record.
-    A re-run after a failure continues where it stopped.
+       deployment (a CodeDeploy deployment for a blue/green service); 5. write an audit
+       record.
+    A re-run after a failure continues where it stopped. --to the image the service runs
+    (after CodeDeploy put traffic back on it) reverts only what is applied beyond it.
 
     \b
     Examples:

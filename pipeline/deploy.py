@@ -94,39 +94,45 @@ def service_manifests(
 def _carried(
     source: ManifestSource, state: Any, c: Any, ref: ImageRef
 ) -> tuple[tuple[Manifest, ImageRef], ...]:
-    """The manifests of the images whose migrations stay applied beyond the container's:
-    those its io.dbroll.schema-images label names, or, on a task definition registered
-    without the label (CodeDeploy blue/green from taskdef.json), those the service's
-    io.dbroll.schema-image/<digest> tags name for that container."""
-    if SCHEMA_IMAGES_LABEL in c.labels:
-        digests = [d.strip() for d in c.labels[SCHEMA_IMAGES_LABEL].split(",") if d.strip()]
-        where = (
-            f"task definition {state.task_definition}, container {c.container}: its label "
-            f"{SCHEMA_IMAGES_LABEL}"
+    """The manifests of the images whose migrations may be applied beyond the container's:
+    those its io.dbroll.schema-images label names (dbroll's moves write it), then those the
+    service's io.dbroll.schema-image/<digest> tags name for that container (every move
+    writes them too; they outlive a revision registered without the label, CodeDeploy
+    blue/green from taskdef.json, and the hook adds what it applied). make_plan counts a
+    version of theirs only where the deployed image lacks it (and, with history, where the
+    database has it)."""
+    arn = state.raw.get("serviceArn")
+    sources: dict[str, tuple[str, str]] = {}  # digest -> (where it is named, how to drop it)
+    for d in c.labels.get(SCHEMA_IMAGES_LABEL, "").split(","):
+        sources.setdefault(
+            d.strip(),
+            (
+                f"task definition {state.task_definition}, container {c.container}: its "
+                f"label {SCHEMA_IMAGES_LABEL}",
+                "register a revision of the task definition without the label",
+            ),
         )
-        drop = "register a revision of the task definition without the label"
-    else:
-        digests = [
-            key[len(SCHEMA_IMAGE_TAG) :]
-            for key, value in sorted(state.tags.items())
-            if key.startswith(SCHEMA_IMAGE_TAG) and c.container in value.split()
-        ]
-        where = f"ECS service {state.cluster}/{state.service}: its tag {SCHEMA_IMAGE_TAG}<digest>"
-        drop = (
-            f"remove the tag: `aws ecs untag-resource --resource-arn {state.raw.get('serviceArn')}"
-            f" --tag-keys {SCHEMA_IMAGE_TAG}<digest>`"
-        )
+    for key, value in sorted(state.tags.items()):
+        if key.startswith(SCHEMA_IMAGE_TAG) and c.container in value.split():
+            sources.setdefault(
+                key[len(SCHEMA_IMAGE_TAG) :],
+                (
+                    f"ECS service {state.cluster}/{state.service}: its tag {key}",
+                    f"remove the tag: `aws ecs untag-resource --resource-arn {arn} --tag-keys "
+                    f"{key}`",
+                ),
+            )
     out = []
-    for digest in digests:
-        if digest == ref.digest:
+    for digest, (where, drop) in sources.items():
+        if not digest or digest == ref.digest:
             continue
         try:
             out.append(source.load_digest(c.repository, digest))
         except ConfigError as e:
             raise ConfigError(
                 f"{where} says migrations of {c.repository}@{digest} stayed applied (a "
-                f"code-only rollback kept them), and that image's manifest cannot be read: "
-                f"{e.message}",
+                f"code-only rollback kept them, or a deployment rolled back after they "
+                f"ran), and that image's manifest cannot be read: {e.message}",
                 hint="the plan needs that manifest for their undo scripts: publish it again "
                 f"(`dbroll manifest publish`), or, if those migrations were undone some other "
                 f"way, {drop}",
@@ -316,11 +322,13 @@ def rollback(
     result = RollbackResult(plan, durations={"plan_s": round(time.monotonic() - t0, 3)})
     require_unblocked(plan)
     along = _services_along(ecs, state, also, deployed_ref, target_ref)
-    if deployed_ref.digest == target_ref.digest:
-        result.outcome = f"{cluster}/{service} already runs {target_ref.label}: nothing to do"
+    if deployed_ref.digest == target_ref.digest and plan.strategy != "undo":
+        result.outcome = f"{cluster}/{service} already runs {target_ref.label}: nothing to do" + (
+            f" ({plan.summary})" if plan.strategy == "code-only" else ""
+        )
         return result
     images = _target_images(state, deployed_ref, target_ref)
-    _check_controllers(bluegreen, [state, *(st for st, _ in along)])
+    _check_controllers(bluegreen, plan, [(state, images), *along])
     forward = _forward_command(source, deployed_ref)
     if dry_run:
         uri = (
@@ -442,13 +450,29 @@ def _schema_label(plan: Plan) -> dict[str, str | None]:
     return {SCHEMA_IMAGES_LABEL: ",".join(plan.schema_images) or None}
 
 
-def _check_controllers(bluegreen: Any, states: list[Any]) -> None:
-    """Each service to move can be moved, before anything changes: ECS's own rolling
-    deployments, or CodeDeploy blue/green (its deployment group found, a load balancer
-    container to name); an EXTERNAL controller is refused."""
+def _unchanged(state: Any, images: dict[str, str], labels: dict[str, str | None]) -> bool:
+    """Whether the revision a move would register is the current one: the same images, the
+    same labels (None: absent)."""
+    current = {c.container: c for c in state.containers}
+    return all(
+        name in current
+        and current[name].image == image
+        and all(current[name].labels.get(k) == v for k, v in labels.items())
+        for name, image in images.items()
+    )
+
+
+def _check_controllers(bluegreen: Any, plan: Plan, moves: list[tuple[Any, dict[str, str]]]) -> None:
+    """Each service that will get a new revision can be moved, before anything changes:
+    ECS's own rolling deployments, or CodeDeploy blue/green (its deployment group found, a
+    load balancer container to name, none of its deployments under way); an EXTERNAL
+    controller is refused. One whose revision stays (only its record changes) is not
+    checked."""
     from pipeline.aws.bluegreen import CODE_DEPLOY
 
-    for st in states:
+    for st, images in moves:
+        if _unchanged(st, images, _schema_label(plan)):
+            continue
         if st.controller == CODE_DEPLOY:
             if bluegreen is None:
                 raise ConfigError(
@@ -470,6 +494,18 @@ def _check_controllers(bluegreen: Any, states: list[Any]) -> None:
 def _service_calls(
     state: Any, images: dict[str, str], plan: Plan, bluegreen: Any = None
 ) -> list[str]:
+    add, remove = _schema_tags(state, plan, images)
+    arn = state.raw.get("serviceArn", f"{state.cluster}/{state.service}")
+    tags = []
+    if remove:
+        tags.append(f"ecs:UntagResource resourceArn={arn} tagKeys={','.join(remove)}")
+    if add:
+        tags.append(
+            f"ecs:TagResource resourceArn={arn} tags="
+            + ",".join(f"{k}={v}" for k, v in add.items())
+        )
+    if _unchanged(state, images, _schema_label(plan)):
+        return tags  # the service stays on its revision
     family = state.task_definition.rsplit("/", 1)[-1].rsplit(":", 1)[0]
     value = _schema_label(plan)[SCHEMA_IMAGES_LABEL]
     had = any(c.labels.get(SCHEMA_IMAGES_LABEL) for c in state.containers if c.container in images)
@@ -480,8 +516,6 @@ def _service_calls(
         if had
         else ""
     )
-    add, remove = _schema_tags(state, plan, images)
-    arn = state.raw.get("serviceArn", f"{state.cluster}/{state.service}")
     return [
         f"ecs:DescribeTaskDefinition taskDefinition={state.task_definition}",
         f"ecs:RegisterTaskDefinition family={family} (a copy of the current revision with "
@@ -498,15 +532,7 @@ def _service_calls(
                 "until the deployment completes",
             ]
         ),
-        *([f"ecs:UntagResource resourceArn={arn} tagKeys={','.join(remove)}"] if remove else []),
-        *(
-            [
-                f"ecs:TagResource resourceArn={arn} tags="
-                + ",".join(f"{k}={v}" for k, v in add.items())
-            ]
-            if add
-            else []
-        ),
+        *tags,
     ]
 
 
@@ -612,7 +638,7 @@ def deploy(
         result.outcome = f"{cluster}/{service} already runs {target_ref.label}: nothing to do"
         return result
     images = _target_images(state, deployed_ref, target_ref)
-    _check_controllers(bluegreen, [state, *(st for st, _ in along)])
+    _check_controllers(bluegreen, plan, [(state, images), *along])
     command = _forward_command(source, target_ref)
     extra_env = {
         **({"DBROLL_RESUME_INTERRUPTED": "1"} if resume_interrupted else {}),
@@ -764,6 +790,10 @@ def _database_then_service(
     t2 = time.monotonic()
 
     def move(service_state: Any, service_images: dict[str, str]) -> tuple[str, str]:
+        if _unchanged(service_state, service_images, _schema_label(result.plan)):
+            # the schema came back to the image it runs: no new revision, only the record
+            _retag(ecs_client, service_state, result.plan, service_images)
+            return service_state.task_definition, ""
         moved = point_service_at(
             ecs_client,
             service_state,

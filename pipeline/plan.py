@@ -590,8 +590,15 @@ def _make_plan(
         direction = "forward"
     elif D - T:
         direction = "rollback"
+    elif T - A:
+        direction = "forward"
     else:
-        direction = "forward" if T - A else "none"
+        # the same image on both sides (its digest): bringing the schema back to it can only
+        # mean reverting what is applied beyond it (kept by a code-only rollback, or applied
+        # by a deployment CodeDeploy rolled back); another image with the same migrations
+        # is a code hotfix, which keeps them
+        same = bool(source and target_ref and source.digest and source.digest == target_ref.digest)
+        direction = "rollback" if same and owners else "none"
 
     if direction == "forward":
         todo = [m for m in target.migrations if m.version not in A]

@@ -4,7 +4,10 @@ appspec.yaml names this Lambda on BeforeInstall (or AfterInstall). The handler r
 deployment's target task definition, runs `dbroll migrate --manifest <target image>` as a
 one-off task of the service's *current* task definition (the same executor as `dbroll
 deploy`), and reports Succeeded or Failed with PutLifecycleEventHookExecutionStatus. It
-never leaves a hook pending: any exception is reported as Failed, then re-raised.
+never leaves a hook pending: any exception is reported as Failed, then re-raised. When the
+migrations ran, the service gets the tag io.dbroll.schema-image/<target digest>
+(record_applied): should CodeDeploy put traffic back on the original task set, `dbroll
+rollback --to <the image it runs>` finds the target's undo scripts through it.
 
 Note: AWS cannot roll a deployment back from a failure in BeforeInstall (the replacement
 task set does not exist yet): the deployment just stops, and the original keeps serving.
@@ -71,6 +74,29 @@ def task_env(deployment_id: str, digest: str | None, lambda_env: Any) -> dict[st
     return env
 
 
+def record_applied(ecs: Any, state: Any, container: str, digest: str | None) -> None:
+    """After the hook applied an image's migrations, the service (which runs the original
+    image until traffic moves, and again if CodeDeploy rolls the deployment back) gets the
+    tag io.dbroll.schema-image/<digest>: that image's migrations are applied beyond what it
+    runs, so a later `dbroll rollback` finds their undo scripts (pipeline.deploy._carried).
+    A failure is logged, not raised: the deployment goes on."""
+    from pipeline.aws.ecs import retag_service
+    from pipeline.plan import SCHEMA_IMAGE_TAG
+
+    runs = {c.digest for c in state.containers if c.container == container}
+    if not digest or digest in runs:
+        return
+    failed = retag_service(ecs, state, {SCHEMA_IMAGE_TAG + digest: container}, [])
+    if failed:
+        log.warning(
+            "the migrations ran, but the service's record of them could not be written",
+            service=f"{state.cluster}/{state.service}",
+            tag=SCHEMA_IMAGE_TAG + digest,
+            error=failed,
+            hint="allow the hook's role ecs:TagResource on the service",
+        )
+
+
 def run_hook(
     event: dict[str, Any],
     *,
@@ -126,10 +152,13 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, str]:  # pr
             OneOffTasks(ecs_client, session.client("logs")), state, container=app, timeout=timeout
         )
         manifest = f"{ref.repository}@{ref.digest}" if ref.digest else image
-        return executor.run(
+        outcome = executor.run(
             ["dbroll", "migrate", "--manifest", manifest, "--bucket", bucket, "--prefix", prefix],
             task_env(event["DeploymentId"], ref.digest, os.environ),
         )
+        if outcome.ok:
+            record_applied(ecs_client, state, app, ref.digest)
+        return outcome
 
     status = run_hook(
         event,

@@ -251,3 +251,54 @@ def test_a_hotfix_numbered_below_a_kept_version_deploys_out_of_order_only_when_a
     assert undone == ["5", "4.1", "4"], back.stderr
     st = dbroll("status", *args(db, release["v2"]["dir"]), "--json")
     assert st.json["applied"] == ["1", "2", "3"] and service_labels(aws) == {}
+
+
+def test_after_codedeploy_puts_traffic_back_a_rollback_to_what_runs_undoes_the_hooks_migrations(
+    release, aws, db, tmp_path, shop_service, ecs_runs_locally
+):
+    """A blue/green deployment of v4 (here with a breaking change): the hook applied v4's
+    migration in a one-off task and recorded it on the service, then CodeDeploy rolled the
+    deployment back, so v3 serves again on v4's schema. `dbroll rollback --to shop:v3` (what
+    runs) undoes it with v4's script, in a one-off task, and leaves the service on its
+    revision; with nothing beyond any more, the same command has nothing to do."""
+    from pipeline.aws.codedeploy_hook import record_applied
+    from pipeline.aws.ecs import Ecs, OneOffTasks
+    from pipeline.executor import EcsTaskExecutor
+    from tests.e2e.conftest import V3, publish_release
+
+    v4 = publish_release(
+        tmp_path,
+        aws.client("ecr"),
+        "v4",
+        {
+            **V3,
+            "V5__email.sql": "ALTER TABLE customers ADD COLUMN email VARCHAR(100) NOT NULL;",
+            "U5__email.sql": "ALTER TABLE customers DROP COLUMN email;",
+        },
+    )
+    assert dbroll("migrate", *args(db, release["v3"]["dir"])).exit_code == 0
+    shop_service(release["v3"]["digest"])
+    ecs = aws.client("ecs")
+    state = Ecs(ecs).service_state("prod", "web")
+    # what the hook's database step does for the deployment of v4
+    hook = EcsTaskExecutor(OneOffTasks(ecs, aws.client("logs")), state, container="app", delay=0.05)
+    ran = hook.run(
+        ["dbroll", "migrate", "--manifest", f"shop@{v4['digest']}", "--bucket", "art"], {}
+    )
+    assert ran.ok, ran.log_lines
+    record_applied(ecs, state, "app", v4["digest"])
+    assert service_tags(aws) == {f"io.dbroll.schema-image/{v4['digest']}": "app"}
+    revision = state.task_definition
+
+    common = ("--cluster", "prod", "--service", "web", "--bucket", "art", "--yes")
+    r = dbroll("rollback", *common, "--to", "shop:v3")
+    assert r.exit_code == 0, r.stderr
+    assert ecs_runs_locally[-1]["command"][1] == "apply-bundle"
+    undone = [line.split()[1] for line in r.stderr.splitlines() if " undone " in line]
+    assert undone == ["5"], r.stderr
+    st = dbroll("status", *args(db, release["v3"]["dir"]), "--json")
+    assert st.json["applied"] == ["1", "2", "3", "4"] and not st.json.get("future")
+    assert Ecs(ecs).service_state("prod", "web").task_definition == revision
+    assert service_tags(aws) == {}
+    again = dbroll("rollback", *common, "--to", "shop:v3")
+    assert again.exit_code == 0 and "nothing to do" in again.stdout

@@ -157,6 +157,14 @@ def test_the_bucket_is_private_versioned_encrypted_and_tls_only():
     assert deny["Effect"] == "Deny" and deny["Condition"]["Bool"]["aws:SecureTransport"] == "false"
 
 
+def test_the_hook_may_tag_the_one_service_with_what_it_applied():
+    t = load(REPO / "infra" / "dbroll-pipelines.yaml")
+    sts = {(n, s.get("Sid")): s for n, s in statements(t)}
+    service = sts[("HookRole", "Service")]
+    assert "ecs:TagResource" in service["Action"]
+    assert service["Resource"]["Sub"].endswith(":service/${ClusterName}/${ServiceName}")
+
+
 def test_the_projects_that_move_the_service_name_its_codedeploy_group():
     """CodeDeployGroup reaches `dbroll deploy` and `dbroll rollback --bundle` as
     DBROLL_CODEDEPLOY_GROUP (a blue/green service moves through CodeDeploy); the plan and

@@ -376,6 +376,26 @@ def test_a_hotfix_of_the_rolled_back_to_image_keeps_the_carried_versions():
     assert back.schema_images == () and not back.steps
 
 
+def test_the_image_the_service_runs_as_target_reverts_what_is_applied_beyond_it():
+    """CodeDeploy put traffic back on v3 after its hook applied v4's version 4 (or a
+    code-only rollback kept it): a rollback to v3 itself undoes it with v4's script when it
+    is breaking, keeps it when additive, and with nothing beyond has nothing to do."""
+    v3 = spec("1a 2a 3b")
+    breaking = with_files(spec("1a 2a 3b 4b"), "v4")
+    p = make_plan(v3, v3, source=V3_REF, target_ref=V3_REF, carried=[(breaking, V4_REF)])
+    assert p.direction == "rollback" and p.strategy == "undo" and not p.blocked
+    assert [(s.action, s.version) for s in p.steps] == [("undo", "4")]
+    files = plan_files(p, v3, v3, [(breaking, V4_REF)])
+    assert [files[s.path] for s in p.steps] == [b"-- v4: U4__m.sql"]
+    assert p.schema_images == ()
+    additive = make_plan(
+        v3, v3, source=V3_REF, target_ref=V3_REF, carried=[(spec("1a 2a 3b 4a"), V4_REF)]
+    )
+    assert additive.strategy == "code-only" and additive.schema_images == (V4_REF.digest,)
+    alone = make_plan(v3, v3, source=V3_REF, target_ref=V3_REF)
+    assert alone.direction == "none" and not alone.steps
+
+
 def test_a_forward_move_below_the_newest_applied_version_blocks_unless_asked():
     v4, v3 = spec("1a 2a 3b 4a"), spec("1a 2a 3b")
     hotfix = spec("1a 2a 3b 3.1a")
