@@ -537,24 +537,33 @@ def _service_calls(
 
 
 def _schema_tags(
-    state: Any, plan: Plan, containers: Iterable[str]
+    state: Any, plan: Plan, containers: Iterable[str], added: dict[str, str] | None = None
 ) -> tuple[dict[str, str], list[str]]:
     """The service's io.dbroll.schema-image/<digest> tags after `plan`, as (to set, to
     remove): the label's record, kept on the service too, where a task definition registered
-    without dbroll (CodeDeploy blue/green from taskdef.json) does not erase it."""
+    without dbroll (CodeDeploy blue/green from taskdef.json) does not erase it. `added`:
+    tags written since `state` was read."""
     value = " ".join(sorted(containers))
     want = {SCHEMA_IMAGE_TAG + d: value for d in plan.schema_images}
-    have = {k: v for k, v in state.tags.items() if k.startswith(SCHEMA_IMAGE_TAG)}
+    have = {
+        k: v for k, v in {**state.tags, **(added or {})}.items() if k.startswith(SCHEMA_IMAGE_TAG)
+    }
     return {k: v for k, v in want.items() if have.get(k) != v}, sorted(set(have) - set(want))
 
 
-def _retag(ecs: Any, state: Any, plan: Plan, containers: Iterable[str]) -> None:
+def _retag(
+    ecs: Any,
+    state: Any,
+    plan: Plan,
+    containers: Iterable[str],
+    added: dict[str, str] | None = None,
+) -> None:
     """Write the schema tags after a move. The move stands if that fails: the new revision's
     label holds the same record, so only a later revision registered without dbroll needs
     the tags; say how to write them by hand."""
     from pipeline.aws.ecs import retag_service
 
-    add, remove = _schema_tags(state, plan, containers)
+    add, remove = _schema_tags(state, plan, containers, added)
     if not (add or remove):
         return
     failed = retag_service(ecs, state, add, remove)
@@ -647,6 +656,14 @@ def deploy(
     if dry_run:
         result.would = (
             executor.describe(command, extra_env)
+            + [
+                f"ecs:TagResource resourceArn={st.raw.get('serviceArn')} tags="
+                f"{SCHEMA_IMAGE_TAG}{target_ref.digest}={' '.join(sorted(imgs))} (the "
+                "database has the target's migrations from here on, whether or not the "
+                "service gets to it)"
+                for st, imgs in [*along, (state, images)]
+                if target_ref.digest not in {c.digest for c in st.containers if c.container in imgs}
+            ]
             + [c for st, imgs in along for c in _service_calls(st, imgs, plan, bluegreen)]
             + _service_calls(state, images, plan, bluegreen)
             + [f"s3:PutObject {source.store.uri(source.store.audit_key(run_id))} (audit record)"]
@@ -676,6 +693,7 @@ def deploy(
             extra_env=extra_env,
             along=along,
             bluegreen=bluegreen,
+            applied_image=target_ref.digest,
             blocked_hint=(
                 ""
                 if resume_interrupted
@@ -752,13 +770,16 @@ def _database_then_service(
     blocked_hint: str = "",
     along: list[tuple[Any, dict[str, str]]] | None = None,
     bluegreen: Any = None,
+    applied_image: str | None = None,
 ) -> None:
     """The database step through the executor, then (only if it succeeded) the services:
     those `along` first, the primary last, so that a run stopped half-way is planned again
-    from the primary's unchanged image and moves the rest."""
+    from the primary's unchanged image and moves the rest. `applied_image` (a deploy: the
+    target's digest) is recorded on each service between the two, so that a move that
+    fails leaves the services saying whose migrations the database now has."""
     import time
 
-    from pipeline.aws.ecs import ServiceDeploymentFailed, point_service_at
+    from pipeline.aws.ecs import ServiceDeploymentFailed, point_service_at, record_applied
     from pipeline.errors import AwsError, BusyError, DbrollError
 
     t1 = time.monotonic()
@@ -788,11 +809,17 @@ def _database_then_service(
             hint = blocked_hint  # "again" would block again: say what decides it
         raise cls(message, hint=hint)
     t2 = time.monotonic()
+    along = along or []
+    recorded = {
+        st.service: record_applied(ecs_client, st, imgs, applied_image)
+        for st, imgs in [*along, (state, images)]
+    }
 
     def move(service_state: Any, service_images: dict[str, str]) -> tuple[str, str]:
+        added = recorded.get(service_state.service, {})
         if _unchanged(service_state, service_images, _schema_label(result.plan)):
             # the schema came back to the image it runs: no new revision, only the record
-            _retag(ecs_client, service_state, result.plan, service_images)
+            _retag(ecs_client, service_state, result.plan, service_images, added)
             return service_state.task_definition, ""
         moved = point_service_at(
             ecs_client,
@@ -803,10 +830,9 @@ def _database_then_service(
             delay=delay,
             bluegreen=bluegreen,
         )
-        _retag(ecs_client, service_state, result.plan, service_images)
+        _retag(ecs_client, service_state, result.plan, service_images, added)
         return moved
 
-    along = along or []
     for i, (other, other_images) in enumerate(along):
         try:
             result.also[other.service], _ = move(other, other_images)

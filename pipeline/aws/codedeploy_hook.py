@@ -6,8 +6,8 @@ one-off task of the service's *current* task definition (the same executor as `d
 deploy`), and reports Succeeded or Failed with PutLifecycleEventHookExecutionStatus. It
 never leaves a hook pending: any exception is reported as Failed, then re-raised. When the
 migrations ran, the service gets the tag io.dbroll.schema-image/<target digest>
-(record_applied): should CodeDeploy put traffic back on the original task set, `dbroll
-rollback --to <the image it runs>` finds the target's undo scripts through it.
+(pipeline.aws.ecs.record_applied): should CodeDeploy put traffic back on the original
+task set, `dbroll rollback --to <the image it runs>` finds the target's undo scripts.
 
 Note: AWS cannot roll a deployment back from a failure in BeforeInstall (the replacement
 task set does not exist yet): the deployment just stops, and the original keeps serving.
@@ -74,29 +74,6 @@ def task_env(deployment_id: str, digest: str | None, lambda_env: Any) -> dict[st
     return env
 
 
-def record_applied(ecs: Any, state: Any, container: str, digest: str | None) -> None:
-    """After the hook applied an image's migrations, the service (which runs the original
-    image until traffic moves, and again if CodeDeploy rolls the deployment back) gets the
-    tag io.dbroll.schema-image/<digest>: that image's migrations are applied beyond what it
-    runs, so a later `dbroll rollback` finds their undo scripts (pipeline.deploy._carried).
-    A failure is logged, not raised: the deployment goes on."""
-    from pipeline.aws.ecs import retag_service
-    from pipeline.plan import SCHEMA_IMAGE_TAG
-
-    runs = {c.digest for c in state.containers if c.container == container}
-    if not digest or digest in runs:
-        return
-    failed = retag_service(ecs, state, {SCHEMA_IMAGE_TAG + digest: container}, [])
-    if failed:
-        log.warning(
-            "the migrations ran, but the service's record of them could not be written",
-            service=f"{state.cluster}/{state.service}",
-            tag=SCHEMA_IMAGE_TAG + digest,
-            error=failed,
-            hint="allow the hook's role ecs:TagResource on the service",
-        )
-
-
 def run_hook(
     event: dict[str, Any],
     *,
@@ -133,7 +110,7 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, str]:  # pr
     import boto3
 
     from pipeline.aws.ecr import parse_image_ref
-    from pipeline.aws.ecs import Ecs, OneOffTasks
+    from pipeline.aws.ecs import Ecs, OneOffTasks, record_applied
     from pipeline.executor import EcsTaskExecutor
 
     session = boto3.session.Session()
@@ -157,7 +134,7 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, str]:  # pr
             task_env(event["DeploymentId"], ref.digest, os.environ),
         )
         if outcome.ok:
-            record_applied(ecs_client, state, app, ref.digest)
+            record_applied(ecs_client, state, [app], ref.digest)
         return outcome
 
     status = run_hook(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -482,6 +482,34 @@ def retag_service(
     except (ClientError, BotoCoreError) as e:
         return str(e)
     return None
+
+
+def record_applied(
+    ecs: Any, state: ServiceState, containers: Iterable[str], digest: str | None
+) -> dict[str, str]:
+    """Once an image's migrations ran while the service runs another image, tag the
+    service io.dbroll.schema-image/<digest> (value: the containers): they are applied
+    beyond what it runs, so a later plan from the service finds their undo scripts even if
+    the service never gets to that image (a deployment that fails, or that CodeDeploy rolls
+    back). Returns the tags written; a failure is logged, not raised: the move goes on."""
+    from pipeline.plan import SCHEMA_IMAGE_TAG
+
+    names = sorted(containers)
+    runs = {c.digest for c in state.containers if c.container in names}
+    if not digest or not names or digest in runs:
+        return {}
+    tags = {SCHEMA_IMAGE_TAG + digest: " ".join(names)}
+    failed = retag_service(ecs, state, tags, [])
+    if failed:
+        log.warning(
+            "the migrations ran, but the service's record of them could not be written",
+            service=f"{state.cluster}/{state.service}",
+            tag=SCHEMA_IMAGE_TAG + digest,
+            error=failed,
+            hint="allow ecs:TagResource on the service",
+        )
+        return {}
+    return tags
 
 
 class ServiceDeploymentFailed(AwsError):

@@ -120,6 +120,8 @@ def test_a_migration_a_stopped_task_left_half_done_blocks_the_deploy_until_asked
     dry = dbroll("deploy", *common, "--resume-interrupted", "--dry-run")
     assert dry.exit_code == 0, dry.stderr
     assert "environment+=DBROLL_RESUME_INTERRUPTED=1" in dry.stdout
+    # before the move, the service is told whose migrations the database has
+    assert f"tags=io.dbroll.schema-image/{release['v3']['digest']}=app (the database" in dry.stdout
     assert len(ecs_runs_locally) == 1 and history_rows(db) == stopped
 
     r = dbroll("deploy", *common, "--resume-interrupted")
@@ -128,6 +130,7 @@ def test_a_migration_a_stopped_task_left_half_done_blocks_the_deploy_until_asked
     st = dbroll("status", *args(db, release["v3"]["dir"]), "--json")
     assert st.json["applied"] == ["1", "2", "3", "4"] and not st.json.get("blocked")
     assert service_image(aws).endswith(release["v3"]["digest"])
+    assert service_tags(aws) == {}  # the service runs it: the record went with the move
 
 
 def test_a_second_rollback_after_a_code_only_one_undoes_what_the_first_kept(
@@ -261,8 +264,7 @@ def test_after_codedeploy_puts_traffic_back_a_rollback_to_what_runs_undoes_the_h
     deployment back, so v3 serves again on v4's schema. `dbroll rollback --to shop:v3` (what
     runs) undoes it with v4's script, in a one-off task, and leaves the service on its
     revision; with nothing beyond any more, the same command has nothing to do."""
-    from pipeline.aws.codedeploy_hook import record_applied
-    from pipeline.aws.ecs import Ecs, OneOffTasks
+    from pipeline.aws.ecs import Ecs, OneOffTasks, record_applied
     from pipeline.executor import EcsTaskExecutor
     from tests.e2e.conftest import V3, publish_release
 
@@ -286,7 +288,7 @@ def test_after_codedeploy_puts_traffic_back_a_rollback_to_what_runs_undoes_the_h
         ["dbroll", "migrate", "--manifest", f"shop@{v4['digest']}", "--bucket", "art"], {}
     )
     assert ran.ok, ran.log_lines
-    record_applied(ecs, state, "app", v4["digest"])
+    record_applied(ecs, state, ["app"], v4["digest"])
     assert service_tags(aws) == {f"io.dbroll.schema-image/{v4['digest']}": "app"}
     revision = state.task_definition
 

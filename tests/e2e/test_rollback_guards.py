@@ -311,3 +311,41 @@ def test_a_worker_that_fails_to_move_stops_the_move_before_the_service(
     assert _applied(dsn, release) == ["1", "2"]
     assert service_image(aws).endswith(release["v1"]["digest"])
     assert service_image(aws, "worker").endswith(release["v1"]["digest"])
+
+
+def test_a_deploy_the_service_could_not_take_is_undone_by_the_command_its_error_gives(
+    release, aws, on_service, db, tmp_path, circuit_breaker
+):
+    """The forward deploy applied v4's breaking migration, then the circuit breaker kept
+    the service on v3. The service was told before the move that v4's migrations are
+    applied, so the rollback the error names (to v3, what still runs) undoes them with v4's
+    script, and the record is gone afterwards."""
+    from tests.e2e.conftest import V3, publish_release, service_tags
+
+    v4 = publish_release(
+        tmp_path,
+        aws.client("ecr"),
+        "v4",
+        {
+            **V3,
+            "V5__email.sql": "ALTER TABLE customers ADD COLUMN email VARCHAR(100) NOT NULL;",
+            "U5__email.sql": "ALTER TABLE customers DROP COLUMN email;",
+        },
+    )
+    dsn = db.to_dsn()
+    assert dbroll("migrate", "--dsn", dsn, "--migrations", str(release["v3"]["dir"])).exit_code == 0
+    on_service(release["v3"]["digest"])
+    move = ("--cluster", "prod", "--service", "web", "--executor", "local", "--dsn", dsn)
+    r = dbroll("deploy", *move, "--bucket", "art", "--image", "shop:v4")
+    assert r.exit_code == 1 and "circuit breaker" in r.stderr, r.stderr
+    assert service_image(aws).endswith(release["v3"]["digest"])
+    assert service_tags(aws) == {f"io.dbroll.schema-image/{v4['digest']}": "app"}
+    given = f"--to shop@{release['v3']['digest']}"
+    assert given in r.stderr
+    circuit_breaker["on"] = False
+    back = dbroll("rollback", *move, "--bucket", "art", "--yes", *given.split())
+    assert back.exit_code == 0, back.stderr
+    undone = [line.split()[1] for line in back.stderr.splitlines() if " undone " in line]
+    assert undone == ["5"], back.stderr
+    assert _applied(dsn, release) == ["1", "2", "3", "4"] and service_tags(aws) == {}
+    assert service_image(aws).endswith(release["v3"]["digest"])

@@ -125,13 +125,12 @@ def test_the_task_resumes_or_goes_out_of_order_only_when_the_lambda_says_so():
 def test_the_hook_records_the_image_it_migrated_on_the_service(aws, service):
     """What the hook applied is on the service (a CodeDeploy rollback leaves it applied
     beyond the original image); an image the service already runs is not recorded."""
-    from pipeline.aws.codedeploy_hook import record_applied
-    from pipeline.aws.ecs import Ecs
+    from pipeline.aws.ecs import Ecs, record_applied
 
     ecs = aws.client("ecs")
     state = Ecs(ecs).service_state("prod", "web")
     digest = "sha256:" + "b" * 64
-    record_applied(ecs, state, "app", None)
+    record_applied(ecs, state, ["app"], None)
     assert Ecs(ecs).service_state("prod", "web").tags == {}
-    record_applied(ecs, state, "app", digest)
+    record_applied(ecs, state, ["app"], digest)
     assert Ecs(ecs).service_state("prod", "web").tags == {f"io.dbroll.schema-image/{digest}": "app"}
