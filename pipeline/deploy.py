@@ -478,7 +478,8 @@ def _check_controllers(bluegreen: Any, plan: Plan, moves: list[tuple[Any, dict[s
                 raise ConfigError(
                     f"ECS service {st.cluster}/{st.service} is deployed by CodeDeploy "
                     "(blue/green), and this caller cannot create CodeDeploy deployments; "
-                    "nothing was changed"
+                    "nothing was changed",
+                    hint="pass bluegreen=pipeline.aws.bluegreen.BlueGreen(...), as the CLI does",
                 )
             bluegreen.check(st)
         elif st.controller != "ECS":
@@ -558,9 +559,9 @@ def _retag(
     containers: Iterable[str],
     added: dict[str, str] | None = None,
 ) -> None:
-    """Write the schema tags after a move. The move stands if that fails: the new revision's
-    label holds the same record, so only a later revision registered without dbroll needs
-    the tags; say how to write them by hand."""
+    """Write the schema tags after a move (or instead of one, when the revision stays). The
+    move stands if that fails: the revision's label holds the same record, so only a later
+    revision registered without dbroll needs the tags; say how to write them by hand."""
     from pipeline.aws.ecs import retag_service
 
     add, remove = _schema_tags(state, plan, containers, added)
@@ -578,9 +579,9 @@ def _retag(
             tags = " ".join(f"'key={k},value={v}'" for k, v in add.items())
             by_hand.append(f"aws ecs tag-resource --resource-arn {arn} --tags {tags}")
         log.warning(
-            "the service moved, but its schema tags could not be written; its task definition's "
-            f"label {SCHEMA_IMAGES_LABEL} has the same record, which a revision registered "
-            "without dbroll (CodeDeploy blue/green) would lose",
+            "the service's schema tags could not be written (the move itself stands); its "
+            f"task definition's label {SCHEMA_IMAGES_LABEL} has the same record, which a "
+            "revision registered without dbroll (CodeDeploy blue/green) would lose",
             service=f"{state.cluster}/{state.service}",
             error=failed,
             hint="allow ecs:TagResource and ecs:UntagResource on the service (infra/ does), "
