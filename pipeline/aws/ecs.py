@@ -68,9 +68,27 @@ class Ecs:
     def service_state(self, cluster: str, service: str) -> ServiceState:
         """The service's current task definition and, per container, the image digest."""
         name = f"ECS service {cluster}/{service}"
-        resp = self._call(
-            name, self.ecs.describe_services, cluster=cluster, services=[service], include=["TAGS"]
-        )
+        try:
+            resp = self._call(
+                name,
+                self.ecs.describe_services,
+                cluster=cluster,
+                services=[service],
+                include=["TAGS"],
+            )
+        except AwsError as e:
+            if "AccessDenied" not in e.message:
+                raise
+            # a role that may describe the service but not read its tags: the label (on the
+            # revision) still names the images whose migrations stay applied
+            log.warning(
+                "cannot read the service's tags; only its task definition's label will name "
+                "the images whose migrations stay applied",
+                service=f"{cluster}/{service}",
+                error=e.message,
+                hint="grant the role the action the error names, on the service",
+            )
+            resp = self._call(name, self.ecs.describe_services, cluster=cluster, services=[service])
         services = [s for s in resp.get("services", []) if s.get("status") != "INACTIVE"]
         if not services:
             raise NotFoundError(

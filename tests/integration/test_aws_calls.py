@@ -272,3 +272,38 @@ def test_a_blue_green_service_runs_what_its_primary_task_set_runs_and_where(aws)
         "launchType": "FARGATE",
         "platformVersion": "1.4.0",
     }
+
+
+def test_a_role_that_cannot_read_the_service_s_tags_still_plans_from_the_label(aws):
+    """DescribeServices with include=TAGS denied (Stubber: moto does not enforce IAM): the
+    service is read again without tags, with a warning that passes the error on."""
+    from botocore.stub import Stubber
+    from structlog.testing import capture_logs
+
+    ecs = aws.client("ecs")
+    td = "arn:aws:ecs:eu-west-1:123456789012:task-definition/shop:3"
+    image = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop:v3"
+    labels = {"io.dbroll.schema-images": "sha256:" + "4" * 64}
+    with Stubber(ecs) as stub, capture_logs() as logs:
+        stub.add_client_error("describe_services", "AccessDeniedException", "not authorized")
+        service = {"serviceName": "web", "status": "ACTIVE", "taskDefinition": td}
+        stub.add_response(
+            "describe_services", {"services": [service]}, {"cluster": "prod", "services": ["web"]}
+        )
+        stub.add_response(
+            "describe_task_definition",
+            {
+                "taskDefinition": {
+                    "taskDefinitionArn": td,
+                    "containerDefinitions": [
+                        {"name": "app", "image": image, "dockerLabels": labels}
+                    ],
+                }
+            },
+        )
+        stub.add_response("list_tasks", {"taskArns": []})
+        state = Ecs(ecs).service_state("prod", "web")
+        stub.assert_no_pending_responses()
+    assert state.tags == {} and state.containers[0].labels == labels
+    (warning,) = [e for e in logs if e["log_level"] == "warning"]
+    assert "not authorized" in warning["error"] and "the action the error names" in warning["hint"]
