@@ -54,8 +54,8 @@ def service_manifests(
     source: ManifestSource, state: Any, container: str | None = None
 ) -> tuple[Manifest, ImageRef, tuple[tuple[Manifest, ImageRef], ...]]:
     """The manifest of the image an ECS service runs now (by digest; `state` is its
-    Ecs.service_state), and those of the images its container's io.dbroll.schema-images
-    label names (see make_plan's `carried`)."""
+    Ecs.service_state), and those of the images whose migrations its record (label and
+    tags, see _carried) says are applied beyond it (make_plan's `carried`)."""
     cluster, service = state.cluster, state.service
     candidates = [
         c
@@ -505,10 +505,11 @@ def _service_calls(
             f"ecs:TagResource resourceArn={arn} tags="
             + ",".join(f"{k}={v}" for k, v in add.items())
         )
-    if _unchanged(state, images, _schema_label(plan)):
+    labels = _schema_label(plan)
+    if _unchanged(state, images, labels):
         return tags  # the service stays on its revision
     family = state.task_definition.rsplit("/", 1)[-1].rsplit(":", 1)[0]
-    value = _schema_label(plan)[SCHEMA_IMAGES_LABEL]
+    value = labels[SCHEMA_IMAGES_LABEL]
     had = any(c.labels.get(SCHEMA_IMAGES_LABEL) for c in state.containers if c.container in images)
     label = (
         f"; label {SCHEMA_IMAGES_LABEL}={value} (migrations of those images stay applied)"

@@ -417,7 +417,7 @@ def carry_over(
     merged = Manifest(
         deployed.app_version,
         deployed.format,
-        tuple(sorted((*deployed.migrations, *taken.values()), key=lambda m: _vkey(m.version))),
+        tuple(sorted((*deployed.migrations, *taken.values()), key=_mkey)),
         deployed.repeatables,
         ChainMap(deployed.files, _Picked(files)),  # type: ignore[arg-type]
     )
