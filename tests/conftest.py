@@ -410,6 +410,25 @@ def aws(moto_server, monkeypatch) -> Iterator[Moto]:
     yield Moto(moto_server, env)
 
 
+# the shop's task definition as the ECS fixtures register it (Fargate, awsvpc), and its
+# app container's log configuration (the one-off tasks' lines land in /ecs/shop)
+SHOP_FARGATE = {
+    "family": "shop",
+    "networkMode": "awsvpc",
+    "requiresCompatibilities": ["FARGATE"],
+    "cpu": "256",
+    "memory": "512",
+}
+SHOP_AWSLOGS = {
+    "logDriver": "awslogs",
+    "options": {
+        "awslogs-group": "/ecs/shop",
+        "awslogs-region": "eu-west-1",
+        "awslogs-stream-prefix": "app",
+    },
+}
+
+
 def push_image(ecr, repository: str, tag: str, content: str) -> str:
     """Put an image manifest into moto ECR; returns its real digest."""
     import hashlib

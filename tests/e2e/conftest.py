@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import dbroll, push_image, write_files
+from tests.conftest import SHOP_AWSLOGS, SHOP_FARGATE, dbroll, push_image, write_files
 
 V1 = {
     "V1__customers.sql": "CREATE TABLE customers (id INT AUTO_INCREMENT PRIMARY KEY, "
@@ -37,6 +37,12 @@ V4 = {
     **V3,
     "V5__notes.sql": "CREATE TABLE notes (id INT PRIMARY KEY, body TEXT);",
     "U5__notes.sql": "DROP TABLE notes;",
+}
+# v4 with a breaking change instead (NOT NULL without default): never code-only
+V4_BREAKING = {
+    **V3,
+    "V5__email.sql": "ALTER TABLE customers ADD COLUMN email VARCHAR(100) NOT NULL;",
+    "U5__email.sql": "ALTER TABLE customers DROP COLUMN email;",
 }
 
 
@@ -127,11 +133,7 @@ def shop_service(aws, monkeypatch, db):
 
     def run(digest: str) -> None:
         td = ecs.register_task_definition(
-            family="shop",
-            networkMode="awsvpc",
-            requiresCompatibilities=["FARGATE"],
-            cpu="256",
-            memory="512",
+            **SHOP_FARGATE,
             tags=[{"key": "team", "value": "shop"}],
             containerDefinitions=[
                 {
@@ -140,14 +142,7 @@ def shop_service(aws, monkeypatch, db):
                     "memory": 256,
                     "essential": True,
                     "environment": [{"name": "DBROLL_DSN", "value": db.to_dsn()}],
-                    "logConfiguration": {
-                        "logDriver": "awslogs",
-                        "options": {
-                            "awslogs-group": "/ecs/shop",
-                            "awslogs-region": "eu-west-1",
-                            "awslogs-stream-prefix": "app",
-                        },
-                    },
+                    "logConfiguration": SHOP_AWSLOGS,
                 }
             ],
         )["taskDefinition"]["taskDefinitionArn"]

@@ -266,17 +266,13 @@ def test_after_codedeploy_puts_traffic_back_a_rollback_to_what_runs_undoes_the_h
     revision; with nothing beyond any more, the same command has nothing to do."""
     from pipeline.aws.ecs import Ecs, OneOffTasks, record_applied
     from pipeline.executor import EcsTaskExecutor
-    from tests.e2e.conftest import V3, publish_release
+    from tests.e2e.conftest import V4_BREAKING, publish_release
 
     v4 = publish_release(
         tmp_path,
         aws.client("ecr"),
         "v4",
-        {
-            **V3,
-            "V5__email.sql": "ALTER TABLE customers ADD COLUMN email VARCHAR(100) NOT NULL;",
-            "U5__email.sql": "ALTER TABLE customers DROP COLUMN email;",
-        },
+        V4_BREAKING,
     )
     assert dbroll("migrate", *args(db, release["v3"]["dir"])).exit_code == 0
     shop_service(release["v3"]["digest"])

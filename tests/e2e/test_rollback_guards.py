@@ -320,17 +320,13 @@ def test_a_deploy_the_service_could_not_take_is_undone_by_the_command_its_error_
     the service on v3. The service was told before the move that v4's migrations are
     applied, so the rollback the error names (to v3, what still runs) undoes them with v4's
     script, and the record is gone afterwards."""
-    from tests.e2e.conftest import V3, publish_release, service_tags
+    from tests.e2e.conftest import V4_BREAKING, publish_release, service_tags
 
     v4 = publish_release(
         tmp_path,
         aws.client("ecr"),
         "v4",
-        {
-            **V3,
-            "V5__email.sql": "ALTER TABLE customers ADD COLUMN email VARCHAR(100) NOT NULL;",
-            "U5__email.sql": "ALTER TABLE customers DROP COLUMN email;",
-        },
+        V4_BREAKING,
     )
     dsn = db.to_dsn()
     assert dbroll("migrate", "--dsn", dsn, "--migrations", str(release["v3"]["dir"])).exit_code == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.aws.ecs import Ecs
+from tests.conftest import SHOP_AWSLOGS, SHOP_FARGATE
 
 
 @pytest.fixture
@@ -22,25 +23,14 @@ def service(aws):
     ][0]["GroupId"]
     ecs.create_cluster(clusterName="prod")
     td = ecs.register_task_definition(
-        family="shop",
-        networkMode="awsvpc",
-        requiresCompatibilities=["FARGATE"],
-        cpu="256",
-        memory="512",
+        **SHOP_FARGATE,
         containerDefinitions=[
             {
                 "name": "app",
                 "image": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop:v1",
                 "memory": 512,
                 "essential": True,
-                "logConfiguration": {
-                    "logDriver": "awslogs",
-                    "options": {
-                        "awslogs-group": "/ecs/shop",
-                        "awslogs-region": "eu-west-1",
-                        "awslogs-stream-prefix": "app",
-                    },
-                },
+                "logConfiguration": SHOP_AWSLOGS,
             }
         ],
     )["taskDefinition"]["taskDefinitionArn"]

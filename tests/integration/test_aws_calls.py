@@ -6,6 +6,7 @@ import pytest
 
 from pipeline.aws.calls import AwsCallLog, DryRunWrite
 from pipeline.aws.ecs import Ecs, register_runner
+from tests.conftest import SHOP_FARGATE
 
 
 def test_read_only_log_records_reads_and_refuses_writes(aws):
@@ -82,11 +83,7 @@ def test_the_schema_label_is_set_and_removed_and_other_labels_stay(steady, servi
     td = ecs.describe_task_definition(taskDefinition="shop")["taskDefinition"]
     (c,) = td["containerDefinitions"]
     arn = ecs.register_task_definition(
-        family="shop",
-        networkMode="awsvpc",
-        requiresCompatibilities=["FARGATE"],
-        cpu="256",
-        memory="512",
+        **SHOP_FARGATE,
         containerDefinitions=[{**c, "dockerLabels": {"team": "shop"}}],
     )["taskDefinition"]["taskDefinitionArn"]
     ecs.update_service(cluster="prod", service="web", taskDefinition=arn)

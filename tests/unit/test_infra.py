@@ -51,6 +51,12 @@ def statements(template: dict):
                 yield name, st
 
 
+def project_env(template: dict, project: str) -> dict:
+    """A CodeBuild project's environment variables: name -> value."""
+    env = template["Resources"][project]["Properties"]["Environment"]["EnvironmentVariables"]
+    return {v["Name"]: v["Value"] for v in env}
+
+
 def test_there_are_templates():
     assert TEMPLATES, "infra/ has no CloudFormation template"
 
@@ -125,8 +131,7 @@ def test_the_projects_that_plan_or_move_the_service_name_the_worker_too():
         ("RollbackExecuteProject", True),
         ("BuildProject", False),
     ):
-        env = t["Resources"][project]["Properties"]["Environment"]["EnvironmentVariables"]
-        values = {v["Name"]: v["Value"] for v in env}
+        values = project_env(t, project)
         assert ("DBROLL_ALSO_SERVICES" in values) == named, project
         if named:
             assert values["DBROLL_ALSO_SERVICES"] == {"Ref": "AlsoServiceName"}
@@ -176,8 +181,7 @@ def test_the_projects_that_move_the_service_name_its_codedeploy_group():
         ("RollbackPlanProject", False),
         ("BuildProject", False),
     ):
-        env = t["Resources"][project]["Properties"]["Environment"]["EnvironmentVariables"]
-        values = {v["Name"]: v["Value"] for v in env}
+        values = project_env(t, project)
         assert values.get("DBROLL_CODEDEPLOY_GROUP") == (
             {"Ref": "CodeDeployGroup"} if named else None
         ), project
