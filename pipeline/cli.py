@@ -306,6 +306,23 @@ def parse_version(value: str, flag: str) -> Any:
         ) from None
 
 
+def write_file(path: str, data: str | bytes, flag: str) -> None:
+    """Write an output file a flag names; an unwritable path is a ConfigError naming both."""
+    from pathlib import Path
+
+    try:
+        if isinstance(data, bytes):
+            Path(path).write_bytes(data)
+        else:
+            Path(path).write_text(data, encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(
+            f"{flag} {path}: cannot write it ({e.strerror or e})",
+            hint=f"{flag} names a file (not a folder) in a folder that exists and dbroll may "
+            "write; the database was not touched",
+        ) from None
+
+
 # ------------------------------------------------------------------ rendering
 
 
@@ -448,7 +465,9 @@ def migrate(
         out_of_order=out_of_order,
         resume_interrupted=resume_interrupted,
     )
-    result = runner.migrate(parse_version(target, "--target") if target else None, dry_run=dry_run)
+    result = runner.migrate(
+        parse_version(target, "--target") if target is not None else None, dry_run=dry_run
+    )
     if image is not None and source.store is not None and not dry_run and not target:
         # the schema this image's migrations produced: what an undo back to it must restore
         from pipeline.db.snapshot import take_snapshot
@@ -825,7 +844,15 @@ def manifest_build(migrations_dir, outdir, app_version, as_json):
     from pipeline.migrations.formats import load_migration_set
 
     m = build_manifest(load_migration_set(migrations_dir), app_version=app_version)
-    path = write_manifest(m, outdir)
+    try:
+        path = write_manifest(m, outdir)
+    except OSError as e:
+        raise ConfigError(
+            f"--out {outdir}: cannot write the manifest there ({e.strerror or e}"
+            + (f": {e.filename}" if e.filename and str(e.filename) != str(outdir) else "")
+            + ")",
+            hint="--out names a folder (created if missing) that dbroll may write",
+        ) from None
     if as_json:
         emit_json(
             {
@@ -914,7 +941,7 @@ def lint(migrations_dir, since, as_json):
     from pipeline.migrations.lint import lint_set
 
     mset = load_migration_set(migrations_dir)
-    lints = lint_set(mset, parse_version(since, "--since") if since else None)
+    lints = lint_set(mset, parse_version(since, "--since") if since is not None else None)
     blocking = [f for x in lints for f in x.blocking]
     if as_json:
         emit_json(
@@ -1046,7 +1073,6 @@ def plan(
     explain); without it, the deployed manifest stands in for the history. Exit 3 when
     the plan is blocked; the reasons say what to do.
     """
-    from pathlib import Path
 
     from pipeline.deploy import plan_rollback, require_unblocked
     from pipeline.plan import render_markdown, render_text
@@ -1099,17 +1125,19 @@ def plan(
             conn.close()
     if markdown:
         section = render_risk_section(targets, risks, markdown=True)
-        Path(markdown).write_text(
+        write_file(
+            markdown,
             render_markdown(p)
             + (f"\n- {along}\n" if along else "")
-            + (f"\n{section}\n" if section else "")
+            + (f"\n{section}\n" if section else ""),
+            "--markdown",
         )
     bundle_sha = None
     if out and not p.blocked:
         from pipeline.bundle import bundle_sha256
 
         data = planned.bundle()
-        Path(out).write_bytes(data)
+        write_file(out, data, "--out")
         bundle_sha = bundle_sha256(data)
     if as_json:
         emit_json(

@@ -16,6 +16,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any
 
+from pipeline.errors import BlockedError
 from pipeline.migrations.model import Version
 
 TABLE = "dbroll_history"
@@ -227,7 +228,20 @@ def read_history(cur: Any) -> History:
     if not table_exists(cur):
         return History()
     cur.execute(f"SELECT {_SELECT} FROM `{TABLE}` ORDER BY id")
-    return History(tuple(HistoryRow.from_tuple(r) for r in cur.fetchall()))
+    rows = tuple(HistoryRow.from_tuple(r) for r in cur.fetchall())
+    for row in rows:
+        v = row.version
+        if v and not (v.isascii() and v.isdigit()):  # digits only: the common case, valid
+            try:
+                Version.parse(v)
+            except ValueError:
+                raise BlockedError(
+                    f"{TABLE} row {row.id} ({row.kind}, {row.script or 'no script'}) has "
+                    f"version {v!r}, which is not a version: dbroll never writes such a row",
+                    hint=f"correct its version (digits separated by '.' or '_') or delete row "
+                    f"{row.id} by hand, knowing what it records; nothing was changed",
+                ) from None
+    return History(rows)
 
 
 @dataclass(frozen=True)

@@ -345,3 +345,23 @@ def test_lint_cli_exit_codes_and_since(tmp_path):
     )
     allowed = dbroll("lint", "--migrations", str(mdir))
     assert allowed.exit_code == 0 and "[allowed]" in allowed.stdout
+
+
+def test_outputs_that_cannot_be_written_are_usage_errors(release, tmp_path):
+    """--out / --markdown naming a folder or a missing folder: exit 2 naming the flag and the
+    path, not a traceback; the manifest's --out naming a file likewise."""
+    plan = ("plan", "--from", str(release["v3"]["build"]), "--to", str(release["v2"]["build"]))
+    for flag, path, why in (
+        ("--out", tmp_path, "Is a directory"),
+        ("--out", tmp_path / "no" / "rb.tgz", "No such file"),
+        ("--markdown", tmp_path, "Is a directory"),
+    ):
+        r = dbroll(*plan, flag, str(path))
+        assert r.exit_code == 2, r.stderr
+        assert f"{flag} {path}: cannot write it ({why}" in r.stderr
+        assert "Traceback" not in r.stderr
+    afile = tmp_path / "afile"
+    afile.write_text("hi")
+    r = dbroll("manifest", "build", "--migrations", str(release["v3"]["dir"]), "--out", str(afile))
+    assert r.exit_code == 2 and f"--out {afile}: cannot write the manifest there" in r.stderr
+    assert afile.read_text() == "hi"

@@ -452,3 +452,33 @@ def test_target_applies_up_to_a_version(db, tmp_path):
     assert dbroll("migrate", "--target", "2", *args(db, mdir)).exit_code == 0
     st = dbroll("status", "--json", *args(db, mdir)).json
     assert st["applied"] == ["1", "2"] and st["pending"] == ["3", "4"]
+
+
+def test_an_empty_target_is_refused_not_taken_as_everything(db, tmp_path):
+    """`--target "$UNSET"` must not apply every pending migration (breaking ones included)."""
+    mdir = shop(tmp_path)
+    assert dbroll("migrate", "--target", "2", *args(db, mdir)).exit_code == 0
+    for command in (("migrate",), ("migrate", "--dry-run"), ("undo",)):
+        r = dbroll(*command, "--target", "", *args(db, mdir))
+        assert r.exit_code == 2 and "--target '' is not a version" in r.stderr, r.stderr
+    assert dbroll("lint", "--since", "", "--migrations", str(mdir)).exit_code == 2
+    assert dbroll("status", "--json", *args(db, mdir)).json["applied"] == ["1", "2"]
+
+
+def test_a_history_row_with_no_version_syntax_is_named_not_a_traceback(db, tmp_path):
+    mdir = shop(tmp_path)
+    assert dbroll("migrate", "--target", "1", *args(db, mdir)).exit_code == 0
+    query(
+        db,
+        "INSERT INTO dbroll_history (version, description, kind, script, checksum, status, "
+        "applied, statements_done, statements_total, started_at, installed_by, host) VALUES "
+        "('zz9', 'by hand', 'migrate', 'V9__x.sql', 'abc', 'success', 1, 1, 1, NOW(), 'x', 'x')",
+    )
+    (row_id,) = query(db, "SELECT MAX(id) FROM dbroll_history")[0]
+    before = schema_objects(db)
+    for command in ("status", "migrate"):
+        r = dbroll(command, *args(db, mdir))
+        assert r.exit_code == 3, r.stderr
+        assert f"dbroll_history row {row_id} (migrate, V9__x.sql) has version 'zz9'" in r.stderr
+        assert "Traceback" not in r.stderr
+    assert schema_objects(db) == before
