@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import sys
+import time
 from collections.abc import Callable, Iterator
 from functools import wraps
 from typing import Any
@@ -114,6 +115,47 @@ def migrations_option(f: Callable[..., Any]) -> Callable[..., Any]:
         help="Folder of migration files (Flyway, dbmate or golang-migrate). "
         "[env DBROLL_MIGRATIONS]",
     )(f)
+
+
+def safety_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """What protects data a destructive undo removes (apply-bundle, rollback)."""
+    f = click.option(
+        "--strict",
+        is_flag=True,
+        help="Exit 1 when, after the undo, the schema differs from the snapshot "
+        "stored when the target image was deployed (default: a warning).",
+    )(f)
+    return data_options(f)
+
+
+def data_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--backup, --accept-data-loss, --rds-snapshot (undo, apply-bundle, rollback)."""
+    for decorator in reversed(
+        [
+            click.option(
+                "--backup",
+                "backup_uri",
+                metavar="s3://BUCKET/PREFIX",
+                envvar="DBROLL_BACKUP",
+                help="Before the first undo statement, dump what the undo destroys (whole "
+                "tables, or primary key + column) here, gzip JSON lines with a manifest.",
+            ),
+            click.option(
+                "--accept-data-loss",
+                is_flag=True,
+                help="Run a destructive undo without a backup (the data is gone for good).",
+            ),
+            click.option(
+                "--rds-snapshot",
+                "rds_instance",
+                metavar="DB_INSTANCE_ID",
+                help="Also take an RDS snapshot of this instance, and wait for it, before "
+                "destructive steps.",
+            ),
+        ]
+    ):
+        f = decorator(f)
+    return f
 
 
 def runner_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -365,8 +407,16 @@ def render_run(result: Any, as_json: bool) -> None:
         click.echo(f"backup: {backup['rows']} row(s) in {backup['uri']}")
     elif backup.get("would_back_up"):
         click.echo("would back up: " + ", ".join(backup["would_back_up"]))
-    if result.extra.get("rds_snapshot"):
-        click.echo(f"RDS snapshot: {result.extra['rds_snapshot']}")
+    elif backup.get("would_lose"):
+        click.echo(
+            "would destroy without a backup (--accept-data-loss): "
+            + ", ".join(backup["would_lose"])
+        )
+    snap = result.extra.get("rds_snapshot")
+    if isinstance(snap, dict) and snap.get("would_snapshot"):
+        click.echo(f"would take an RDS snapshot of {snap['would_snapshot']} first")
+    elif snap:
+        click.echo(f"RDS snapshot: {snap}")
     if result.extra.get("schema_matches"):
         click.echo(f"schema matches {result.extra['schema_matches']}'s snapshot")
     if result.extra.get("snapshot"):
@@ -488,7 +538,10 @@ def migrate(
     required=True,
     help="Undo every applied version newer than this one (0: undo everything).",
 )
-@click.option("--dry-run", is_flag=True, help="Show what would run; change nothing.")
+@data_options
+@click.option(
+    "--dry-run", is_flag=True, help="Show what would run and the data at risk; change nothing."
+)
 @json_option
 @handle_errors
 def undo(
@@ -499,10 +552,28 @@ def undo(
     lock_wait_timeout,
     lock_retries,
     target,
+    backup_uri,
+    accept_data_loss,
+    rds_instance,
     dry_run,
     as_json,
 ):
-    """Run undo scripts newest first, down to (not including) --target."""
+    """Run undo scripts newest first, down to (not including) --target.
+
+    An undo that would destroy data (drops a table or column that holds rows, narrows a
+    column, deletes rows) is refused (exit 3, nothing run) unless --backup or
+    --accept-data-loss says what to do; the data at risk is counted and shown either way.
+
+    \b
+    Examples:
+      dbroll undo --target 12 --dry-run        # what would run, and the data at risk
+      dbroll undo --target 12 --backup s3://my-bucket/dbroll/backups
+      dbroll undo --target 0 --accept-data-loss   # a scratch database: everything goes
+    """
+    from pipeline.db.connect import connect
+    from pipeline.safety import data_guard
+
+    version = parse_version(target, "--target")
     runner = build_runner(
         dsn,
         dsn_secret,
@@ -511,7 +582,20 @@ def undo(
         lock_wait_timeout=lock_wait_timeout,
         lock_retries=lock_retries,
     )
-    render_run(runner.undo(parse_version(target, "--target"), dry_run=dry_run), as_json)
+    guard = data_guard(
+        connect=lambda: connect(runner.spec),
+        run_id=os.environ.get("DBROLL_RUN_ID")
+        or os.environ.get("CODEBUILD_BUILD_ID")
+        or f"undo-{version}-{int(time.time())}",
+        backup_uri=backup_uri,
+        accept_data_loss=accept_data_loss,
+        s3=boto_client("s3") if backup_uri else None,
+        rds=boto_client("rds") if rds_instance else None,
+        rds_instance=rds_instance,
+        dry_run=dry_run,
+        progress=lambda line: click.echo(line, err=True),
+    )
+    render_run(runner.undo(version, dry_run=dry_run, guard=guard), as_json)
 
 
 @cli.command()
@@ -1223,42 +1307,6 @@ def _schema_drift(spec, bucket, prefix, target, result) -> list[str] | None:
     else:
         result.extra["schema_matches"] = target.label
     return drift
-
-
-def safety_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """What protects data a destructive undo removes (apply-bundle, rollback)."""
-    for decorator in reversed(
-        [
-            click.option(
-                "--backup",
-                "backup_uri",
-                metavar="s3://BUCKET/PREFIX",
-                envvar="DBROLL_BACKUP",
-                help="Before the first undo statement, dump what the undo destroys (whole "
-                "tables, or primary key + column) here, gzip JSON lines with a manifest.",
-            ),
-            click.option(
-                "--accept-data-loss",
-                is_flag=True,
-                help="Run a destructive undo without a backup (the data is gone for good).",
-            ),
-            click.option(
-                "--rds-snapshot",
-                "rds_instance",
-                metavar="DB_INSTANCE_ID",
-                help="Also take an RDS snapshot of this instance, and wait for it, before "
-                "destructive steps.",
-            ),
-            click.option(
-                "--strict",
-                is_flag=True,
-                help="Exit 1 when, after the undo, the schema differs from the snapshot "
-                "stored when the target image was deployed (default: a warning).",
-            ),
-        ]
-    ):
-        f = decorator(f)
-    return f
 
 
 def _safety_args(backup_uri, accept_data_loss, rds_instance, strict) -> list[str]:

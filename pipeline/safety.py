@@ -69,7 +69,12 @@ def data_guard(
                 "`dbroll backup restore`), or pass --accept-data-loss",
             )
         if dry_run:
-            result.extra["backup"] = {"would_back_up": [r.target.what for r in held]}
+            if backup_uri:
+                result.extra["backup"] = {"would_back_up": [r.target.what for r in held]}
+            else:
+                result.extra["backup"] = {"would_lose": [r.target.what for r in held]}
+            if rds_instance:
+                result.extra["rds_snapshot"] = {"would_snapshot": rds_instance}
             return
         if rds_instance:
             from pipeline.aws.rds import take_snapshot

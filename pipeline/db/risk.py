@@ -9,6 +9,7 @@ from typing import Any
 from pipeline.risk import Risk, Target
 
 _TIME_COLUMNS = ("updated_at", "modified_at", "changed_at", "last_modified", "created_at")
+_PER_QUERY = 200  # tables per information_schema query, counts per UNION ALL
 
 
 def _q(name: str) -> str:
@@ -18,56 +19,84 @@ def _q(name: str) -> str:
 def measure(
     conn: Any, targets: Iterable[Target], ran_at: Mapping[str, datetime] | None = None
 ) -> list[Risk]:
-    """One Risk per target. `ran_at`: version -> when its forward migration finished (from
-    the history), so rows written after it can be counted where a timestamp column tells."""
+    """One Risk per target, in order. `ran_at`: version -> when its forward migration
+    finished (from the history), so rows written after it can be counted where a timestamp
+    column tells.
+
+    A few round trips whatever the number of targets (an undo of a thousand migrations has a
+    thousand): the columns and AUTO_INCREMENT of every table at once, then the counts in
+    UNION ALL queries of up to _PER_QUERY each."""
+    targets = list(targets)
+    if not targets:
+        return []
     cur = conn.cursor()
-    out = []
-    for t in targets:
+    # information_schema compares names without regard to case: so do these maps
+    columns: dict[str, dict[str, str]] = {}
+    auto: dict[str, Any] = {}
+    tables = sorted({t.table for t in targets})
+    for i in range(0, len(tables), _PER_QUERY):
+        chunk = tables[i : i + _PER_QUERY]
+        marks = ", ".join(["%s"] * len(chunk))
         cur.execute(
-            "SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS "
-            "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s",
-            (t.table,),
+            "SELECT TABLE_NAME, COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS "
+            f"WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN ({marks})",
+            chunk,
         )
-        columns = {name.lower(): dtype.lower() for name, dtype in cur.fetchall()}
-        if not columns or (t.column and t.column.lower() not in columns):
-            out.append(Risk(t, exists=False, rows=0))
+        for table, name, dtype in cur.fetchall():
+            columns.setdefault(table.lower(), {})[name.lower()] = dtype.lower()
+        cur.execute(
+            "SELECT TABLE_NAME, AUTO_INCREMENT FROM information_schema.TABLES "
+            f"WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN ({marks})",
+            chunk,
+        )
+        auto.update((table.lower(), value) for table, value in cur.fetchall())
+
+    counts: list[str] = []  # SELECT <target index>, <0: rows | 1: written after>, COUNT
+    bases: dict[int, tuple[str, datetime]] = {}
+    for i, t in enumerate(targets):
+        cols = columns.get(t.table.lower())
+        if not cols or (t.column and t.column.lower() not in cols):
             continue
-        if t.kind == "column":
-            cur.execute(f"SELECT COUNT({_q(t.column or '')}) FROM {_q(t.table)}")
-        else:
-            cur.execute(f"SELECT COUNT(*) FROM {_q(t.table)}")
-        rows = int(cur.fetchone()[0])
-        cur.execute(
-            "SELECT AUTO_INCREMENT FROM information_schema.TABLES "
-            "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s",
-            (t.table,),
-        )
-        auto = cur.fetchone()[0]
+        what = f"COUNT({_q(t.column or '')})" if t.kind == "column" else "COUNT(*)"
+        counts.append(f"SELECT {i}, 0, {what} FROM {_q(t.table)}")
         since = (ran_at or {}).get(t.version or "")
         basis = next(
             (
                 c
                 for c in _TIME_COLUMNS
-                if columns.get(c) in ("datetime", "timestamp") and c != (t.column or "").lower()
+                if cols.get(c) in ("datetime", "timestamp") and c != (t.column or "").lower()
             ),
             None,
         )
-        after = None
         if since is not None and basis is not None:
-            where = f"{_q(basis)} > %s"
+            where = f"{_q(basis)} > {conn.escape(since)}"
             if t.kind == "column":
                 where += f" AND {_q(t.column or '')} IS NOT NULL"
-            cur.execute(f"SELECT COUNT(*) FROM {_q(t.table)} WHERE {where}", (since,))
-            after = int(cur.fetchone()[0])
+            counts.append(f"SELECT {i}, 1, COUNT(*) FROM {_q(t.table)} WHERE {where}")
+            bases[i] = (basis, since)
+    rows: dict[int, int] = {}
+    after: dict[int, int] = {}
+    for j in range(0, len(counts), _PER_QUERY):
+        cur.execute(" UNION ALL ".join(counts[j : j + _PER_QUERY]))
+        for i, kind, n in cur.fetchall():
+            (after if kind else rows)[int(i)] = int(n)
+
+    out = []
+    for i, t in enumerate(targets):
+        if i not in rows:
+            out.append(Risk(t, exists=False, rows=0))
+            continue
+        basis, since = bases.get(i, (None, None))
+        a = auto.get(t.table.lower())
         out.append(
             Risk(
                 t,
                 exists=True,
-                rows=rows,
-                written_after=after,
-                since=since.isoformat(sep=" ") if since is not None and after is not None else None,
-                basis=basis if after is not None else None,
-                auto_increment=int(auto) if auto is not None else None,
+                rows=rows[i],
+                written_after=after.get(i),
+                since=since.isoformat(sep=" ") if since is not None else None,
+                basis=basis,
+                auto_increment=int(a) if a is not None else None,
             )
         )
     return out

@@ -786,10 +786,14 @@ class Runner:
             )
         return b
 
-    def undo(self, target: Version, *, dry_run: bool = False) -> RunResult:
+    def undo(self, target: Version, *, dry_run: bool = False, guard: Any = None) -> RunResult:
+        """Undo every applied version newer than `target`, newest first. `guard(undo_steps,
+        history, result)` (see apply_plan) runs under the lock before the first undo, in a
+        dry run too."""
         started = time.monotonic()
         with self._session(lock=not dry_run):
-            state = analyze(self.mset, self._read_history())
+            history = self._read_history()
+            state = analyze(self.mset, history)
             result = RunResult("undo", dry_run=dry_run, state=state)
             self._check(state)
             to_undo = [v for v in reversed(state.applied) if v > target]
@@ -811,6 +815,8 @@ class Runner:
             for v in to_undo:
                 m = self.mset.get(v)
                 steps.append(Step("undo", v, m.description, m.undo, m.transaction))
+            if guard is not None and steps:
+                guard(steps, history, result)
             self._run_steps(result, steps)
         result.duration_ms = int((time.monotonic() - started) * 1000)
         result.message = (

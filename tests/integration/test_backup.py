@@ -146,3 +146,56 @@ def test_restore_refuses_to_mix_rows(db, s3):
     with pytest.raises(BlockedError, match="table items exists and has rows"):
         restore(lambda: connect(db, autocommit=False), s3, manifest["uri"])
     assert len(all_rows(db)) == 3
+
+
+def test_dbroll_undo_guards_data_like_a_bundle(db, s3, tmp_path):
+    """`dbroll undo` whose script drops a column holding values: refused (exit 3, nothing
+    run) with the values counted, a dry run says so too; --backup dumps them first and
+    `backup restore` puts them back; --accept-data-loss runs it; an empty column is no
+    risk at all."""
+    from tests.conftest import args, dbroll, history_rows, schema_objects, write_files
+
+    mdir = write_files(
+        tmp_path / "m",
+        {
+            "V1__people.sql": "CREATE TABLE people (id INT PRIMARY KEY, name VARCHAR(20));",
+            "U1__people.sql": "DROP TABLE people;",
+            "V2__nick.sql": "ALTER TABLE people ADD COLUMN nick VARCHAR(20) NULL;",
+            "U2__nick.sql": "ALTER TABLE people DROP COLUMN nick;",
+        },
+    )
+    assert dbroll("migrate", *args(db, mdir)).exit_code == 0
+    query(db, "INSERT INTO people VALUES (1, 'ann', NULL), (2, 'bob', NULL)")
+    # nick is empty: nothing at risk in it, so the undo of 2 alone runs without a flag
+    assert dbroll("undo", "--target", "1", *args(db, mdir)).exit_code == 0
+    assert dbroll("migrate", *args(db, mdir)).exit_code == 0
+    query(db, "UPDATE people SET nick = 'annie' WHERE id = 1")
+    before, rows = schema_objects(db), history_rows(db)
+
+    for extra in ((), ("--dry-run",)):
+        r = dbroll("undo", "--target", "1", *extra, *args(db, mdir))
+        assert r.exit_code == 3, r.stderr
+        assert "people.nick (dropped, U2__nick.sql:1): 1 non-NULL value(s)" in r.stderr
+        assert "--accept-data-loss" in r.stderr
+        assert schema_objects(db) == before and history_rows(db) == rows
+
+    dry = dbroll("undo", "--target", "1", "--accept-data-loss", "--dry-run", *args(db, mdir))
+    assert dry.exit_code == 0, dry.stderr
+    assert "would destroy without a backup (--accept-data-loss): people.nick" in dry.stdout
+    assert schema_objects(db) == before
+
+    backup = ("--backup", "s3://backups-bk/x")
+    dry = dbroll("undo", "--target", "1", *backup, "--dry-run", *args(db, mdir))
+    assert dry.exit_code == 0 and "would back up: people.nick" in dry.stdout, dry.stderr
+    assert list_backups(s3, "s3://backups-bk/x") == []
+    r = dbroll("undo", "--target", "1", *backup, *args(db, mdir))
+    assert r.exit_code == 0, r.stderr
+    assert "nick" not in str(schema_objects(db)["table people"])
+    (found,) = list_backups(s3, "s3://backups-bk/x")
+    assert dbroll("migrate", *args(db, mdir)).exit_code == 0
+    assert dbroll("backup", "restore", found["uri"], "--dsn", db.to_dsn()).exit_code == 0
+    assert query(db, "SELECT id, nick FROM people ORDER BY id") == [(1, "annie"), (2, None)]
+
+    r = dbroll("undo", "--target", "0", "--accept-data-loss", *args(db, mdir))
+    assert r.exit_code == 0, r.stderr
+    assert "table people" not in schema_objects(db)

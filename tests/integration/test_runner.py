@@ -116,7 +116,7 @@ def test_round_trip_matches_the_mariadb_client(mariadb, db, tmp_path):
     mdir = shop(tmp_path)
     assert dbroll("migrate", *args(db, mdir)).exit_code == 0
     after_full = schema_objects(db)
-    assert dbroll("undo", "--target", "1", *args(db, mdir)).exit_code == 0
+    assert dbroll("undo", "--target", "1", "--accept-data-loss", *args(db, mdir)).exit_code == 0
     st = dbroll("status", "--json", *args(db, mdir)).json
     assert st["applied"] == ["1"] and st["pending"] == ["2", "3", "4"]
     assert dbroll("migrate", *args(db, mdir)).exit_code == 0
@@ -140,7 +140,7 @@ def test_round_trip_matches_the_mariadb_client(mariadb, db, tmp_path):
 def test_undo_to_zero_leaves_only_dbroll_tables(db, tmp_path):
     mdir = shop(tmp_path)
     assert dbroll("migrate", *args(db, mdir)).exit_code == 0
-    r = dbroll("undo", "--target", "0", *args(db, mdir))
+    r = dbroll("undo", "--target", "0", "--accept-data-loss", *args(db, mdir))
     assert r.exit_code == 0, r.stderr
     # the repeatable's view stays (repeatables have no undo); every versioned object is gone
     assert set(schema_objects(db)) == {"view customer_report"}
@@ -181,7 +181,7 @@ def test_every_format_applies_and_undoes(db, tmp_path, fmt):
     assert r.exit_code == 0, r.stderr
     query(db, "INSERT INTO a VALUES (-5)")
     assert query(db, "SELECT id FROM a") == [(0,)]  # the trigger body ran as one statement
-    assert dbroll("undo", "--target", "0", *args(db, mdir)).exit_code == 0
+    assert dbroll("undo", "--target", "0", "--accept-data-loss", *args(db, mdir)).exit_code == 0
     assert schema_objects(db) == {}
 
 
