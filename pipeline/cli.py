@@ -616,7 +616,8 @@ def status(dsn, dsn_secret, migrations_dir, images, bucket, prefix, as_json):
     """Where the database stands: current version, applied, pending, blocked.
 
     Reads only; creates nothing. With --json: current_version, applied, pending, future,
-    gaps, drift, blocked (null or {version, kind, statements_done, error, ...}), connection
+    gaps, drift, blocked (null or {version, kind, statements_done, error, in_progress: who
+    runs it now or null, ...}), connection
     ({tls, verified, auth, socket}: how the database was reached), and with --image: compat (per
     image: compatible, reason, pending: the versions its start would apply) and
     oldest_compatible.
@@ -626,6 +627,8 @@ def status(dsn, dsn_secret, migrations_dir, images, bucket, prefix, as_json):
     data = state.to_dict()
     data["database"] = runner.spec.describe()
     data["connection"] = runner.connection
+    if data["blocked"] is not None:
+        data["blocked"]["in_progress"] = runner.in_progress
     if images:
         from pipeline.plan import check_compat
 
@@ -667,7 +670,15 @@ def status(dsn, dsn_secret, migrations_dir, images, bucket, prefix, as_json):
     for d in data["drift"]:
         click.echo(f"drift:     {d['path']} changed since it was applied")
     b = data["blocked"]
-    if b:
+    if b and b["in_progress"]:
+        subject = f"version {b['version']}" if b["version"] else b["script"]
+        total = f"/{b['statements_total']}" if b["statements_total"] is not None else ""
+        click.echo(
+            f"RUNNING:   {subject} {b['kind']}, {b['statements_done']}{total} statements done, "
+            f"by {b['in_progress']}"
+        )
+        click.echo("           a runner is at work: nothing to do but wait (`dbroll status`)")
+    elif b:
         subject = f"version {b['version']}" if b["version"] else b["script"]
         total = f"/{b['statements_total']}" if b["statements_total"] is not None else ""
         click.echo(

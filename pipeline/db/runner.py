@@ -405,6 +405,7 @@ class Runner:
         self._late: Exception | None = None  # an error of that work: raised by _session
         self._locked = False  # the session holds the runner lock (its work connection too)
         self.connection: dict[str, Any] | None = None  # status(): connection_facts
+        self.in_progress: str | None = None  # status(): who runs the `running` migration
 
     # ---------------------------------------------------------------- connections, lock
 
@@ -667,10 +668,20 @@ class Runner:
     # ---------------------------------------------------------------- commands
 
     def status(self) -> State:
-        """Where the database stands; `self.connection` then says how it was reached."""
+        """Where the database stands; `self.connection` then says how it was reached, and
+        `self.in_progress`, when a migration shows `running`, who is running it now (the
+        holder of the runner lock or of a work session's lock), else None."""
         with self._session(lock=False):
             self.connection = connection_facts(self._control, self.spec)
-            return analyze(self.mset, self._read_history())
+            state = analyze(self.mset, self._read_history())
+            self.in_progress = None
+            if state.blocked is not None and state.blocked.status == H.RUNNING:
+                for name in (lock_name(self.spec.database), work_lock_name(self.spec.database)):
+                    holder = self._describe_lock_holder(name)
+                    if holder:
+                        self.in_progress = holder
+                        break
+            return state
 
     def history(self) -> History:
         with self._session(lock=False):

@@ -141,3 +141,44 @@ def test_lock_held_by_another_connection(db, tmp_path, before):
     proc = run_cli("migrate", "--dsn", dsn, "--migrations", str(migrations), "--lock-timeout", "10")
     assert proc.returncode == 0, proc.stderr
     check_clean_history(db, migrations, MIGRATIONS)
+
+
+def test_status_tells_a_migration_at_work_from_a_stopped_one(db, tmp_path):
+    """While a runner works, its migration's row says `running`: `status` names who runs it
+    (RUNNING, no repair advice), not BLOCKED as for a runner that stopped."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO, args, dbroll, wait_until_running, write_files
+
+    mdir = write_files(
+        tmp_path / "m",
+        {
+            "V1__a.sql": "CREATE TABLE a (id INT);",
+            "V2__slow.sql": "CREATE TABLE s1 (id INT);\nDO SLEEP(2);\nCREATE TABLE s2 (id INT);",
+        },
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "migrate", *args(db, mdir)],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until_running(db, proc, "DO SLEEP%")
+        live = dbroll("status", *args(db, mdir))
+        as_json = dbroll("status", "--json", *args(db, mdir)).json
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert live.exit_code == 0, live.stderr
+    assert "RUNNING:   version 2 migrate, 1/3 statements done, by connection" in live.stdout
+    assert "BLOCKED" not in live.stdout and "repair" not in live.stdout
+    assert as_json["blocked"]["status"] == "running"
+    assert as_json["blocked"]["in_progress"].startswith("connection ")
+    assert proc.returncode == 0, err
+    done = dbroll("status", "--json", *args(db, mdir)).json
+    assert done["blocked"] is None and done["applied"] == ["1", "2"]

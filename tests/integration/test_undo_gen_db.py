@@ -188,7 +188,9 @@ def test_undo_gen_write_then_migrate_and_undo_with_dbroll(db, tmp_path):
     base = schema_objects(db)
     m = dbroll("migrate", "--migrations", str(folder), "--dsn", dsn)
     assert m.exit_code == 0, m.stdout + m.stderr
-    u = dbroll("undo", "--migrations", str(folder), "--dsn", dsn, "--target", "1")
+    u = dbroll(
+        "undo", "--migrations", str(folder), "--dsn", dsn, "--target", "1", "--accept-data-loss"
+    )
     assert u.exit_code == 0, u.stdout + u.stderr
     assert schema_objects(db) == base
 
