@@ -11,6 +11,7 @@ A call added to the code without its permission fails here, not in production (A
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import sys
 from unittest import mock
@@ -18,7 +19,7 @@ from unittest import mock
 import botocore.client
 import pytest
 
-from tests.conftest import REPO, args, dbroll
+from tests.conftest import REPO, args, dbroll, query
 from tests.e2e.conftest import V4, publish_release, run_worker
 from tests.unit.test_infra import load
 
@@ -37,7 +38,9 @@ PARAMETERS = {
     "DbSecretArn": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:shop-db-AbCdEf",
     "CodeDeployGroup": "shop/web-bg",
 }  # fmt: skip
-RESOURCES = {"ArtifactBucket": "art", "ArtifactBucket.Arn": "arn:aws:s3:::art"}
+RESOURCES = {"ArtifactBucket": "art", "ArtifactBucket.Arn": "arn:aws:s3:::art",
+             "PipelineArtifactBucket": "art-pipelines",
+             "PipelineArtifactBucket.Arn": "arn:aws:s3:::art-pipelines"}  # fmt: skip
 ECS = f"arn:aws:ecs:{REGION}:{ACCOUNT}:"
 RUNNER = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/dbroll-runner:1.0"  # --runner IMAGE
 S3_ACTIONS = {"ListObjectsV2": "ListBucket", "HeadObject": "GetObject", "HeadBucket": "ListBucket"}
@@ -97,6 +100,20 @@ def codebuild_statements(template: dict) -> list[dict]:
             and ("Condition" not in res or _holds(res["Condition"], template, params))
         ):
             docs.append(props["PolicyDocument"])
+    return [_render(st, params) for d in docs for st in d["Statement"] if st["Effect"] == "Allow"]
+
+
+def task_role_statements(template: dict, **given: str) -> list[dict]:
+    """The Allow statements of the managed policies for the service's task role
+    (TaskRolePolicy, TaskRoleDbIamConnect when its Condition holds), rendered."""
+    params = {k: p["Default"] for k, p in template["Parameters"].items() if "Default" in p}
+    params |= PARAMETERS | given
+    policies = [template["Resources"][n] for n in ("TaskRolePolicy", "TaskRoleDbIamConnect")]
+    docs = [
+        p["Properties"]["PolicyDocument"]
+        for p in policies
+        if "Condition" not in p or _holds(p["Condition"], template, params)
+    ]
     return [_render(st, params) for d in docs for st in d["Statement"] if st["Effect"] == "Allow"]
 
 
@@ -176,6 +193,8 @@ def iam_requests(prefix: str, op: str, p: dict) -> list[tuple[str, str, dict]]:
     if prefix == "codedeploy":
         group = p.get("_group") or f"{p['applicationName']}/{p['deploymentGroupName']}"
         return [(action, f"arn:aws:codedeploy:{REGION}:{ACCOUNT}:deploymentgroup:{group}", {})]
+    if prefix == "secretsmanager" and op == "GetSecretValue":  # dbroll passes the ARN
+        return [(action, p["SecretId"], {})]
     if prefix == "logs" and op == "GetLogEvents":
         group = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{p['logGroupName']}"
         return [(action, f"{group}:log-stream:{p['logStreamName']}", {})]
@@ -292,3 +311,51 @@ def test_every_aws_call_of_a_blue_green_move_is_allowed_to_codebuild(release, aw
     assert {"codedeploy:CreateDeployment", "codedeploy:GetDeployment"} <= made, made
     assert len(blue_green["appspecs"]) == 2
     assert denied_calls(codebuild_statements(load(TEMPLATE)), calls) == []
+
+
+def test_every_aws_call_of_the_one_off_tasks_is_allowed_to_the_task_role(
+    release, aws, db, tmp_path
+):
+    """The commands dbroll gives its one-off tasks, run here as the task runs them (the
+    database from the secret, bucket and prefix on the command line, no DBROLL_BUCKET): a
+    deploy's `migrate --manifest` on an empty database, then a rollback's `apply-bundle`
+    back to v1 with the Execute stage's --backup (rows in what the undo drops). Each AWS call
+    is allowed by TaskRolePolicy, the policy infra/README.md says to attach to the task role."""
+    secret = aws.client("secretsmanager").create_secret(
+        Name="shop-db",
+        SecretString=json.dumps(
+            {"host": db.host, "port": db.port, "username": db.user, "password": db.password,
+             "dbname": db.database}
+        ),
+    )["ARN"]  # fmt: skip
+    where = ("--bucket", "art", "--prefix", "dbroll", "--dsn-secret", secret)
+    v3 = release["v3"]["digest"]
+    calls: list = []
+    with recording_aws_calls(calls):
+        r = dbroll("migrate", "--manifest", f"shop@{v3}", *where, env={"DBROLL_BUCKET": ""})
+    assert r.exit_code == 0, r.stderr
+    query(db, "INSERT INTO customers (full_name) VALUES ('Ada')")
+    query(db, "INSERT INTO coupons VALUES ('TEN')")
+    query(db, "INSERT INTO orders (customer_id, total, coupon) VALUES (1, 5, 'TEN')")
+    bundle = tmp_path / "bundle.tgz"
+    planned = dbroll("plan", "--from", "shop:v3", "--to", "shop:v1", "--bucket", "art",
+                     "--out", str(bundle))  # fmt: skip
+    assert planned.exit_code == 0, planned.stderr
+    from pipeline.aws.store import ArtifactStore
+
+    uri = ArtifactStore(aws.client("s3"), "art").put_bundle(bundle.read_bytes())
+    with recording_aws_calls(calls):
+        r = dbroll("apply-bundle", uri, *where, "--backup", "s3://art/dbroll", "--json",
+                   env={"DBROLL_BUCKET": "", "DBROLL_RUN_ID": "run-1", "DBROLL_TASK": "1"})  # fmt: skip
+    assert r.exit_code == 0, r.stderr
+    assert r.json["backup"]["rows"] == 2, r.json  # the coupon, and the orders row's coupon
+    # the paths this test is about were taken
+    writes = sorted(p["Key"].split("/")[1] for _, op, p in calls if op == "PutObject")
+    assert set(writes) == {"snapshots", "backups"}, writes
+    made = {f"{prefix}:{op}" for prefix, op, _ in calls}
+    assert made >= {"ecr:DescribeImages", "s3:GetObject", "secretsmanager:GetSecretValue"}, made
+    statements = task_role_statements(load(TEMPLATE), DbSecretArn=secret)
+    assert denied_calls(statements, calls) == []
+    # migrate read the image's snapshot before there was one: without s3:ListBucket on the
+    # bucket, S3 answers that GetObject with 403 (AccessDenied), not 404 (NoSuchKey)
+    assert allowed(statements, "s3:ListBucket", "arn:aws:s3:::art", {})

@@ -116,11 +116,32 @@ def test_the_stack_creates_its_bucket_roles_and_projects(aws):
         assert sid in text
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
     assert outputs["ArtifactBucketName"] == bucket
+    # the pipelines' artifact store is a bucket of its own
+    store = resources["PipelineArtifactBucket"]["PhysicalResourceId"]
+    assert store != bucket and outputs["PipelineArtifactBucketName"] == store
+    s3.head_bucket(Bucket=store)
+    # the policy for the service's task role, to attach; no IAM database user: no connect
+    assert outputs["TaskRolePolicyArn"] == resources["TaskRolePolicy"]["PhysicalResourceId"]
+    doc = iam.get_policy_version(
+        PolicyArn=outputs["TaskRolePolicyArn"],
+        VersionId=iam.get_policy(PolicyArn=outputs["TaskRolePolicyArn"])["Policy"][
+            "DefaultVersionId"
+        ],
+    )["PolicyVersion"]["Document"]
+    doc = json.loads(doc) if isinstance(doc, str) else doc
+    assert {st["Sid"] for st in doc["Statement"]} >= {"ResolveImage", "DatabaseSecret"}
+    assert "TaskRoleDbIamConnect" not in resources and "TaskRoleDbIamConnectArn" not in outputs
 
 
 def test_iam_database_authentication_grants_connect_as_the_one_user(aws):
     user = "arn:aws:rds-db:eu-west-1:123456789012:dbuser:db-ABCDEFGHIJKL/dbroll"
-    _, resources = create_stack(aws, "shop-dbroll-iam", DbIamUserArn=user)
+    stack, resources = create_stack(aws, "shop-dbroll-iam", DbIamUserArn=user)
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+    # the one-off tasks' token is signed with the task role: its policy to attach
+    assert (
+        outputs["TaskRoleDbIamConnectArn"]
+        == (resources["TaskRoleDbIamConnect"]["PhysicalResourceId"])
+    )
     doc = codebuild_policy(aws, resources, "dbroll-rds-iam-connect")
     assert doc["Statement"] == [
         {

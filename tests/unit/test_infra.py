@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -185,3 +187,133 @@ def test_the_projects_that_move_the_service_name_its_codedeploy_group():
         assert values.get("DBROLL_CODEDEPLOY_GROUP") == (
             {"Ref": "CodeDeployGroup"} if named else None
         ), project
+
+
+# ------------------------------------------------------------------ pipeline artifacts
+
+
+def _rendered(value, names: dict):
+    """A template value with !Sub, !Ref and !GetAtt resolved from `names`."""
+    if isinstance(value, list):
+        return [_rendered(v, names) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if "Sub" in value:
+        return re.sub(r"\$\{([^}]+)\}", lambda m: names[m.group(1)], value["Sub"])
+    if "Ref" in value:
+        return names[value["Ref"]]
+    if "GetAtt" in value:
+        return names[value["GetAtt"]]
+    return {k: _rendered(v, names) for k, v in value.items()}
+
+
+def _names(template: dict, stack: str) -> dict:
+    """Refs of this stack: pseudo parameters, buckets (name, Arn), everything else by name."""
+    names = {"AWS::StackName": stack, "AWS::Partition": "aws", "AWS::Region": "eu-west-1"}
+    names |= {"AWS::AccountId": "123456789012"}
+    names |= {k: f"param-{k}" for k in template["Parameters"]}
+    for logical, res in template["Resources"].items():
+        bucket = f"{stack}-{logical}".lower()
+        names[logical] = bucket if res["Type"] == "AWS::S3::Bucket" else logical
+        names[f"{logical}.Arn"] = f"arn:aws:s3:::{bucket}"
+    return names
+
+
+def _allows(statements: list[dict], action: str, resource: str) -> bool:
+    def like(pattern: str, value: str) -> bool:
+        return re.fullmatch(re.escape(pattern).replace(r"\*", ".*"), value) is not None
+
+    return any(
+        st["Effect"] == "Allow"
+        and action in (st["Action"] if isinstance(st["Action"], list) else [st["Action"]])
+        and any(
+            like(r, resource)
+            for r in (st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]])
+        )
+        for st in statements
+    )
+
+
+# a stack name as in the README, and one whose pipelines' names pass 20 characters
+@pytest.mark.parametrize("stack", ["shop-dbroll", "payments-eu-west-dbroll-prod"])
+def test_the_roles_may_use_each_pipelines_artifact_folder(stack):
+    """AWS puts a pipeline's artifacts in its ArtifactStore bucket, in a folder named after
+    the pipeline (its first 20 characters): CodePipeline reads and writes them there, and so
+    does CodeBuild for its actions' input and output artifacts."""
+    t = load(REPO / "infra" / "dbroll-pipelines.yaml")
+    names = _names(t, stack)
+    pipelines = [r for r in t["Resources"].values() if r["Type"] == "AWS::CodePipeline::Pipeline"]
+    assert len(pipelines) == 2
+    for role in ("PipelineRole", "CodeBuildRole"):
+        sts = [_rendered(st, names) for n, st in statements(t) if n == role]
+        for p in pipelines:
+            props = p["Properties"]
+            folder = _rendered(props["Name"], names)[:20]
+            bucket = _rendered(props["ArtifactStore"]["Location"], names)
+            key = f"arn:aws:s3:::{bucket}/{folder}/Src/AbCdEfG"
+            for action in ("s3:GetObject", "s3:PutObject"):
+                assert _allows(sts, action, key), (role, action, key)
+            assert _allows(sts, "s3:ListBucket", f"arn:aws:s3:::{bucket}"), (role, bucket)
+
+
+def test_the_pipelines_artifact_store_holds_nothing_else():
+    """The grants on the pipelines' store are its whole content: no dbroll data is there,
+    and the one-off tasks' and the hook's roles get nothing of it."""
+    t = load(REPO / "infra" / "dbroll-pipelines.yaml")
+    stores = {
+        r["Properties"]["ArtifactStore"]["Location"]["Ref"]
+        for r in t["Resources"].values()
+        if r["Type"] == "AWS::CodePipeline::Pipeline"
+    }
+    assert stores == {"PipelineArtifactBucket"}
+    b = t["Resources"]["PipelineArtifactBucket"]["Properties"]
+    assert b["VersioningConfiguration"]["Status"] == "Enabled"  # CodePipeline: versioned
+    assert all(b["PublicAccessBlockConfiguration"].values())
+    for name, st in statements(t):
+        if "PipelineArtifactBucket" in json.dumps(st):
+            assert name in ("PipelineRole", "CodeBuildRole"), name
+
+
+def test_the_walker_finds_a_folder_the_grant_misses():
+    """A grant on `pipeline/*` (not a folder AWS makes) does not cover the deploy pipeline's."""
+    st = {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/pipeline/*"}
+    assert not _allows([st], "s3:GetObject", "arn:aws:s3:::b/shop-dbroll-deploy/Src/x")
+    assert _allows([st], "s3:GetObject", "arn:aws:s3:::b/pipeline/Src/x")
+
+
+# ------------------------------------------------------------------ the README's claims
+
+
+def _star_statements(template: dict) -> dict[str, set[str]]:
+    """Sid -> actions of each Allow statement on Resource "*"."""
+    out: dict[str, set[str]] = {}
+    for name, st in statements(template):
+        resources = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
+        if st.get("Effect") == "Allow" and "*" in resources:
+            actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+            out.setdefault(f"{name}/{st['Sid']}", set()).update(actions)
+    return out
+
+
+def test_the_readme_names_every_resource_star_and_every_wildcard_arn():
+    """infra/README.md lists the Resource "*" actions and the ARNs ending in a wildcard that
+    are not the children of one named resource; each is in the template, and vice versa."""
+    t = load(REPO / "infra" / "dbroll-pipelines.yaml")
+    readme = (REPO / "infra" / "README.md").read_text()
+    star_actions = set().union(*_star_statements(t).values())
+    assert star_actions == STAR_ONLY
+    for action in STAR_ONLY:
+        assert f"`{action}`" in readme, action
+    open_ended = set()
+    for _, st in statements(t):
+        for r in st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]:
+            text = r.get("Sub", "") if isinstance(r, dict) else ""
+            tail = text.split("${AWS::AccountId}:", 1)[-1] if "${AWS::AccountId}" in text else ""
+            # a wildcard that does not follow a parameter or resource name: not one resource's
+            if re.search(r"(^|[:/])\*", tail.replace("${", "")) and not re.search(
+                r"\$\{[^}]+\}[^*:/]*[:/]\*$", tail
+            ):
+                open_ended.add(tail)
+    assert open_ended, "the check found no open-ended ARN: is it still looking?"
+    for tail in open_ended:
+        assert f"`{tail}`" in readme, tail
