@@ -861,6 +861,15 @@ class Runner:
             self._run_steps(result, [step], start_at=start, uncertain_first=uncertain)
             after = analyze(self.mset, self._read_history()) if not dry_run else state
         result.duration_ms = int((time.monotonic() - started) * 1000)
+        if b.kind == "undo":
+            # an undo stopped on its way down: what is left of it, not what migrate would do
+            now = after.current
+            result.message = f"resumed {b.subject} (undo); now at {now or 'nothing'}" + (
+                "; if the undo was to go further down, run `dbroll undo --target VERSION` again"
+                if now is not None
+                else ""
+            )
+            return result
         result.message = f"resumed {b.subject} ({b.kind})" + (
             f"; {len(after.pending)} migration(s) still pending: run `dbroll migrate`"
             if after.pending
@@ -1169,20 +1178,34 @@ class Runner:
         """Where a blocked row's event continues: its step, the 0-based statement to start at,
         and whether that first statement may already be in effect (a runner stopped after
         it committed and before it was recorded)."""
-        step = self._step_for_row(b)
+        step = self._step_for_row(b, where_given=from_statement is not None)
         stmts = self._statements(step.script)
         start = b.statements_done if from_statement is None else from_statement - 1
         if not 0 <= start <= len(stmts):
             raise ConfigError(
                 f"--from-statement {from_statement} is outside 1..{len(stmts) + 1} "
-                f"for {step.script.path}"
+                f"for {step.script.path} ({len(stmts)} statements; {len(stmts) + 1} runs none "
+                "of them and records it done)"
             )
         txn = self._transactional(step, stmts)
+        if txn and from_statement not in (None, 1):
+            raise ConfigError(
+                f"--from-statement {from_statement}: {step.script.path} runs in one "
+                "transaction (its statements change data only), so a stopped run left nothing "
+                "behind and it runs again from statement 1",
+                hint="fix the statement that failed, then `dbroll resume` without "
+                "--from-statement; or `dbroll repair --as applied|reverted` if you finished "
+                "or undid it by hand",
+            )
         if txn:
             start = 0  # a failed or killed transaction left nothing behind
         return step, start, b.status == H.RUNNING and not txn and from_statement is None
 
-    def _step_for_row(self, row: H.HistoryRow) -> Step:
+    def _step_for_row(self, row: H.HistoryRow, *, where_given: bool = False) -> Step:
+        """The step a blocked row's event continues with. A script changed since it stopped
+        is taken only where the numbers of its statements cannot mislead: nothing of it ran
+        (it failed at its first statement), or the operator says where to go on
+        (`where_given`: --from-statement)."""
         if row.kind in ("migrate", "undo") and row.version:
             m = self.mset.get(Version.parse(row.version))
             script = None if m is None else (m.up if row.kind == "migrate" else m.undo)
@@ -1206,12 +1229,19 @@ class Runner:
                 f"cannot resume a {row.kind} event (#{row.id})",
                 hint="`dbroll repair --as applied|reverted`",
             )
-        if row.checksum and row.checksum != step.script.sha256:
+        nothing_ran = row.status == H.FAILED and row.statements_done == 0
+        if row.checksum and row.checksum != step.script.sha256 and not where_given:
+            if nothing_ran:
+                log.info("the script changed since it failed at its first statement: taken")
+                return step
+            at = row.statements_done + 1
             raise BlockedError(
-                f"{step.script.path} changed since {row.subject} stopped at statement "
-                f"{row.statements_done + 1}: statement numbers may no longer match",
-                hint="restore the file as it was, or finish by hand and run "
-                "`dbroll repair --as applied|reverted`",
+                f"{step.script.path} changed since {row.subject} stopped at statement {at} "
+                f"({row.statements_done} done): statement numbers may no longer match",
+                hint=f"if you fixed the statement that failed, `dbroll resume --from-statement "
+                f"N` goes on at statement N of the file as it is now (N={at} when the "
+                "statements before it are unchanged); else restore the file as it was, or "
+                "finish by hand and run `dbroll repair --as applied|reverted`",
             )
         return step
 
@@ -1545,7 +1575,8 @@ class Runner:
             version=str(step.version) if step.version is not None else None,
             statement=index + 1,
             hint=f"nothing after statement {done} ran. Fix the cause, then `dbroll resume` "
-            f"(continues at statement {done + 1}); `dbroll status` shows the blocked row",
+            f"(continues at statement {done + 1}; once you edited the file, `dbroll resume "
+            f"--from-statement {done + 1}`); `dbroll status` shows the blocked row",
         )
 
     def _lost(

@@ -106,6 +106,12 @@ def test_an_undo_stopped_halfway_is_not_finished_or_reapplied_by_migrate(db, tmp
     assert "version 2 (undo) is running at statement 1" in r.stderr, r.stderr
     assert history_rows(db) == before
     assert user_tables(db) == {"t1", "t2"}
+    # resume finishes the undo of 2, and says where the database is, not "run migrate"
+    r = dbroll("resume", *args(db, mdir))
+    assert r.exit_code == 0, r.stderr
+    assert "resumed version 2 (undo); now at 1; if the undo was to go further down" in r.stdout
+    assert "dbroll migrate" not in r.stdout
+    assert user_tables(db) == {"t1"}
 
 
 @pytest.mark.timeout(180)

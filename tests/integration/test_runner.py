@@ -482,3 +482,60 @@ def test_a_history_row_with_no_version_syntax_is_named_not_a_traceback(db, tmp_p
         assert f"dbroll_history row {row_id} (migrate, V9__x.sql) has version 'zz9'" in r.stderr
         assert "Traceback" not in r.stderr
     assert schema_objects(db) == before
+
+
+def test_resume_after_fixing_the_statement_that_failed(db, tmp_path):
+    """The usual fix: a typo at statement 3 of 4, corrected in the file. A changed file's
+    statement numbers may have moved, so plain `resume` refuses and names
+    `--from-statement`; with it, the run goes on there and records the file as it is now.
+    A script that failed at its first statement (nothing ran) is taken changed as it is."""
+    mdir = write_files(
+        tmp_path / "m",
+        {
+            "V1__a.sql": "CREATE TABLE a (id INT);",
+            "V2__b.sql": "CREATE TABLE b (id INT);\nCREATE TABLE c (id INT);\n"
+            "CREATE TABLEX d (id INT);\nCREATE TABLE e (id INT);",
+        },
+    )
+    r = dbroll("migrate", *args(db, mdir))
+    assert r.exit_code == 1 and "continues at statement 3" in r.stderr, r.stderr
+    fixed = (mdir / "V2__b.sql").read_text().replace("TABLEX", "TABLE")
+    (mdir / "V2__b.sql").write_text(fixed)
+    before = history(db)
+    r = dbroll("resume", *args(db, mdir))
+    assert r.exit_code == 3, r.stderr
+    assert "V2__b.sql changed since version 2 stopped at statement 3 (2 done)" in r.stderr
+    assert "`dbroll resume --from-statement N`" in r.stderr and "N=3" in r.stderr
+    assert history(db) == before
+    r = dbroll("resume", "--from-statement", "3", *args(db, mdir))
+    assert r.exit_code == 0, r.stderr
+    assert {"table d", "table e"} <= set(schema_objects(db))
+    assert dbroll("validate", *args(db, mdir)).exit_code == 0
+    assert dbroll("status", "--json", *args(db, mdir)).json["applied"] == ["1", "2"]
+
+    write_files(mdir, {"V3__v.sql": "CREATE VIEW v AS SELECT id FROM nosuch;"})
+    assert dbroll("migrate", *args(db, mdir)).exit_code == 1
+    write_files(mdir, {"V3__v.sql": "CREATE VIEW v AS SELECT id FROM a;"})
+    r = dbroll("resume", *args(db, mdir))
+    assert r.exit_code == 0, r.stderr
+    assert "view v" in schema_objects(db)
+    assert dbroll("validate", *args(db, mdir)).exit_code == 0
+
+
+def test_from_statement_is_refused_for_a_script_that_runs_in_one_transaction(db, tmp_path):
+    mdir = write_files(
+        tmp_path / "m",
+        {
+            "V1__k.sql": "CREATE TABLE k (id INT PRIMARY KEY, v INT);",
+            "V2__data.sql": "INSERT INTO k VALUES (1, 1);\nINSERT INTO k VALUES (2, 2);\n"
+            "INSERT INTO k VALUES (1, 3);\nINSERT INTO k VALUES (4, 4);",
+        },
+    )
+    assert dbroll("migrate", *args(db, mdir)).exit_code == 1
+    before = history(db)
+    r = dbroll("resume", "--from-statement", "4", *args(db, mdir))
+    assert r.exit_code == 2, r.stderr
+    assert "--from-statement 4: V2__data.sql runs in one transaction" in r.stderr
+    r = dbroll("resume", "--from-statement", "9", *args(db, mdir))
+    assert r.exit_code == 2 and "outside 1..5 for V2__data.sql (4 statements;" in r.stderr
+    assert history(db) == before and query(db, "SELECT COUNT(*) FROM k") == [(0,)]
