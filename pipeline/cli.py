@@ -6,7 +6,6 @@ Heavy modules (PyMySQL, boto3) are imported inside commands so `dbroll --help` s
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import socket
@@ -293,16 +292,15 @@ def build_spec(dsn: str | None, dsn_secret: str | None) -> Any:
     if dsn and dsn_secret:
         raise ConfigError("give either --dsn or --dsn-secret, not both")
     if dsn_secret:
-        import boto3
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            value = boto3.client("secretsmanager").get_secret_value(SecretId=dsn_secret)
+            value = boto_client("secretsmanager").get_secret_value(SecretId=dsn_secret)
         except (ClientError, BotoCoreError) as e:
             raise ConfigError(
                 f"cannot read secret {dsn_secret} from Secrets Manager: {e}",
-                hint="check the secret id, the region (AWS_REGION) and secretsmanager:"
-                "GetSecretValue permission",
+                hint="check the secret id, the region (AWS_DEFAULT_REGION or AWS_REGION) and "
+                "secretsmanager:GetSecretValue permission",
             ) from None
         return spec_from_secret(value.get("SecretString") or "", dsn_secret)
     return parse_dsn(dsn or "")
@@ -369,9 +367,9 @@ def write_file(path: str, data: str | bytes, flag: str) -> None:
 
 
 def emit_json(data: Any) -> None:
-    from pipeline.log import redact
+    from pipeline.log import redact_json
 
-    click.echo(redact(json.dumps(data, indent=2, sort_keys=True, default=str)))
+    click.echo(redact_json(data, indent=2, sort_keys=True, default=str))
 
 
 def render_run(result: Any, as_json: bool) -> None:
@@ -842,10 +840,15 @@ _AWS_CALLS: Any = None  # an AwsCallLog while a dry run records (and guards) AWS
 
 
 def boto_client(service: str) -> Any:
-    """The only place that creates AWS clients (endpoint from AWS_ENDPOINT_URL if set)."""
+    """The only place that creates AWS clients (endpoint from AWS_ENDPOINT_URL if set). The
+    region: botocore's (AWS_DEFAULT_REGION, a profile), else AWS_REGION, which Lambda, ECS
+    and CodeBuild set and botocore does not read."""
     import boto3
 
-    client = boto3.session.Session().client(service)
+    session = boto3.session.Session()
+    client = session.client(
+        service, region_name=session.region_name or os.environ.get("AWS_REGION")
+    )
     if _AWS_CALLS is not None:
         _AWS_CALLS.attach(client)
     return client
@@ -1415,11 +1418,12 @@ def apply_bundle(
     render_run(result, as_json)
     if os.environ.get("DBROLL_TASK") == "1":
         from pipeline.deploy import TASK_RESULT_MARK
+        from pipeline.log import redact_json
 
         # one machine-readable line for the orchestrator reading this task's log
         click.echo(
             f"{TASK_RESULT_MARK} "
-            + json.dumps({**result.extra, "message": result.message}, default=str),
+            + redact_json({**result.extra, "message": result.message}, default=str),
             err=True,
         )
     if drift and strict:

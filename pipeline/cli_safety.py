@@ -92,7 +92,7 @@ def register(cli: click.Group) -> None:
         from pipeline.cli import emit_json
         from pipeline.snapshot_diff import diff, render_diff
 
-        (label_a, snap_a), (label_b, snap_b) = _load(a), _load(b)
+        (label_a, snap_a), (label_b, snap_b) = _load(a, "A"), _load(b, "B")
         differences = diff(snap_a, snap_b)
         if as_json:
             emit_json(
@@ -219,25 +219,31 @@ def _redact(text: str) -> str:
     return redact(text)
 
 
-def _load(ref: str) -> tuple[str, dict]:
-    """A snapshot from a file, stdin (-) or a live database (DSN); with a printable label."""
+def _load(ref: str, side: str) -> tuple[str, dict]:
+    """A snapshot from a file, stdin (-) or a live database (DSN); with a printable label.
+    Whatever cannot be read is a ConfigError (exit 2) naming `side` (A or B)."""
     import json
     import sys
 
-    from pipeline.errors import ConfigError
+    from pipeline.db.connect import mask_dsn
+    from pipeline.errors import ConfigError, DatabaseError
     from pipeline.snapshot_diff import SnapshotFormatError, check_snapshot
 
     if ref.startswith(DSN_PREFIXES):
         from pipeline.db.connect import parse_dsn
 
         spec = parse_dsn(ref)
-        return spec.describe(), _take(spec)
+        try:
+            return spec.describe(), _take(spec)
+        except DatabaseError as e:  # no server, wrong password, no such database
+            raise ConfigError(f"cannot read {side}: {e.message}", hint=e.hint) from None
     label = "stdin" if ref == "-" else ref
     try:
         text = sys.stdin.read() if ref == "-" else open(ref, encoding="utf-8").read()  # noqa: SIM115
     except OSError as e:
+        # not a file: perhaps a DSN with a typo, password and all
         raise ConfigError(
-            f"cannot read {ref}: {e.strerror or e}",
+            f"cannot read {side} ({_redact(mask_dsn(ref))}): {e.strerror or e}",
             hint="give a snapshot file (dbroll snapshot --out FILE) or a mysql:// DSN",
         ) from None
     try:

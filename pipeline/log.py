@@ -4,10 +4,15 @@ Library modules only do ``log = structlog.get_logger(__name__)``. Logs go to std
 results go to stdout. Every string that reaches a log line, an error message or a
 rendered result passes through :func:`redact`, which removes registered secret values
 (passwords parsed from DSNs, secret-manager payloads) and the password part of any URL.
+JSON (log lines, ``--json`` results: :func:`redact_json`) is redacted value by value before
+it is serialised, never as text: a secret such as ``false``, ``1234`` or ``socket`` would
+otherwise replace a literal or a key, and one with a ``"`` or a non-ASCII character would
+not match its escaped form.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
@@ -56,6 +61,37 @@ def _redact_value(key: str, value: Any) -> Any:
     return value
 
 
+def _redact_strings(value: Any) -> Any:
+    """`value` with :func:`redact` applied to every string in it (not to keys, numbers,
+    booleans or None)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _redact_strings(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_redact_strings(v) for v in value]
+    return value
+
+
+def redact_json(data: Any, **dumps_kw: Any) -> str:
+    """``json.dumps(data, **dumps_kw)`` with secrets masked in its string values (and in
+    what ``default`` makes of other objects): the JSON stays valid."""
+    default = dumps_kw.pop("default", None)
+
+    def fallback(obj: Any) -> Any:
+        if default is None:
+            raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+        return _redact_strings(default(obj))
+
+    return json.dumps(_redact_strings(data), default=fallback, **dumps_kw)
+
+
+def _json_default(obj: Any) -> Any:
+    # what structlog's JSONRenderer makes of an object JSON has no type for, redacted
+    render = getattr(obj, "__structlog__", None)
+    return _redact_strings(render() if callable(render) else repr(obj))
+
+
 def _redact_processor(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
     return {k: _redact_value(k, v) for k, v in event_dict.items()}
 
@@ -80,14 +116,17 @@ def configure(fmt: str = "auto", level: str = "info", stream: Any = None) -> Non
         _redact_processor,
     ]
     if fmt == "json":
+        # redacted as values (tracebacks too, once dict_tracebacks made them values), never
+        # as rendered text: see the module docstring
         renderer: list[Any] = [
             structlog.processors.dict_tracebacks,
-            structlog.processors.JSONRenderer(),
+            _redact_processor,
+            structlog.processors.JSONRenderer(default=_json_default),
         ]
     else:
-        renderer = [structlog.dev.ConsoleRenderer(colors=stream.isatty())]
+        renderer = [structlog.dev.ConsoleRenderer(colors=stream.isatty()), _redact_rendered]
     structlog.configure(
-        processors=[*shared, *renderer, _redact_rendered],
+        processors=[*shared, *renderer],
         wrapper_class=structlog.make_filtering_bound_logger(
             getattr(logging, level.upper(), logging.INFO)
         ),

@@ -75,7 +75,7 @@ class Registry:
             if code == "RepositoryNotFoundException":
                 raise NotFoundError(
                     f"ECR repository {name.repository} does not exist",
-                    hint="check the name and the region (AWS_REGION)",
+                    hint="check the name and the region (AWS_DEFAULT_REGION or AWS_REGION)",
                 ) from None
             if code == "ImageNotFoundException":
                 raise NotFoundError(

@@ -7,7 +7,10 @@ A DSN looks like ``mysql://user:pass@host:port/db?ssl_ca=/path&ssl=required``
 below), ``iam`` and ``region`` (see below). Each is checked when the DSN is parsed: a typo
 such as ``ssl=requried`` is an error, never a silent downgrade to an unverified or plain
 connection. The password is registered with :mod:`pipeline.log` as soon as it is parsed, so
-it never appears in any output.
+it never appears in any output; a DSN that cannot be parsed that far is shown through
+:func:`mask_dsn`. In the user and password, ``/ # ? @ :`` and ``%`` are percent-encoded
+(``/`` as ``%2F``). Left out, the user is root and the host 127.0.0.1; but an empty one
+(``mysql://app:pw@:3306/db``, ``mysql://:pw@host/db``: an unset variable?) is an error.
 
 IAM database authentication (RDS and Aurora): with ``iam=true`` the DSN carries no password;
 each connection signs a token with the AWS credentials dbroll runs with (the task role, the
@@ -50,7 +53,7 @@ import structlog
 from pymysql.constants import COMMAND, CR
 
 from pipeline.errors import ConfigError, DatabaseError
-from pipeline.log import redact, register_secret
+from pipeline.log import MASK, redact, register_secret
 
 log = structlog.get_logger(__name__)
 
@@ -124,29 +127,56 @@ class ConnectionSpec:
 
 
 def parse_dsn(dsn: str) -> ConnectionSpec:
-    """Parse a mysql:// or mariadb:// DSN. Errors never echo the password."""
+    """Parse a mysql:// or mariadb:// DSN. Errors never echo the password: one the DSN
+    cannot be parsed far enough to find it in is masked by :func:`mask_dsn`."""
     if not dsn:
         raise ConfigError(
             "no database given",
             hint="pass --dsn mysql://user:pass@host:3306/db, set DBROLL_DSN, or use --dsn-secret",
         )
+    shown = repr(redact(mask_dsn(dsn)))
+    scheme = _SCHEME.match(dsn)
+    if scheme is None or scheme[1].lower() not in SCHEMES:
+        raise ConfigError(
+            f"invalid DSN {shown}: scheme must be mysql:// or mariadb://",
+            hint="example: mysql://app:secret@db.example.internal:3306/shop",
+        )
+    if not scheme[2]:  # urlsplit reads mysql:/u:p@h/db and mysql:u:p@h/db as a database name
+        raise ConfigError(
+            f"invalid DSN {shown}: no // after {scheme[1]}:",
+            hint=f"write {scheme[1]}://user:pass@host:3306/db",
+        )
+    # urllib's messages can quote the authority, a piece of the password: never shown
     try:
         parts = urlsplit(dsn)
+    except ValueError:
+        raise ConfigError(
+            f"invalid DSN {shown}: its host part cannot be read (an IPv6 address's [ ] "
+            "unbalanced?)",
+            hint=_ENCODE_HINT,
+        ) from None
+    try:
         port = parts.port
-    except ValueError as e:
-        raise ConfigError(f"invalid DSN {redact(dsn)!r}: {e}") from None
+    except ValueError:
+        raise ConfigError(
+            f"invalid DSN {shown}: the port is not a number from 0 to 65535",
+            hint="write the port as digits (mysql://user:pass@host:3306/db); if it is not "
+            "the port, a character in the password ends the host part early: " + _ENCODE_HINT,
+        ) from None
     if parts.password:
         register_secret(unquote(parts.password))
         register_secret(parts.password)
-    if parts.scheme not in SCHEMES:
+    if "@" in dsn[scheme.end() + len(parts.netloc) :]:
+        # a / # or ? in the password ended the authority early: the rest is path or query
         raise ConfigError(
-            f"invalid DSN {redact(dsn)!r}: scheme must be mysql:// or mariadb://",
-            hint="example: mysql://app:secret@db.example.internal:3306/shop",
+            f"invalid DSN {shown}: an '@' after the host (a '/', '#' or '?' in the user or "
+            "password ends the host part early)",
+            hint=_ENCODE_HINT + ", and an '@' in an option's value as %40",
         )
     database = unquote(parts.path.lstrip("/"))
     if not database:
         raise ConfigError(
-            f"DSN {redact(dsn)!r} names no database",
+            f"DSN {shown} names no database",
             hint="add the schema after the host: mysql://user:pass@host:3306/<database>",
         )
     options: list[tuple[str, str]] = []
@@ -157,6 +187,19 @@ def parse_dsn(dsn: str) -> ConnectionSpec:
                 hint="supported: " + ", ".join(sorted(_KNOWN_OPTIONS)),
             )
         options.append((key, _check_option(key, values[-1])))
+    userinfo = "@" in parts.netloc
+    if userinfo and not parts.username:  # mysql://${USER}:${PASSWORD}@host/db, both unset
+        raise ConfigError(
+            f"DSN {shown} has no user before the '@': an unset variable?",
+            hint="give the user: mysql://user:pass@host:3306/db (or drop the '@' to log in "
+            "as root)",
+        )
+    # the host is only used over TCP: mysql://u:p@/db?unix_socket=/path is a socket DSN
+    if not parts.hostname and (userinfo or port is not None) and "unix_socket" not in dict(options):
+        raise ConfigError(
+            f"DSN {shown} has no host: an unset variable?",
+            hint="give the host: mysql://user:pass@host:3306/db (or ?unix_socket=/path)",
+        )
     _check_together(dict(options), bool(parts.password), "DSN")
     return ConnectionSpec(
         host=parts.hostname or "127.0.0.1",
@@ -166,6 +209,37 @@ def parse_dsn(dsn: str) -> ConnectionSpec:
         database=database,
         options=tuple(options),
     )
+
+
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):(//)?")
+_ENCODE_HINT = (
+    "percent-encode / # ? @ : and % in the user and password (/ as %2F, # as %23, ? as %3F, "
+    "@ as %40, : as %3A, % as %25)"
+)
+# what mask_dsn takes for the scheme: any one followed by //, or (without //) a mistyped
+# mysql: or mysql:/ (`app:pw@h` is a user and a password, not the scheme app:)
+_SLASHED_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+_BARE_SCHEME = re.compile(r"(?:mysql|mariadb|mysql\+pymysql)\s*:/?", re.I)
+
+
+def mask_dsn(text: str) -> str:
+    """`text` (a DSN, or what was meant as one) with anything that may be a password
+    masked, even where it cannot be parsed: what lies between the first ':' after the
+    scheme (``mysql://``, ``mysql:/``, ``mysql:``, or none) and the user, and the last '@'.
+    """
+    at = text.rfind("@")
+    if at < 0:
+        return text
+    scheme = _SLASHED_SCHEME.match(text, 0, at)
+    if scheme is None:
+        scheme = _BARE_SCHEME.match(text, 0, at)
+        if scheme and ":" not in text[scheme.end() : at]:  # `mysql:pw@h`: user mysql?
+            scheme = None
+    start = scheme.end() if scheme else 0
+    colon = text.find(":", start, at)
+    if colon < 0:
+        return text
+    return f"{text[: colon + 1]}{MASK}{text[at:]}"
 
 
 def _check_option(key: str, value: str) -> str:

@@ -8,13 +8,26 @@ import os
 import socket
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from pipeline import log
 from pipeline.db.connect import KEEPALIVE_IDLE_S, connect, parse_dsn
 from pipeline.errors import DatabaseError
-from tests.conftest import REPO, args, query, slow_files, wait_until_running, write_files
+from tests.conftest import (
+    REPO,
+    args,
+    db_user,
+    dbroll,
+    query,
+    slow_files,
+    wait_until_running,
+    write_files,
+)
+
+SHOP = REPO / "examples" / "shop" / "migrations"
 
 USER_HZ = os.sysconf("SC_CLK_TCK")  # /proc/net/tcp's timers are in these ticks
 
@@ -121,3 +134,40 @@ def test_tls_required_but_not_offered_is_refused(db, mariadb):
     assert "ssl" in e.value.hint
     if spec.password:
         assert spec.password not in str(e.value) + e.value.hint
+
+
+def test_snapshot_diff_exits_2_when_a_database_cannot_be_read(db, tmp_path):
+    """As its --help says: 2 when A or B cannot be read (a wrong password, no such
+    database, no server), naming the side; never the password."""
+    wrong = replace(db, password="wrong-pw-4711")
+    gone = db.with_database(db.database + "_gone")
+    nobody = replace(db, host="127.0.0.1", port=_closed_port())
+    for a, b, side in ((db, wrong, "B"), (gone, db, "A"), (db, nobody, "B")):
+        r = dbroll("snapshot", "diff", a.to_dsn(), b.to_dsn())
+        assert r.exit_code == 2, r.stderr
+        assert r.stderr.startswith(f"Error: cannot read {side}: cannot connect to "), r.stderr
+        assert "hint:" in r.stderr and "wrong-pw-4711" not in r.stderr + r.stdout
+        if db.password:
+            assert db.password not in r.stderr + r.stdout
+    # neither a file nor a DSN: a DSN without its scheme, the password masked
+    r = dbroll("snapshot", "diff", "app:S3cretPw!x@127.0.0.1:3306/shop", db.to_dsn())
+    assert r.exit_code == 2
+    assert "cannot read A (app:***@127.0.0.1:3306/shop): No such file" in r.stderr
+    assert "S3cretPw" not in r.stderr
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed again when the test connects
+
+
+def test_json_results_stay_json_whatever_the_password(mariadb, db, monkeypatch):
+    """A password such as `false` must not replace JSON's false ("socket": ***)."""
+    monkeypatch.setattr(log, "_SECRETS", set(log._SECRETS))  # false: for this test only
+    monkeypatch.setattr(log, "_BY_LENGTH", list(log._BY_LENGTH))
+    with db_user(mariadb, db, "false") as spec:
+        r = dbroll("status", "--json", "--dsn", spec.to_dsn(), "--migrations", str(SHOP))
+    assert r.exit_code == 0, r.stderr
+    assert r.json["connection"]["socket"] is False
+    assert r.json["database"] == spec.describe()

@@ -189,6 +189,65 @@ def test_log_lines_are_redacted():
     assert "failed with ***" in text
 
 
+@pytest.fixture
+def own_secrets(monkeypatch):
+    """Secrets registered in this test are forgotten after it (false, 1234 and socket would
+    mask other tests' output)."""
+    monkeypatch.setattr(log, "_SECRETS", set(log._SECRETS))
+    monkeypatch.setattr(log, "_BY_LENGTH", list(log._BY_LENGTH))
+
+
+def test_json_is_redacted_by_value_and_stays_valid(own_secrets):
+    """A password such as false, 1234 or socket must not replace JSON literals or keys;
+    one with a quote or a non-ASCII letter must be masked although JSON escapes it."""
+    for secret in ("false", "1234", "socket", 'q"uo\\te-9', "pässwört-9"):
+        log.register_secret(secret)
+    data = {
+        "socket": False,
+        "tls": None,
+        "port": 1234,
+        "ok": True,
+        "dsn": "mysql://u:false@h/db",
+        "notes": ["socket false 1234", 'q"uo\\te-9 and pässwört-9'],
+    }
+    out = json.loads(log.redact_json(data, indent=2, sort_keys=True))
+    assert out == {
+        "socket": False,
+        "tls": None,
+        "port": 1234,
+        "ok": True,
+        "dsn": "mysql://u:***@h/db",
+        "notes": ["*** *** ***", "*** and ***"],
+    }
+    # ensure_ascii (json's default) escapes ä: the secret is masked before that
+    assert "p\\u00e4ssw" not in log.redact_json(["pässwört-9"])
+    # what `default` makes of other objects is redacted too
+    assert json.loads(log.redact_json({"p": ValueError("socket")}, default=str)) == {"p": "***"}
+
+
+def test_json_log_lines_stay_valid_json_with_any_password(own_secrets):
+    for secret in ("false", "1234", "socket", "kiwi-mango-88"):
+        log.register_secret(secret)
+    out = io.StringIO()
+    log.configure("json", stream=out)
+    logger = structlog.get_logger("t")
+    logger.info("connected", socket=False, port=1234, detail="password kiwi-mango-88 socket")
+    try:
+        raise RuntimeError("failed with kiwi-mango-88")
+    except RuntimeError:
+        logger.exception("boom")
+    first, second = (json.loads(line) for line in out.getvalue().splitlines())
+    assert (first["socket"], first["port"]) == (False, 1234)
+    assert first["detail"] == "password *** ***"
+    assert "kiwi-mango-88" not in out.getvalue()
+    assert second["exception"][0]["exc_value"] == "failed with ***"
+    # text for people is still masked as text
+    out = io.StringIO()
+    log.configure("console", stream=out)
+    structlog.get_logger("t").info("connected", socket=False, note="kiwi-mango-88")
+    assert "kiwi-mango-88" not in out.getvalue() and "note=***" in out.getvalue()
+
+
 def test_secret_may_carry_dsn_options():
     base = {"host": "h", "username": "u", "password": "pw-in-secret", "dbname": "d"}
     spec = spec_from_secret(
