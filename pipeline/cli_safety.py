@@ -235,7 +235,7 @@ def _load(ref: str, side: str) -> tuple[str, dict]:
         spec = parse_dsn(ref)
         try:
             return spec.describe(), _take(spec)
-        except DatabaseError as e:  # no server, wrong password, no such database
+        except (DatabaseError, ConfigError) as e:  # no server, wrong password, no such db
             raise ConfigError(f"cannot read {side}: {e.message}", hint=e.hint) from None
     label = "stdin" if ref == "-" else ref
     try:
@@ -298,7 +298,7 @@ def _docker_database(image: str) -> Any:
     @contextlib.contextmanager
     def run() -> Any:
         from pipeline.db.connect import ConnectionSpec, connect
-        from pipeline.errors import DatabaseError
+        from pipeline.errors import ConfigError, DatabaseError
         from pipeline.log import register_secret
 
         password = secrets.token_hex(12)
@@ -324,7 +324,7 @@ def _docker_database(image: str) -> Any:
                 try:
                     connect(spec).close()
                     break
-                except DatabaseError:
+                except (DatabaseError, ConfigError):  # ConfigError: "scratch" not made yet
                     if time.monotonic() > deadline:
                         raise
                     time.sleep(0.5)

@@ -455,9 +455,13 @@ def connect(
         conn = pymysql.connect(**kwargs)
     except pymysql.MySQLError as e:
         code = e.args[0] if e.args else None
-        if code == 1049:
-            hint = f"create it first: CREATE DATABASE `{spec.database}`"
-        elif code == CR.CR_AUTH_PLUGIN_ERR and _NOT_SENT in str(e):
+        if code == 1049:  # a missing resource: a configuration error (exit 2)
+            raise ConfigError(
+                f"cannot connect to {spec.describe()}: {redact(str(e))}",
+                hint=f"create it first (CREATE DATABASE `{spec.database}`), or check the "
+                "database name in the DSN or secret",
+            ) from None
+        if code == CR.CR_AUTH_PLUGIN_ERR and _NOT_SENT in str(e):
             hint = _NOT_SENT_HINT
         elif code == 1045 and iam:
             hint = _IAM_HINT.format(user=spec.user)

@@ -539,3 +539,14 @@ def test_from_statement_is_refused_for_a_script_that_runs_in_one_transaction(db,
     r = dbroll("resume", "--from-statement", "9", *args(db, mdir))
     assert r.exit_code == 2 and "outside 1..5 for V2__data.sql (4 statements;" in r.stderr
     assert history(db) == before and query(db, "SELECT COUNT(*) FROM k") == [(0,)]
+
+
+def test_a_database_that_does_not_exist_is_a_configuration_error(db, tmp_path):
+    """Exit 2, as for every missing resource: the DSN names a schema the server lacks."""
+    mdir = shop(tmp_path)
+    gone = db.with_database(db.database + "_gone")
+    for command in ("status", "migrate"):
+        r = dbroll(command, *args(gone, mdir))
+        assert r.exit_code == 2, r.stderr
+        assert f"Unknown database '{gone.database}'" in r.stderr
+        assert f"CREATE DATABASE `{gone.database}`" in r.stderr
