@@ -615,8 +615,23 @@ class Runner:
 
     # ---------------------------------------------------------------- checks
 
+    def _check_folder(self, state: State) -> None:
+        """A folder without a migration beside a database with some applied: the wrong
+        --migrations (a subfolder, a typo in the image's path), not a database ahead."""
+        if self.mset.migrations or not state.applied:
+            return
+        raise ConfigError(
+            f"{self.mset.root} holds no migration files, but the database has "
+            f"{len(state.applied)} applied version(s), the newest {state.current}: is it the "
+            "right --migrations folder?",
+            hint="point --migrations at the folder that holds the V<version>__*.sql (or "
+            "<version>_*.up.sql, dbmate's <timestamp>_*.sql) files themselves: subfolders are "
+            "not read; nothing was changed",
+        )
+
     def _check(self, state: State, *, allow_blocked: bool = False) -> list[str]:
         """Raise for anything that needs a decision; return warnings."""
+        self._check_folder(state)
         b = state.blocked
         if b is not None and not allow_blocked:
             total = f" of {b.statements_total}" if b.statements_total is not None else ""
@@ -1164,6 +1179,7 @@ class Runner:
     def validate(self) -> State:
         """Analyze without failing on the first problem: the caller reports all of it."""
         state = self.status()
+        self._check_folder(state)
         for m in self.mset.migrations:
             self._statements(m.up)
             if m.undo is not None:

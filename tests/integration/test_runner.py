@@ -550,3 +550,25 @@ def test_a_database_that_does_not_exist_is_a_configuration_error(db, tmp_path):
         assert r.exit_code == 2, r.stderr
         assert f"Unknown database '{gone.database}'" in r.stderr
         assert f"CREATE DATABASE `{gone.database}`" in r.stderr
+
+
+def test_an_empty_migrations_folder_beside_applied_versions_is_the_wrong_folder(db, tmp_path):
+    mdir = shop(tmp_path)
+    assert dbroll("migrate", *args(db, mdir)).exit_code == 0
+    before = history(db)
+    wrong = tmp_path / "app"
+    write_files(wrong / "migrations", {"V1__a.sql": "CREATE TABLE a (id INT);"})  # a subfolder
+    for command in ("migrate", "validate", "undo"):
+        extra = ("--target", "1") if command == "undo" else ()
+        r = dbroll(command, *extra, *args(db, wrong))
+        assert r.exit_code == 2, (command, r.stderr)
+        assert f"{wrong} holds no migration files, but the database has 4 applied" in r.stderr
+        assert "subfolders are not read" in r.stderr
+    assert history(db) == before
+    # a new database and an empty folder: nothing to do, not an error
+    fresh = db.with_database(db.database + "_fresh")
+    query(db, f"CREATE DATABASE `{fresh.database}`")
+    try:
+        assert dbroll("migrate", *args(fresh, wrong)).exit_code == 0
+    finally:
+        query(db, f"DROP DATABASE `{fresh.database}`")
