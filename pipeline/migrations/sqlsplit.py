@@ -18,12 +18,16 @@ The result can be sent to the server one statement at a time (PyMySQL runs one s
   as whole words; ``END IF/LOOP/WHILE/REPEAT/FOR`` leave the depth alone because their
   openers are not counted: ``IF(`` is also a function).
 
+Line ends are the client's: the ``\r`` of a ``\r\n`` is dropped (it matters only inside a
+string that spans lines).
+
 Each statement keeps its text exactly as written (comments inside it included), from its
 first significant character up to its delimiter, trailing whitespace removed, together with
 the 1-based line it starts on. Comment-only segments are not statements.
 
-Deliberate differences from the client: a ``;`` inside ``/*! ... */`` does not split (the
-client would split there and send half a comment); backslashes do not escape inside backtick
+Deliberate differences from the client: a delimiter inside ``/*! ... */`` does not split
+(the client would split there and send half a comment, also where the delimiter only starts
+inside it, as ``/*! x *///`` with ``//``); backslashes do not escape inside backtick
 identifiers (the server's rule); DELIMITER is only recognised at the start of a line (the
 client also takes it after other text on a line); ``\\g``/``\\G`` and other client commands
 are not recognised; comments are kept in the statement text (the client strips them unless
@@ -166,6 +170,10 @@ def split_statements(script: str) -> list[Statement]:
     Raises SplitError (a ValueError) for an unterminated quote or block comment, naming the
     line where it starts, and for a DELIMITER line without a usable delimiter.
     """
+    if "\r\n" in script:
+        # the client reads a line at a time and drops the \r of its \r\n: so does a string
+        # that spans lines (one \r before each \n; a lone \r stays)
+        script = script.replace("\r\n", "\n")
     n = len(script)
     statements: list[Statement] = []
 
