@@ -245,6 +245,25 @@ def json_option(f: Callable[..., Any]) -> Callable[..., Any]:
     return log_options(f)
 
 
+def error_dict(e: DbrollError) -> dict[str, Any]:
+    """A DbrollError for --json: what went wrong, what to do, the exit code, what it names
+    (version, statement, path, AWS resource) and what ran before it (`ran`: the run's result
+    so far, for migrate, undo and resume)."""
+    out: dict[str, Any] = {
+        "type": type(e).__name__,
+        "message": e.message,
+        "hint": e.hint,
+        "exit_code": e.exit_code,
+    }
+    for name in ("version", "statement", "path", "resource"):
+        if getattr(e, name, None) is not None:
+            out[name] = getattr(e, name)
+    partial = getattr(e, "partial", None)
+    if partial is not None:
+        out["ran"] = partial.to_dict()
+    return out
+
+
 def handle_errors(f: Callable[..., Any]) -> Callable[..., Any]:
     """Render DbrollError as `Error: ...` with secrets removed, and exit with its code."""
 
@@ -255,6 +274,9 @@ def handle_errors(f: Callable[..., Any]) -> Callable[..., Any]:
         except DbrollError as e:
             from pipeline.log import redact
 
+            if kwargs.get("as_json"):
+                # stdout stays JSON for the pipeline reading it: the error, and what ran
+                emit_json({"error": error_dict(e)})
             click.echo(f"Error: {redact(str(e))}", err=True)
             sys.exit(e.exit_code)
         except Exception as e:

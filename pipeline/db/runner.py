@@ -53,6 +53,7 @@ from pipeline.errors import (
     ConfigError,
     ConnectionLostError,
     DatabaseError,
+    DbrollError,
     HistoryGapError,
     LockWaitError,
     MigrationFailedError,
@@ -1278,6 +1279,9 @@ class Runner:
         except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (errors.Terminated)
             self._interrupt_work()
             raise
+        except DbrollError as e:
+            e.partial = result  # what ran before it: --json shows it with the error
+            raise
         finally:
             self._warm = None
             self._spare_time()  # the last step's line; before any error leaves
@@ -1591,8 +1595,13 @@ class Runner:
             version=str(step.version) if step.version is not None else None,
             statement=index + 1,
             hint=f"nothing after statement {done} ran. Fix the cause, then `dbroll resume` "
-            f"(continues at statement {done + 1}; once you edited the file, `dbroll resume "
-            f"--from-statement {done + 1}`); `dbroll status` shows the blocked row",
+            f"(continues at statement {done + 1}"
+            + (
+                f"; once you edited the file, `dbroll resume --from-statement {done + 1}`"
+                if done
+                else ""
+            )
+            + "); `dbroll status` shows the blocked row",
         )
 
     def _lost(

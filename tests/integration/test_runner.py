@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import pytest
@@ -572,3 +573,25 @@ def test_an_empty_migrations_folder_beside_applied_versions_is_the_wrong_folder(
         assert dbroll("migrate", *args(fresh, wrong)).exit_code == 0
     finally:
         query(db, f"DROP DATABASE `{fresh.database}`")
+
+
+def test_json_output_on_an_error_is_json_with_what_ran(db, tmp_path):
+    """A pipeline reading --json gets JSON on a failure too: the error (type, message,
+    hint, exit code, version and statement) and the steps that ran before it."""
+    mdir = write_files(
+        tmp_path / "m",
+        {"V1__a.sql": "CREATE TABLE a (id INT);", "V2__dup.sql": "CREATE TABLE a (id INT);"},
+    )
+    r = dbroll("migrate", "--json", *args(db, mdir))
+    assert r.exit_code == 1 and "Error: migrate 2 (V2__dup.sql)" in r.stderr
+    err = json.loads(r.stdout)["error"]
+    assert err["type"] == "MigrationFailedError" and err["exit_code"] == 1
+    assert (err["version"], err["statement"]) == ("2", 1)
+    assert "Table 'a' already exists" in err["message"] and "dbroll resume" in err["hint"]
+    assert [(s["version"], s["status"]) for s in err["ran"]["steps"]] == [
+        ("1", "applied"),
+        ("2", "failed"),
+    ]
+    r = dbroll("status", "--json", *args(db.with_database(db.database + "_gone"), mdir))
+    assert r.exit_code == 2
+    assert json.loads(r.stdout)["error"]["type"] == "ConfigError"
