@@ -157,11 +157,21 @@ def data_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
+def _finite(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """A number of seconds: FloatRange lets nan (no comparison fails for it) and inf through."""
+    import math
+
+    if isinstance(value, float) and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a number of seconds", ctx, param)
+    return value
+
+
 def runner_options(f: Callable[..., Any]) -> Callable[..., Any]:
     opts = [
         click.option(
             "--lock-timeout",
             type=click.FloatRange(0),
+            callback=_finite,
             default=60.0,
             show_default=True,
             envvar="DBROLL_LOCK_TIMEOUT",
@@ -736,10 +746,13 @@ def _versions(versions: list[str], shown: int = 10) -> str:
 @json_option
 @handle_errors
 def validate(dsn, dsn_secret, migrations_dir, as_json):
-    """Check every applied script's checksum and every file's syntax; report all problems.
+    """Check every applied script's checksum and that every file splits into statements
+    (quotes, comments and DELIMITER lines close; the server checks the SQL itself when it
+    runs); report all problems.
 
     Exit 3 when an applied file changed, an applied version has no file, or a run is
-    blocked; 0 otherwise.
+    blocked; 2 when a file cannot be read or split, or the folder holds no migration beside
+    applied versions (it stops there); 0 otherwise.
     """
     from pipeline.errors import BlockedError
 
@@ -1661,6 +1674,7 @@ def move_options(f: Callable[..., Any]) -> Callable[..., Any]:
             click.option(
                 "--timeout",
                 type=click.FloatRange(1),
+                callback=_finite,
                 default=900,
                 show_default=True,
                 help="Seconds to wait for the one-off task, and again for the service.",
@@ -1767,7 +1781,12 @@ def _render_move(result: Any, calls: Any, as_json: bool, dry_run: bool) -> None:
 )
 @db_options
 @safety_options
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option(
+    "--yes",
+    is_flag=True,
+    help="Do not ask for confirmation. A run whose stdin is not a terminal (CI, a script, "
+    "`< /dev/null`) does not ask either.",
+)
 @aws_options
 @json_option
 @handle_errors
@@ -2069,7 +2088,23 @@ def _register_modules() -> None:
         module.register(cli)
 
 
+def _note_envvars(command: click.Command) -> None:
+    """End the help of every option read from the environment with `[env NAME]`, as the
+    hand-written ones do, so that --help names every variable that changes a command."""
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _note_envvars(sub)
+    for p in command.params:
+        if (
+            isinstance(p, click.Option)
+            and isinstance(p.envvar, str)
+            and f"[env {p.envvar}" not in (p.help or "")
+        ):
+            p.help = f"{p.help or ''} [env {p.envvar}]".strip()
+
+
 _register_modules()
+_note_envvars(cli)
 
 
 _stopping = False
