@@ -279,13 +279,16 @@ def handle_errors(f: Callable[..., Any]) -> Callable[..., Any]:
 
     @wraps(f)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        global _JSON_OUT
+        _JSON_OUT = False
         try:
             return f(*args, **kwargs)
         except DbrollError as e:
             from pipeline.log import redact
 
-            if kwargs.get("as_json"):
+            if kwargs.get("as_json") and not _JSON_OUT:
                 # stdout stays JSON for the pipeline reading it: the error, and what ran
+                # (unless the command printed its result before it failed: compat, lint...)
                 emit_json({"error": error_dict(e)})
             click.echo(f"Error: {redact(str(e))}", err=True)
             sys.exit(e.exit_code)
@@ -398,10 +401,15 @@ def write_file(path: str, data: str | bytes, flag: str) -> None:
 # ------------------------------------------------------------------ rendering
 
 
+_JSON_OUT = False  # this command printed its JSON (handle_errors adds no second document)
+
+
 def emit_json(data: Any) -> None:
+    global _JSON_OUT
     from pipeline.log import redact_json
 
     click.echo(redact_json(data, indent=2, sort_keys=True, default=str))
+    _JSON_OUT = True
 
 
 def render_run(result: Any, as_json: bool) -> None:
@@ -969,7 +977,8 @@ def manifest_build(migrations_dir, outdir, app_version, as_json):
     """Write OUTDIR/manifest.json and print its sha256.
 
     \b
-    Set the sha256 as an image label at build time:
+    Label the image with the sha256 if you like (for people and `docker inspect`: dbroll
+    finds manifests in S3 by the image digest, see `manifest publish`):
       SHA=$(dbroll manifest build --migrations migrations --out build/dbroll)
       docker build --label io.dbroll.manifest.sha256=$SHA .
     """
