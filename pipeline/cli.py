@@ -605,7 +605,7 @@ def undo(
     \b
     Examples:
       dbroll undo --target 12 --dry-run        # what would run, and the data at risk
-      dbroll undo --target 12 --backup s3://my-bucket/dbroll/backups
+      dbroll undo --target 12 --backup s3://my-bucket/dbroll   # then: dbroll backup list
       dbroll undo --target 0 --accept-data-loss   # a scratch database: everything goes
     """
     from pipeline.db.connect import connect
@@ -655,10 +655,9 @@ def status(dsn, dsn_secret, migrations_dir, images, bucket, prefix, as_json):
 
     Reads only; creates nothing. With --json: current_version, applied, pending, future,
     gaps, drift, blocked (null or {version, kind, statements_done, error, in_progress: who
-    runs it now or null, ...}), connection
-    ({tls, verified, auth, socket}: how the database was reached), and with --image: compat (per
-    image: compatible, reason, pending: the versions its start would apply) and
-    oldest_compatible.
+    runs it now or null, ...}), connection ({tls, verified, auth, socket}: how the database
+    was reached), and with --image: compat (per image: compatible, reason, pending: the
+    versions its start would apply) and oldest_compatible.
     """
     runner = build_runner(dsn, dsn_secret, migrations_dir)
     state = runner.status()
@@ -1215,7 +1214,6 @@ def plan(
     explain); without it, the deployed manifest stands in for the history. Exit 3 when
     the plan is blocked; the reasons say what to do.
     """
-
     from pipeline.deploy import plan_rollback, require_unblocked
     from pipeline.plan import render_markdown, render_text
 

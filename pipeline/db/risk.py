@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -16,12 +17,45 @@ def _q(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
+def _as_named(cur: Any, targets: list[Target]) -> list[Target]:
+    """`targets` with each table as the server names it. The scripts' names come lowercased
+    from the lint, and a server on Linux compares table names by case: `Items` would
+    otherwise go unmeasured (and unsaved) when a script drops it. A name that matches no
+    table stays as it is (nothing at risk); one that matches several tables differing only
+    by case (which one the script meant is lost with its case) becomes one target each."""
+    cur.execute("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()")
+    by_lower: dict[str, list[str]] = {}
+    for (name,) in cur.fetchall():
+        by_lower.setdefault(name.lower(), []).append(name)
+    out = []
+    for t in targets:
+        names = by_lower.get(t.table.lower())
+        out += [replace(t, table=name) for name in sorted(names)] if names else [t]
+    return out
+
+
+def _lookups(tables: list[str]) -> Iterator[list[str]]:
+    """`tables` in lists of up to _PER_QUERY for `TABLE_NAME IN (...)`, no two names in one
+    list equal but for case: information_schema answers such a list for one of them only."""
+    rounds: list[list[str]] = []
+    seen: dict[str, int] = {}
+    for name in tables:
+        k = seen[name.lower()] = seen.get(name.lower(), -1) + 1
+        if k == len(rounds):
+            rounds.append([])
+        rounds[k].append(name)
+    for names in rounds:
+        for i in range(0, len(names), _PER_QUERY):
+            yield names[i : i + _PER_QUERY]
+
+
 def measure(
     conn: Any, targets: Iterable[Target], ran_at: Mapping[str, datetime] | None = None
 ) -> list[Risk]:
-    """One Risk per target, in order. `ran_at`: version -> when its forward migration
-    finished (from the history), so rows written after it can be counted where a timestamp
-    column tells.
+    """One Risk per target, in order (one per table it names: see _as_named), its target
+    naming the table as the server does (the backup reads it by that name). `ran_at`:
+    version -> when its forward migration finished (from the history), so rows written
+    after it can be counted where a timestamp column tells.
 
     A few round trips whatever the number of targets (an undo of a thousand migrations has a
     thousand): the columns and AUTO_INCREMENT of every table at once, then the counts in
@@ -30,12 +64,10 @@ def measure(
     if not targets:
         return []
     cur = conn.cursor()
-    # information_schema compares names without regard to case: so do these maps
+    targets = _as_named(cur, targets)
     columns: dict[str, dict[str, str]] = {}
     auto: dict[str, Any] = {}
-    tables = sorted({t.table for t in targets})
-    for i in range(0, len(tables), _PER_QUERY):
-        chunk = tables[i : i + _PER_QUERY]
+    for chunk in _lookups(sorted({t.table for t in targets})):
         marks = ", ".join(["%s"] * len(chunk))
         cur.execute(
             "SELECT TABLE_NAME, COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS "
@@ -43,18 +75,18 @@ def measure(
             chunk,
         )
         for table, name, dtype in cur.fetchall():
-            columns.setdefault(table.lower(), {})[name.lower()] = dtype.lower()
+            columns.setdefault(table, {})[name.lower()] = dtype.lower()
         cur.execute(
             "SELECT TABLE_NAME, AUTO_INCREMENT FROM information_schema.TABLES "
             f"WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN ({marks})",
             chunk,
         )
-        auto.update((table.lower(), value) for table, value in cur.fetchall())
+        auto.update(cur.fetchall())
 
     counts: list[str] = []  # SELECT <target index>, <0: rows | 1: written after>, COUNT
     bases: dict[int, tuple[str, datetime]] = {}
     for i, t in enumerate(targets):
-        cols = columns.get(t.table.lower())
+        cols = columns.get(t.table)
         if not cols or (t.column and t.column.lower() not in cols):
             continue
         what = f"COUNT({_q(t.column or '')})" if t.kind == "column" else "COUNT(*)"
@@ -87,7 +119,7 @@ def measure(
             out.append(Risk(t, exists=False, rows=0))
             continue
         basis, since = bases.get(i, (None, None))
-        a = auto.get(t.table.lower())
+        a = auto.get(t.table)
         out.append(
             Risk(
                 t,

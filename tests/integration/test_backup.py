@@ -100,6 +100,35 @@ def test_measure_counts_rows_values_and_recent_writes(db):
     assert not by["ghost"].exists
 
 
+def test_a_table_whose_name_has_capitals_is_measured_and_backed_up(db, s3):
+    """The lint reads `DROP TABLE Items` as `items`; a server on Linux compares table names
+    by case. The risk must still be the table the server has (counted, not "does not
+    exist"), and the backup must hold its rows; two tables differing only by case are both
+    at risk."""
+    query(db, "CREATE TABLE Items (id INT PRIMARY KEY, name VARCHAR(10))")
+    query(db, "INSERT INTO Items VALUES (1, 'a'), (2, 'b')")
+    targets = destructive_targets("DROP TABLE Items;", "U1__x.sql", version="1")
+    assert [t.table for t in targets] == ["items"]  # what the lint gives
+    conn = connect(db)
+    try:
+        (risk,) = measure(conn, targets)
+    finally:
+        conn.close()
+    assert (risk.target.table, risk.exists, risk.rows) == ("Items", True, 2)
+    manifest = do_backup(lambda: connect(db), [risk.target], s3, "s3://backups-bk/c", run_id="c")
+    assert manifest["rows"] == 2
+    (fold,) = query(db, "SELECT @@lower_case_table_names")[0]
+    if not fold:
+        query(db, "CREATE TABLE items (id INT PRIMARY KEY)")
+        query(db, "INSERT INTO items VALUES (7)")
+        conn = connect(db)
+        try:
+            risks = measure(conn, targets)
+        finally:
+            conn.close()
+        assert [(r.target.table, r.rows) for r in risks] == [("Items", 2), ("items", 1)]
+
+
 def test_table_backup_restores_every_row_byte_for_byte(db, s3):
     seed(db)
     before = all_rows(db)
