@@ -437,9 +437,21 @@ def render_run(result: Any, as_json: bool) -> None:
     if result.extra.get("data_at_risk"):
         from pipeline.risk import Risk
 
-        click.echo("data at risk:")
-        for d in result.extra["data_at_risk"]:
-            click.echo(f"  {Risk.from_dict(d).line()}")
+        risks = [Risk.from_dict(d) for d in result.extra["data_at_risk"]]
+        held = [r for r in risks if r.at_risk]
+        if held:
+            click.echo("data at risk:")
+            for r in held:
+                click.echo(f"  {r.line()}")
+        if len(held) < len(risks):
+            click.echo(
+                f"destroyed, holding no data: {len(risks) - len(held)} table(s) or column(s)"
+                + (" (--json lists them)" if len(risks) - len(held) > 5 else "")
+            )
+            if len(risks) - len(held) <= 5:
+                for r in risks:
+                    if not r.at_risk:
+                        click.echo(f"  {r.line()}")
     backup = result.extra.get("backup") or {}
     if backup.get("uri"):
         click.echo(f"backup: {backup['rows']} row(s) in {backup['uri']}")

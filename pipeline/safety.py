@@ -54,9 +54,11 @@ def data_guard(
         finally:
             conn.close()
         result.extra["data_at_risk"] = [r.to_dict() for r in risks]
-        for r in risks:
-            log.warning("data at risk", detail=r.line())
         held = needs_protection(risks)
+        for r in held:
+            log.warning("data at risk", detail=r.line())
+        if len(held) < len(risks):  # an empty table or column, one gone already: no warning
+            log.info("destroyed, but holding no data", targets=len(risks) - len(held))
         if not held:
             return
         total = sum(r.rows for r in held)
