@@ -157,6 +157,32 @@ def data_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
+def build_guard(
+    spec: Any,
+    run_id: str,
+    backup_uri: str | None,
+    accept_data_loss: bool,
+    rds_instance: str | None,
+    dry_run: bool,
+) -> Any:
+    """The data guard of undo and apply-bundle from their data_options; `run_id` names the
+    backup unless DBROLL_RUN_ID or CODEBUILD_BUILD_ID does."""
+    from pipeline.db.connect import connect
+    from pipeline.safety import data_guard
+
+    return data_guard(
+        connect=lambda: connect(spec),
+        run_id=os.environ.get("DBROLL_RUN_ID") or os.environ.get("CODEBUILD_BUILD_ID") or run_id,
+        backup_uri=backup_uri,
+        accept_data_loss=accept_data_loss,
+        s3=boto_client("s3") if backup_uri else None,
+        rds=boto_client("rds") if rds_instance else None,
+        rds_instance=rds_instance,
+        dry_run=dry_run,
+        progress=lambda line: click.echo(line, err=True),
+    )
+
+
 def _finite(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     """A number of seconds: FloatRange lets nan (no comparison fails for it) and inf through."""
     import math
@@ -620,9 +646,6 @@ def undo(
       dbroll undo --target 12 --backup s3://my-bucket/dbroll   # then: dbroll backup list
       dbroll undo --target 0 --accept-data-loss   # a scratch database: everything goes
     """
-    from pipeline.db.connect import connect
-    from pipeline.safety import data_guard
-
     version = parse_version(target, "--target")
     runner = build_runner(
         dsn,
@@ -632,18 +655,13 @@ def undo(
         lock_wait_timeout=lock_wait_timeout,
         lock_retries=lock_retries,
     )
-    guard = data_guard(
-        connect=lambda: connect(runner.spec),
-        run_id=os.environ.get("DBROLL_RUN_ID")
-        or os.environ.get("CODEBUILD_BUILD_ID")
-        or f"undo-{version}-{int(time.time())}",
-        backup_uri=backup_uri,
-        accept_data_loss=accept_data_loss,
-        s3=boto_client("s3") if backup_uri else None,
-        rds=boto_client("rds") if rds_instance else None,
-        rds_instance=rds_instance,
-        dry_run=dry_run,
-        progress=lambda line: click.echo(line, err=True),
+    guard = build_guard(
+        runner.spec,
+        f"undo-{version}-{int(time.time())}",
+        backup_uri,
+        accept_data_loss,
+        rds_instance,
+        dry_run,
     )
     render_run(runner.undo(version, dry_run=dry_run, guard=guard), as_json)
 
@@ -719,17 +737,16 @@ def status(dsn, dsn_secret, migrations_dir, images, bucket, prefix, as_json):
     for d in data["drift"]:
         click.echo(f"drift:     {d['path']} changed since it was applied")
     b = data["blocked"]
-    if b and b["in_progress"]:
+    if b:
         subject = f"version {b['version']}" if b["version"] else b["script"]
         total = f"/{b['statements_total']}" if b["statements_total"] is not None else ""
+    if b and b["in_progress"]:
         click.echo(
             f"RUNNING:   {subject} {b['kind']}, {b['statements_done']}{total} statements done, "
             f"by {b['in_progress']}"
         )
         click.echo("           a runner is at work: nothing to do but wait (`dbroll status`)")
     elif b:
-        subject = f"version {b['version']}" if b["version"] else b["script"]
-        total = f"/{b['statements_total']}" if b["statements_total"] is not None else ""
         click.echo(
             f"BLOCKED:   {subject} {b['kind']} {b['status']} after "
             f"{b['statements_done']}{total} statements"
@@ -1441,22 +1458,7 @@ def apply_bundle(
             lock_retries=lock_retries,
         ),
     )
-    from pipeline.db.connect import connect
-    from pipeline.safety import data_guard
-
-    guard = data_guard(
-        connect=lambda: connect(spec),
-        run_id=os.environ.get("DBROLL_RUN_ID")
-        or os.environ.get("CODEBUILD_BUILD_ID")
-        or b.sha256[:12],
-        backup_uri=backup_uri,
-        accept_data_loss=accept_data_loss,
-        s3=boto_client("s3") if backup_uri else None,
-        rds=boto_client("rds") if rds_instance else None,
-        rds_instance=rds_instance,
-        dry_run=dry_run,
-        progress=lambda line: click.echo(line, err=True),
-    )
+    guard = build_guard(spec, b.sha256[:12], backup_uri, accept_data_loss, rds_instance, dry_run)
     result = runner.apply_plan(
         the_plan, b.files, bundle_sha256=b.sha256, dry_run=dry_run, guard=guard
     )

@@ -146,10 +146,7 @@ def test_lock_held_by_another_connection(db, tmp_path, before):
 def test_status_tells_a_migration_at_work_from_a_stopped_one(db, tmp_path):
     """While a runner works, its migration's row says `running`: `status` names who runs it
     (RUNNING, no repair advice), not BLOCKED as for a runner that stopped."""
-    import subprocess
-    import sys
-
-    from tests.conftest import REPO, args, dbroll, wait_until_running, write_files
+    from tests.conftest import args, dbroll, wait_until_running, write_files
 
     mdir = write_files(
         tmp_path / "m",
@@ -158,13 +155,7 @@ def test_status_tells_a_migration_at_work_from_a_stopped_one(db, tmp_path):
             "V2__slow.sql": "CREATE TABLE s1 (id INT);\nDO SLEEP(2);\nCREATE TABLE s2 (id INT);",
         },
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", "migrate", *args(db, mdir)],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_migrate(db.to_dsn(), mdir)
     try:
         wait_until_running(db, proc, "DO SLEEP%")
         live = dbroll("status", *args(db, mdir))
