@@ -1486,22 +1486,29 @@ class Runner:
 
     def _interrupt_work(self) -> None:
         """Ctrl-C or SIGTERM while the server runs our statements: it would go on to the end
-        of the packet without us (and finish a long ALTER nobody waits for), so stop the
-        statement it is running (MariaDB rolls an interrupted DDL statement back) and, with
-        it, the rest of the packet. The record stays exact: the statement interrupted is not
-        counted, and `dbroll resume` starts there (a statement that had finished before the
-        KILL is recognised as in effect). On an idle session the KILL does nothing."""
+        of the packet without us (and finish a long ALTER nobody waits for), so end the work
+        session on the server: the statement it is running stops (MariaDB rolls an
+        interrupted DDL statement back, and a transaction left open), and the rest of the
+        packet never runs. The record stays exact: the statement interrupted is not counted,
+        and `dbroll resume` starts there (a statement that had finished before the KILL is
+        recognised as in effect).
+
+        KILL CONNECTION, not KILL QUERY: MariaDB clears a KILL QUERY when it starts on a
+        packet (dispatch_command's reset_kill_query), so one that reaches the session while
+        it still reads the packet we just sent is forgotten and the whole packet runs. The
+        run ends here anyway; the session is not needed again."""
         work = self._work
         if work is None:
             return
         # the error in flight stays the news
         with contextlib.suppress(Exception):
             log.warning("interrupted: stopping the statements sent to the server")
+            kill = "KILL CONNECTION %s"
             try:
-                self._ctl.execute("KILL QUERY %s", (work.thread_id(),))
+                self._ctl.execute(kill, (work.thread_id(),))
             except Exception:  # noqa: BLE001 - the signal came mid-write on the control link
                 with contextlib.closing(self._connect(self.spec)) as conn:
-                    conn.cursor().execute("KILL QUERY %s", (work.thread_id(),))
+                    conn.cursor().execute(kill, (work.thread_id(),))
 
     def _batch_packet(
         self, group: list[tuple[Step, list[Statement]]], g: int, j: int, row_id: int | None

@@ -11,9 +11,11 @@ one before it reads the history.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -243,6 +245,36 @@ def test_ctrl_c_or_sigterm_mid_packet_stops_the_packet_on_the_server(db, tmp_pat
     r = dbroll("migrate", *args(db, mdir))
     assert r.exit_code == 0, r.stderr
     assert user_tables(db) == {f"slow_{v}" for v in range(1, SLOW + 1)}
+
+
+@pytest.mark.timeout(60)
+def test_a_stop_that_reaches_the_server_while_it_reads_the_packet_still_stops_it(db):
+    # the race behind a rare CI failure, made certain: the signal comes just after a packet
+    # was sent, and the runner's KILL reaches the work session while the server still reads
+    # that packet. MariaDB clears a KILL QUERY as it starts on a packet, so the whole packet
+    # ran; the stop must hold whenever it lands
+    r = runner.Runner(db, None)
+    with r._session(lock=True):
+        r._work_cursor()
+        work = r._work
+        thread = work.thread_id()
+        sql = b"CREATE TABLE after_stop (i INT)"
+        payload = b"\x03" + sql  # COM_QUERY
+        packet = len(payload).to_bytes(3, "little") + b"\x00" + payload
+        work._sock.sendall(packet[:10])  # the server now waits for the rest of the packet
+        r._interrupt_work()
+        with contextlib.suppress(OSError):  # the server may have closed the session
+            work._sock.sendall(packet[10:])
+        deadline = time.monotonic() + 30
+        while True:  # until the work session is idle again, or gone
+            rows = query(
+                db, "SELECT command FROM information_schema.processlist WHERE id = %s", (thread,)
+            )
+            if not rows or rows[0][0] == "Sleep":
+                break
+            assert time.monotonic() < deadline, rows
+            time.sleep(0.05)
+    assert "after_stop" not in user_tables(db)
 
 
 @pytest.mark.timeout(120)
