@@ -128,7 +128,7 @@ def safety_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def data_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """--backup, --accept-data-loss, --rds-snapshot (undo, apply-bundle, rollback)."""
+    """--backup, --accept-data-loss, --rds-snapshot (undo, resume, apply-bundle, rollback)."""
     for decorator in reversed(
         [
             click.option(
@@ -833,7 +833,10 @@ def validate(dsn, dsn_secret, migrations_dir, as_json):
     help="Continue at statement N instead of the first one not recorded as done "
     "(e.g. N+1 when you ran the failed statement by hand).",
 )
-@click.option("--dry-run", is_flag=True, help="Show what would run; change nothing.")
+@data_options
+@click.option(
+    "--dry-run", is_flag=True, help="Show what would run and the data at risk; change nothing."
+)
 @json_option
 @handle_errors
 def resume(
@@ -844,6 +847,9 @@ def resume(
     lock_wait_timeout,
     lock_retries,
     from_statement,
+    backup_uri,
+    accept_data_loss,
+    rds_instance,
     dry_run,
     as_json,
 ):
@@ -852,6 +858,11 @@ def resume(
     The blocked history row records how many statements completed; resume runs the rest
     (a DML-only migration, which ran in one transaction, starts over). Fix the cause
     first: `dbroll status` shows the error.
+
+    The rest of an undo is guarded like `dbroll undo`: rows written since the undo started
+    (the app kept running) into what its remaining statements destroy are counted, and the
+    resume is refused (exit 3, nothing run) unless --backup or --accept-data-loss says what
+    to do.
     """
     runner = build_runner(
         dsn,
@@ -861,7 +872,15 @@ def resume(
         lock_wait_timeout=lock_wait_timeout,
         lock_retries=lock_retries,
     )
-    render_run(runner.resume(from_statement=from_statement, dry_run=dry_run), as_json)
+    guard = build_guard(
+        runner.spec,
+        f"resume-{int(time.time())}",
+        backup_uri,
+        accept_data_loss,
+        rds_instance,
+        dry_run,
+    )
+    render_run(runner.resume(from_statement=from_statement, dry_run=dry_run, guard=guard), as_json)
 
 
 @cli.command()

@@ -43,8 +43,13 @@ def data_guard(
 
     say = progress or (lambda line: log.info(line))
 
-    def guard(undo_steps: list[Any], history: Any, result: Any) -> None:
+    def guard(undo_steps: list[Any], history: Any, result: Any, *, from_line: int = 1) -> None:
+        """`from_line`: the first step runs from that line of its script on (a resumed
+        undo); what it destroyed before is not at risk any more."""
         targets = targets_of(undo_steps)
+        if from_line > 1:
+            first = undo_steps[0].script.path
+            targets = [t for t in targets if t.path != first or t.line >= from_line]
         if not targets:
             return
         ran_at = {str(v): row.finished_at for v, row in history.applied.items() if row.finished_at}

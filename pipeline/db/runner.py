@@ -855,10 +855,16 @@ class Runner:
         )
         return result
 
-    def resume(self, *, from_statement: int | None = None, dry_run: bool = False) -> RunResult:
+    def resume(
+        self, *, from_statement: int | None = None, dry_run: bool = False, guard: Any = None
+    ) -> RunResult:
+        """Finish the failed or interrupted event from where it stopped. An undo's rest goes
+        through `guard(undo_steps, history, result)` (see apply_plan) first: the data its
+        statements destroy now, written since the undo started, is measured and kept."""
         started = time.monotonic()
         with self._session(lock=not dry_run):
-            state = analyze(self.mset, self._read_history())
+            history = self._read_history()
+            state = analyze(self.mset, history)
             result = RunResult("resume", dry_run=dry_run, state=state)
             b = state.blocked
             if b is None:
@@ -866,6 +872,11 @@ class Runner:
                 return result
             self._check(state, allow_blocked=True)
             step, start, uncertain = self._resume_point(b, from_statement)
+            if guard is not None and step.kind == "undo":
+                stmts = self._statements(step.script)
+                from_line = stmts[start].line if start < len(stmts) else None
+                if from_line is not None:
+                    guard([step], history, result, from_line=from_line)
             log.info(
                 "resuming",
                 subject=b.subject,

@@ -228,3 +228,43 @@ def test_dbroll_undo_guards_data_like_a_bundle(db, s3, tmp_path):
     r = dbroll("undo", "--target", "0", "--accept-data-loss", *args(db, mdir))
     assert r.exit_code == 0, r.stderr
     assert "table people" not in schema_objects(db)
+
+
+def test_resuming_an_undo_guards_what_was_written_since_it_started(db, s3, tmp_path):
+    """An undo stopped on its way (a statement failed), while the app goes on writing into
+    a table its remaining statements drop: `dbroll resume` counts those rows and refuses
+    (exit 3, nothing run) unless --backup or --accept-data-loss says what to do; with
+    --backup they are kept. A table the undo dropped before it stopped is no risk."""
+    from tests.conftest import args, dbroll, history_rows, schema_objects, write_files
+
+    mdir = write_files(
+        tmp_path / "m",
+        {
+            "V1__tables.sql": "CREATE TABLE gone (id INT PRIMARY KEY);\n"
+            "CREATE TABLE orders (id INT PRIMARY KEY);",
+            "U1__tables.sql": "DROP TABLE gone;\nINSERT INTO gate VALUES (1);\nDROP TABLE orders;",
+        },
+    )
+    assert dbroll("migrate", *args(db, mdir)).exit_code == 0
+    r = dbroll("undo", "--target", "0", *args(db, mdir))  # both tables empty: no flag needed
+    assert r.exit_code == 1 and "gate" in r.stderr, r.stderr  # stopped at statement 2
+    query(db, "INSERT INTO orders VALUES (1), (2)")  # the app still runs the newer code
+    query(db, "CREATE TABLE gate (i INT)")  # the cause fixed
+    before, rows = schema_objects(db), history_rows(db)
+
+    for extra in ((), ("--dry-run",)):
+        r = dbroll("resume", *extra, *args(db, mdir))
+        assert r.exit_code == 3, r.stderr
+        assert "orders (dropped, U1__tables.sql:3): 2 row(s)" in r.stderr, r.stderr
+        assert "gone" not in r.stderr.split("would destroy data")[1], r.stderr
+        assert schema_objects(db) == before and history_rows(db) == rows
+
+    backup = ("--backup", "s3://backups-bk/r")
+    r = dbroll("resume", *backup, *args(db, mdir))
+    assert r.exit_code == 0, r.stderr
+    assert "table orders" not in schema_objects(db)
+    (found,) = list_backups(s3, "s3://backups-bk/r")
+    assert found["rows"] == 2
+    query(db, "CREATE TABLE orders (id INT PRIMARY KEY)")
+    assert dbroll("backup", "restore", found["uri"], "--dsn", db.to_dsn()).exit_code == 0
+    assert query(db, "SELECT id FROM orders ORDER BY id") == [(1,), (2,)]
