@@ -17,12 +17,13 @@ def _q(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
-def _as_named(cur: Any, targets: list[Target]) -> list[Target]:
-    """`targets` with each table as the server names it. The scripts' names come lowercased
-    from the lint, and a server on Linux compares table names by case: `Items` would
-    otherwise go unmeasured (and unsaved) when a script drops it. A name that matches no
-    table stays as it is (nothing at risk); one that matches several tables differing only
-    by case (which one the script meant is lost with its case) becomes one target each."""
+def _as_named(cur: Any, targets: list[Target]) -> tuple[list[Target], set[str]]:
+    """`targets` with each table as the server names it, and the names of the tables that
+    exist. The scripts' names come lowercased from the lint, and a server on Linux compares
+    table names by case: `Items` would otherwise go unmeasured (and unsaved) when a script
+    drops it. A name that matches no table stays as it is (nothing at risk); one that
+    matches several tables differing only by case (which one the script meant is lost with
+    its case) becomes one target each."""
     cur.execute("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()")
     by_lower: dict[str, list[str]] = {}
     for (name,) in cur.fetchall():
@@ -31,7 +32,7 @@ def _as_named(cur: Any, targets: list[Target]) -> list[Target]:
     for t in targets:
         names = by_lower.get(t.table.lower())
         out += [replace(t, table=name) for name in sorted(names)] if names else [t]
-    return out
+    return out, {n for names in by_lower.values() for n in names}
 
 
 def _lookups(tables: list[str]) -> Iterator[list[str]]:
@@ -49,6 +50,16 @@ def _lookups(tables: list[str]) -> Iterator[list[str]]:
             yield names[i : i + _PER_QUERY]
 
 
+def _union(cur: Any, counts: list[str]) -> dict[tuple[int, int], int]:
+    """Run `SELECT <target index>, <kind>, COUNT...` queries in UNION ALLs of _PER_QUERY."""
+    out: dict[tuple[int, int], int] = {}
+    for j in range(0, len(counts), _PER_QUERY):
+        cur.execute(" UNION ALL ".join(counts[j : j + _PER_QUERY]))
+        for i, kind, n in cur.fetchall():
+            out[int(i), int(kind)] = int(n)
+    return out
+
+
 def measure(
     conn: Any, targets: Iterable[Target], ran_at: Mapping[str, datetime] | None = None
 ) -> list[Risk]:
@@ -58,16 +69,33 @@ def measure(
     after it can be counted where a timestamp column tells.
 
     A few round trips whatever the number of targets (an undo of a thousand migrations has a
-    thousand): the columns and AUTO_INCREMENT of every table at once, then the counts in
-    UNION ALL queries of up to _PER_QUERY each."""
+    thousand): the tables' names, the row counts of the tables to drop, then, only for the
+    tables that hold rows and those losing a column, their columns and AUTO_INCREMENT at
+    once and the counts that need them, in UNION ALL queries of up to _PER_QUERY each. An
+    undo of many empty tables does not pay for information_schema's per-table details."""
     targets = list(targets)
     if not targets:
         return []
     cur = conn.cursor()
-    targets = _as_named(cur, targets)
+    targets, existing = _as_named(cur, targets)
+    counted = _union(
+        cur,
+        [
+            f"SELECT {i}, 0, COUNT(*) FROM {_q(t.table)}"
+            for i, t in enumerate(targets)
+            if t.kind == "table" and t.table in existing
+        ],
+    )
+    detail = sorted(
+        {
+            t.table
+            for i, t in enumerate(targets)
+            if t.table in existing and (t.kind == "column" or counted.get((i, 0)))
+        }
+    )
     columns: dict[str, dict[str, str]] = {}
     auto: dict[str, Any] = {}
-    for chunk in _lookups(sorted({t.table for t in targets})):
+    for chunk in _lookups(detail):
         marks = ", ".join(["%s"] * len(chunk))
         cur.execute(
             "SELECT TABLE_NAME, COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS "
@@ -83,14 +111,14 @@ def measure(
         )
         auto.update(cur.fetchall())
 
-    counts: list[str] = []  # SELECT <target index>, <0: rows | 1: written after>, COUNT
+    counts: list[str] = []  # SELECT <target index>, <0: values | 1: written after>, COUNT
     bases: dict[int, tuple[str, datetime]] = {}
     for i, t in enumerate(targets):
         cols = columns.get(t.table)
         if not cols or (t.column and t.column.lower() not in cols):
             continue
-        what = f"COUNT({_q(t.column or '')})" if t.kind == "column" else "COUNT(*)"
-        counts.append(f"SELECT {i}, 0, {what} FROM {_q(t.table)}")
+        if t.kind == "column":
+            counts.append(f"SELECT {i}, 0, COUNT({_q(t.column or '')}) FROM {_q(t.table)}")
         since = (ran_at or {}).get(t.version or "")
         basis = next(
             (
@@ -106,16 +134,11 @@ def measure(
                 where += f" AND {_q(t.column or '')} IS NOT NULL"
             counts.append(f"SELECT {i}, 1, COUNT(*) FROM {_q(t.table)} WHERE {where}")
             bases[i] = (basis, since)
-    rows: dict[int, int] = {}
-    after: dict[int, int] = {}
-    for j in range(0, len(counts), _PER_QUERY):
-        cur.execute(" UNION ALL ".join(counts[j : j + _PER_QUERY]))
-        for i, kind, n in cur.fetchall():
-            (after if kind else rows)[int(i)] = int(n)
+    counted.update(_union(cur, counts))
 
     out = []
     for i, t in enumerate(targets):
-        if i not in rows:
+        if (i, 0) not in counted:
             out.append(Risk(t, exists=False, rows=0))
             continue
         basis, since = bases.get(i, (None, None))
@@ -124,8 +147,8 @@ def measure(
             Risk(
                 t,
                 exists=True,
-                rows=rows[i],
-                written_after=after.get(i),
+                rows=counted[i, 0],
+                written_after=counted.get((i, 1)),
                 since=since.isoformat(sep=" ") if since is not None else None,
                 basis=basis,
                 auto_increment=int(a) if a is not None else None,

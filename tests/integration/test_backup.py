@@ -100,6 +100,37 @@ def test_measure_counts_rows_values_and_recent_writes(db):
     assert not by["ghost"].exists
 
 
+def test_measure_details_the_tables_that_hold_rows(db):
+    """Empty tables are counted and found empty (no per-table details asked); a table
+    holding rows gets its AUTO_INCREMENT and its recent writes; column targets are checked
+    against the columns whether or not their table holds rows."""
+    query(db, "CREATE TABLE empty_one (id INT AUTO_INCREMENT PRIMARY KEY, x INT)")
+    query(
+        db,
+        "CREATE TABLE full_one (id INT AUTO_INCREMENT PRIMARY KEY, x INT, "
+        "updated_at DATETIME NOT NULL)",
+    )
+    query(db, "INSERT INTO full_one (x, updated_at) VALUES (1, '2026-01-01'), (NULL, '2027-01-01')")
+    targets = destructive_targets(
+        "DROP TABLE empty_one; DROP TABLE full_one;", "U2__x.sql", version="2"
+    ) + destructive_targets(
+        "ALTER TABLE empty_one DROP COLUMN x; ALTER TABLE full_one DROP COLUMN nope;",
+        "U1__y.sql",
+        version="1",
+    )
+    conn = connect(db)
+    try:
+        risks = measure(conn, targets, {"2": dt.datetime(2026, 6, 1)})
+    finally:
+        conn.close()
+    by = {r.target.what: r for r in risks}
+    assert (by["empty_one"].exists, by["empty_one"].rows) == (True, 0)
+    full = by["full_one"]
+    assert (full.rows, full.auto_increment, full.written_after) == (2, 3, 1)
+    assert (by["empty_one.x"].exists, by["empty_one.x"].rows) == (True, 0)
+    assert not by["full_one.nope"].exists
+
+
 def test_a_table_whose_name_has_capitals_is_measured_and_backed_up(db, s3):
     """The lint reads `DROP TABLE Items` as `items`; a server on Linux compares table names
     by case. The risk must still be the table the server has (counted, not "does not
