@@ -506,10 +506,45 @@ class Runner:
         holder = self._describe_lock_holder(name) or holder
         raise BusyError(
             f"database {self.spec.describe()} is busy: {holder or 'another dbroll runner'} "
-            f"still holds lock {name!r} after {self.opts.lock_timeout:g} s",
-            hint="wait for it to finish or raise --lock-timeout; if that runner is dead, "
-            "KILL its connection on the server to release the lock",
+            f"still holds lock {name!r} after {self.opts.lock_timeout:g} s"
+            + self._describe_activity(name),
+            hint="wait for it to finish or raise --lock-timeout; if that runner is gone (its "
+            "host or task lost: sessions idle for long, no statement running), KILL its "
+            "connection(s) on the server to release the lock",
         )
+
+    def _describe_activity(self, name: str) -> str:
+        """What the sessions of the runner holding lock `name` do now, from the processlist:
+        `; its session idle for 40 s; its work session (connection 9) running `ALTER ...`
+        for 35 s`. A runner at work has a statement running, or was idle a moment ago; one
+        whose host vanished leaves both idle for as long as it has been gone."""
+        cur = self._ctl
+        cur.execute(
+            "SELECT IS_USED_LOCK(%s), IS_USED_LOCK(%s)", (name, work_lock_name(self.spec.database))
+        )
+        ids = cur.fetchone()
+        cur.execute(
+            "SELECT ID, COMMAND, TIME, INFO FROM information_schema.PROCESSLIST WHERE ID IN "
+            "(%s, %s)",
+            (ids[0] or 0, ids[1] or 0),
+        )
+        rows = {r[0]: r[1:] for r in cur.fetchall()}
+        parts = []
+        for conn_id, what in zip(ids, ("its session", "its work session"), strict=True):
+            row = rows.get(conn_id) if conn_id is not None else None
+            if row is None:
+                if what == "its work session":
+                    parts.append("no work session")
+                continue
+            command, secs, info = row
+            label = what if what == "its session" else f"{what} (connection {conn_id})"
+            if command == "Sleep" or not info:
+                parts.append(f"{label} idle for {secs} s")
+            else:
+                text = " ".join(str(info).split())
+                text = text if len(text) <= 60 else text[:59] + "…"
+                parts.append(f"{label} running `{text}` for {secs} s")
+        return "".join(f"; {p}" for p in parts)
 
     def _await_stopped_runner(self) -> None:
         """Wait until no work session of an earlier runner is left on the server: killed

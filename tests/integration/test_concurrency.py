@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 
 import pytest
@@ -125,6 +126,8 @@ def test_lock_held_by_another_connection(db, tmp_path, before):
         assert proc.returncode == 4, (proc.returncode, proc.stdout, proc.stderr)
         assert re.search(rf"\bconnection {holder_id}\b", proc.stderr), proc.stderr
         assert "busy" in proc.stderr, proc.stderr
+        # what the holder does: nothing (a runner whose host vanished looks like this)
+        assert re.search(r"its session idle for \d+ s; no work session", proc.stderr)
         print(f"migrate gave up after {waited:.2f}s")
 
         # untouched: no history row, no table beyond dbroll's own, same schema
@@ -173,3 +176,31 @@ def test_status_tells_a_migration_at_work_from_a_stopped_one(db, tmp_path):
     assert proc.returncode == 0, err
     done = dbroll("status", "--json", *args(db, mdir)).json
     assert done["blocked"] is None and done["applied"] == ["1", "2"]
+
+
+@pytest.mark.timeout(120)
+def test_busy_says_what_the_holders_work_session_runs(db, tmp_path):
+    # a runner at work: its lock's session idle, its work session running a statement
+    migrations = write_migrations(tmp_path / "migrations")
+    holder, work = connect(db), connect(db)
+    try:
+        holder.cursor().execute("DO GET_LOCK(%s, 0)", (f"dbroll:{db.database}",))
+        cur = work.cursor()
+        cur.execute("SELECT GET_LOCK(%s, 0), CONNECTION_ID()", (f"dbroll-work:{db.database}",))
+        got, work_id = cur.fetchone()
+        assert got == 1
+        sleeper = threading.Thread(target=cur.execute, args=("DO SLEEP(20)",))
+        sleeper.start()
+        proc = run_cli(
+            "migrate", "--dsn", db.to_dsn(), "--migrations", str(migrations), "--lock-timeout", "1"
+        )
+        assert proc.returncode == 4, proc.stderr
+        assert re.search(
+            rf"its work session \(connection {work_id}\) running `DO SLEEP\(20\)` for \d+ s",
+            proc.stderr,
+        ), proc.stderr
+        holder.cursor().execute("KILL QUERY %s", (work_id,))
+        sleeper.join()
+    finally:
+        holder.close()
+        work.close()
