@@ -22,6 +22,7 @@ from pipeline.errors import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_TERMINATED,
+    BlockedError,
     ConfigError,
     DbrollError,
     Terminated,
@@ -769,6 +770,113 @@ def status(dsn, dsn_secret, migrations_dir, images, bucket, prefix, as_json):
                 )
             )
         click.echo(f"oldest compatible image: {data['oldest_compatible'] or '(none)'}")
+
+
+@cli.command()
+@db_options
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Also end a session that is running a statement (its runner is likely at work; "
+    "MariaDB rolls that statement back).",
+)
+@click.option(
+    "--yes",
+    is_flag=True,
+    help="Do not ask for confirmation. A run whose stdin is not a terminal does not ask either.",
+)
+@click.option("--dry-run", is_flag=True, help="Show who holds the lock; end nothing.")
+@json_option
+@handle_errors
+def unlock(dsn, dsn_secret, force, yes, dry_run, as_json):
+    """Release the lock a gone runner still holds (its host or task lost).
+
+    A runner whose host vanished without closing its connections keeps dbroll's lock on the
+    server until the server notices, which can take hours; meanwhile every `migrate` waits
+    --lock-timeout and exits 4 (busy). unlock shows who holds the lock (connection, host,
+    pid, run) and what its sessions do, then ends them (KILL CONNECTION) once you confirm.
+    A session running a statement means its runner is likely at work: refused (exit 3)
+    unless --force. What the gone runner left half done stays recorded: `dbroll status`
+    shows it, `dbroll resume` (or `migrate --resume-interrupted`) goes on from there.
+
+    \b
+    Examples:
+      dbroll unlock --dry-run      # who holds it, and what its sessions do
+      dbroll unlock                # end them (asks first on a terminal)
+    """
+    from pipeline.db.runner import Runner, RunnerOptions
+
+    spec = build_spec(dsn, dsn_secret)
+    runner = Runner(spec, None, RunnerOptions(context=event_context(spec)))
+    holders = runner.lock_holders()
+    data: dict[str, Any] = {"database": spec.describe(), "holders": holders, "ended": []}
+    lines = [_holder_line(h) for h in holders]
+    if not holders:
+        data["message"] = f"no dbroll runner holds a lock on {spec.describe()}: nothing to end"
+    elif (busy := [h for h in holders if h["statement"]]) and not force:
+        raise BlockedError(
+            "; ".join(lines)
+            + f": connection {busy[0]['connection']} is running a statement, so its runner "
+            "is likely at work; nothing was ended",
+            hint="wait for it (`dbroll status`); if you know that runner is gone, --force "
+            "ends it anyway (MariaDB rolls the statement back; `dbroll resume` goes on from "
+            "the record)",
+        )
+    elif dry_run:
+        data["message"] = "would end connection(s) " + ", ".join(
+            str(h["connection"]) for h in holders
+        )
+    else:
+        if not as_json:
+            for line in lines:
+                click.echo(line, err=True)
+        if not (yes or not sys.stdin.isatty()) and not click.confirm(
+            "End these sessions?", default=False, err=True
+        ):
+            raise DbrollError("unlock cancelled; nothing was ended")
+        data["ended"] = runner.end_sessions(holders)
+        left = [h["connection"] for h in runner.lock_holders()]
+        data["message"] = (
+            "ended connection(s) " + ", ".join(map(str, data["ended"]))
+            if data["ended"]
+            else "the lock was released before unlock ended anything"
+        ) + (
+            f"; connection(s) {', '.join(map(str, left))} still hold a lock (a killed "
+            "statement still rolling back, or a new runner): `dbroll unlock --dry-run` shows "
+            "them"
+            if left
+            else "; the lock is free"
+        )
+    if as_json:
+        emit_json(data)
+        return
+    if dry_run:
+        for line in lines:
+            click.echo(line)
+    click.echo(data["message"])
+
+
+def _holder_line(h: dict[str, Any]) -> str:
+    """`runner lock held by connection 42 (client ..., host h, pid 1, run r, for 90 s):
+    idle for 85 s` for one entry of Runner.lock_holders."""
+    facts = [f"client {h['client']}"] if h["client"] else []
+    if h["host"]:
+        facts.append(f"host {h['host']} pid {h['pid']}")
+    if h["run_id"]:
+        facts.append(f"run {h['run_id']}")
+    if h["held_s"] is not None:
+        facts.append(f"for {h['held_s']} s")
+    what = "runner lock" if h["role"] == "runner" else "work session's lock"
+    doing = (
+        f"running `{h['statement'][:80]}` for {h['seconds']} s"
+        if h["statement"]
+        else "gone from the processlist"
+        if h["command"] is None
+        else f"idle for {h['seconds']} s"
+        if h["command"] == "Sleep"
+        else f"{h['command'].lower()} for {h['seconds']} s"
+    )
+    return f"{what} held by connection {h['connection']} ({', '.join(facts)}): {doing}"
 
 
 def _versions(versions: list[str], shown: int = 10) -> str:

@@ -509,8 +509,8 @@ class Runner:
             f"still holds lock {name!r} after {self.opts.lock_timeout:g} s"
             + self._describe_activity(name),
             hint="wait for it to finish or raise --lock-timeout; if that runner is gone (its "
-            "host or task lost: sessions idle for long, no statement running), KILL its "
-            "connection(s) on the server to release the lock",
+            "host or task lost: sessions idle for long, no statement running), `dbroll "
+            "unlock` ends its sessions and so releases the lock",
         )
 
     def _describe_activity(self, name: str) -> str:
@@ -571,8 +571,9 @@ class Runner:
         raise BusyError(
             f"database {self.spec.describe()} is busy: {holder} (the work session of a stopped "
             f"dbroll runner) is still running its statements after {self.opts.lock_timeout:g} s",
-            hint="wait for it to finish (SHOW PROCESSLIST shows its statement) or raise "
-            "--lock-timeout; KILL that connection only if you know what its statement does",
+            hint="wait for it to finish (`dbroll unlock --dry-run` shows its statement) or "
+            "raise --lock-timeout; end it (`dbroll unlock --force`) only if you know what its "
+            "statement does",
         )
 
     def _describe_lock_holder(self, name: str) -> str:
@@ -737,6 +738,85 @@ class Runner:
     def history(self) -> History:
         with self._session(lock=False):
             return self._read_history()
+
+    # ---------------------------------------------------------------- unlock
+
+    def lock_holders(self) -> list[dict[str, Any]]:
+        """Who holds this database's runner lock and work lock, and what each session does
+        now (reads only). One dict per lock held: role (runner | work), lock, connection,
+        client (the processlist's host:port), host, pid, run_id and held_s (from the lock
+        table, runner lock only), command (Sleep, Query, Killed...), seconds in that state,
+        statement (the one running, its first 200 characters, else None)."""
+        with self._session(lock=False):
+            return self._holders()
+
+    def _holders(self) -> list[dict[str, Any]]:
+        cur = self._ctl
+        names = (
+            ("runner", lock_name(self.spec.database)),
+            ("work", work_lock_name(self.spec.database)),
+        )
+        cur.execute("SELECT IS_USED_LOCK(%s), IS_USED_LOCK(%s)", tuple(n for _, n in names))
+        ids = cur.fetchone()
+        out: list[dict[str, Any]] = []
+        for (role, name), conn_id in zip(names, ids, strict=True):
+            if conn_id is None:
+                continue
+            who: dict[str, Any] = {"host": None, "pid": None, "run_id": None, "held_s": None}
+            if role == "runner" and H.table_exists(cur, H.LOCK_TABLE):
+                cur.execute(
+                    f"SELECT host, pid, run_id, TIMESTAMPDIFF(SECOND, acquired_at, NOW(6)) "
+                    f"FROM `{H.LOCK_TABLE}` WHERE name = %s AND connection_id = %s",
+                    (name, conn_id),
+                )
+                row = cur.fetchone()
+                if row:
+                    who = dict(zip(("host", "pid", "run_id", "held_s"), row, strict=True))
+            cur.execute(
+                "SELECT HOST, COMMAND, TIME, INFO FROM information_schema.PROCESSLIST "
+                "WHERE ID = %s",
+                (conn_id,),
+            )
+            proc = cur.fetchone() or (None, None, None, None)
+            client, command, secs, info = proc
+            running = command not in (None, "Sleep") and bool(info)
+            out.append(
+                {
+                    "role": role,
+                    "lock": name,
+                    "connection": int(conn_id),
+                    "client": client,
+                    **who,
+                    "command": command,
+                    "seconds": secs,
+                    "statement": " ".join(str(info).split())[:200] if running else None,
+                }
+            )
+        return out
+
+    def end_sessions(self, holders: list[dict[str, Any]], *, wait_s: float = 10) -> list[int]:
+        """End (KILL CONNECTION) the sessions `holders` (from lock_holders) names, each only
+        if it still holds the same lock, then wait up to `wait_s` for the locks to be free
+        (a session killed mid-statement first rolls that statement back). Returns the
+        connections ended."""
+        ended = []
+        with self._session(lock=False):
+            cur = self._ctl
+            for h in holders:
+                cur.execute("SELECT IS_USED_LOCK(%s)", (h["lock"],))
+                if cur.fetchone()[0] != h["connection"]:
+                    continue  # released, or taken by another session since it was shown
+                with contextlib.suppress(pymysql.MySQLError):  # gone in between
+                    cur.execute("KILL CONNECTION %s", (h["connection"],))
+                    ended.append(h["connection"])
+            deadline = time.monotonic() + wait_s
+            for h in holders:
+                while True:
+                    cur.execute("SELECT IS_USED_LOCK(%s)", (h["lock"],))
+                    if cur.fetchone()[0] != h["connection"] or time.monotonic() > deadline:
+                        break
+                    self._sleep(0.1)
+        return ended
 
     def migrate(self, target: Version | None = None, *, dry_run: bool = False) -> RunResult:
         started = time.monotonic()

@@ -15,10 +15,11 @@ import re
 import threading
 import time
 
+import pymysql
 import pytest
 
 from pipeline.db.connect import connect
-from tests.conftest import run_cli, schema_objects
+from tests.conftest import dbroll, query, run_cli, schema_objects
 from tests.integration.test_crash_resume import (
     MIGRATIONS,
     VERSIONS,
@@ -203,4 +204,104 @@ def test_busy_says_what_the_holders_work_session_runs(db, tmp_path):
         sleeper.join()
     finally:
         holder.close()
+        work.close()
+
+
+def _hold_like_a_gone_runner(db, migrations):
+    """Two sessions holding the runner lock (with its lock-table row) and the work lock,
+    idle, as a runner whose host vanished leaves them: (runner conn, work conn, their ids)."""
+    assert run_cli("migrate", "--dsn", db.to_dsn(), "--migrations", str(migrations)).returncode == 0
+    runner, work = connect(db), connect(db)
+    cur = runner.cursor()
+    cur.execute("SELECT GET_LOCK(%s, 0), CONNECTION_ID()", (f"dbroll:{db.database}",))
+    runner_id = cur.fetchone()[1]
+    cur.execute(
+        "REPLACE INTO dbroll_lock VALUES (%s, %s, 'gone-host', 7, 'run-1', NOW(6))",
+        (f"dbroll:{db.database}", runner_id),
+    )
+    wcur = work.cursor()
+    wcur.execute("SELECT GET_LOCK(%s, 0), CONNECTION_ID()", (f"dbroll-work:{db.database}",))
+    return runner, work, runner_id, wcur.fetchone()[1]
+
+
+def _alive(conn) -> bool:
+    try:
+        conn.ping(reconnect=False)
+        return True
+    except pymysql.MySQLError:
+        return False
+
+
+@pytest.mark.timeout(120)
+def test_unlock_ends_the_sessions_of_a_gone_runner(db, tmp_path):
+    migrations = write_migrations(tmp_path / "migrations")
+    runner, work, runner_id, work_id = _hold_like_a_gone_runner(db, migrations)
+    try:
+        proc = run_cli(
+            "migrate", "--dsn", db.to_dsn(), "--migrations", str(migrations), "--lock-timeout", "1"
+        )
+        assert proc.returncode == 4 and "dbroll unlock" in proc.stderr, proc.stderr
+
+        r = dbroll("unlock", "--dry-run", "--dsn", db.to_dsn())
+        assert r.exit_code == 0, r.stderr
+        assert re.search(
+            rf"runner lock held by connection {runner_id} \(client [^,]+, host gone-host pid 7, "
+            r"run run-1, for \d+ s\): idle for \d+ s",
+            r.stdout,
+        ), r.stdout
+        assert f"work session's lock held by connection {work_id}" in r.stdout, r.stdout
+        assert f"would end connection(s) {runner_id}, {work_id}" in r.stdout, r.stdout
+        assert _alive(runner) and _alive(work)
+
+        r = dbroll("unlock", "--json", "--dsn", db.to_dsn())
+        assert r.exit_code == 0, r.stderr
+        out = json.loads(r.stdout)
+        assert out["ended"] == [runner_id, work_id], out
+        assert [h["role"] for h in out["holders"]] == ["runner", "work"], out
+        assert "the lock is free" in out["message"], out
+        assert not _alive(runner) and not _alive(work)
+    finally:
+        runner.close()
+        work.close()
+    proc = run_cli("migrate", "--dsn", db.to_dsn(), "--migrations", str(migrations))
+    assert proc.returncode == 0, proc.stderr
+    r = dbroll("unlock", "--dsn", db.to_dsn())
+    assert r.exit_code == 0 and "nothing to end" in r.stdout, r.stdout
+
+
+@pytest.mark.timeout(120)
+def test_unlock_leaves_a_runner_at_work_unless_forced(db, tmp_path):
+    migrations = write_migrations(tmp_path / "migrations")
+    runner, work, runner_id, work_id = _hold_like_a_gone_runner(db, migrations)
+    errors = []
+
+    def sleep_on_work():
+        try:
+            work.cursor().execute("DO SLEEP(30)")
+        except pymysql.MySQLError as e:
+            errors.append(e)
+
+    sleeper = threading.Thread(target=sleep_on_work)
+    sleeper.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not query(
+            db,
+            "SELECT 1 FROM information_schema.processlist WHERE id = %s AND info LIKE 'DO SLEEP%%'",
+            (work_id,),
+        ):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        r = dbroll("unlock", "--dsn", db.to_dsn())
+        assert r.exit_code == 3, r.stderr
+        assert f"connection {work_id} is running a statement" in r.stderr, r.stderr
+        assert "`DO SLEEP(30)`" in r.stderr and "--force" in r.stderr, r.stderr
+        assert _alive(runner)
+        r = dbroll("unlock", "--force", "--dsn", db.to_dsn())
+        assert r.exit_code == 0, r.stderr
+        assert f"ended connection(s) {runner_id}, {work_id}" in r.stdout, r.stdout
+        sleeper.join(timeout=30)
+        assert errors, "the work session's statement was not stopped"
+    finally:
+        runner.close()
         work.close()
