@@ -870,7 +870,7 @@ def _holder_line(h: dict[str, Any]) -> str:
     doing = (
         f"running `{h['statement'][:80]}` for {h['seconds']} s"
         if h["statement"]
-        else "gone from the processlist"
+        else "not in the processlist (gone, or another user's session: PROCESS shows it)"
         if h["command"] is None
         else f"idle for {h['seconds']} s"
         if h["command"] == "Sleep"

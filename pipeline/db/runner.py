@@ -806,9 +806,20 @@ class Runner:
                 cur.execute("SELECT IS_USED_LOCK(%s)", (h["lock"],))
                 if cur.fetchone()[0] != h["connection"]:
                     continue  # released, or taken by another session since it was shown
-                with contextlib.suppress(pymysql.MySQLError):  # gone in between
+                try:
                     cur.execute("KILL CONNECTION %s", (h["connection"],))
-                    ended.append(h["connection"])
+                except pymysql.MySQLError as e:
+                    if _mysql_code(e) == 1094:  # unknown thread: gone in between
+                        continue
+                    raise DatabaseError(
+                        f"cannot end connection {h['connection']} on {self.spec.describe()}: "
+                        f"{_mysql_text(e)}"
+                        + (f"; ended before it: {', '.join(map(str, ended))}" if ended else ""),
+                        hint=f"user {self.spec.user!r} may end only its own connections: "
+                        "run `dbroll unlock` as the user that runner connected as, or as one "
+                        "with CONNECTION ADMIN (SUPER on older servers)",
+                    ) from None
+                ended.append(h["connection"])
             deadline = time.monotonic() + wait_s
             for h in holders:
                 while True:

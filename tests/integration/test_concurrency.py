@@ -19,7 +19,7 @@ import pymysql
 import pytest
 
 from pipeline.db.connect import connect
-from tests.conftest import dbroll, query, run_cli, schema_objects
+from tests.conftest import db_user, dbroll, query, run_cli, schema_objects
 from tests.integration.test_crash_resume import (
     MIGRATIONS,
     VERSIONS,
@@ -302,6 +302,22 @@ def test_unlock_leaves_a_runner_at_work_unless_forced(db, tmp_path):
         assert f"ended connection(s) {runner_id}, {work_id}" in r.stdout, r.stdout
         sleeper.join(timeout=30)
         assert errors, "the work session's statement was not stopped"
+    finally:
+        runner.close()
+        work.close()
+
+
+@pytest.mark.timeout(120)
+def test_unlock_by_a_user_who_may_not_end_the_sessions_says_so(mariadb, db, tmp_path):
+    migrations = write_migrations(tmp_path / "migrations")
+    runner, work, runner_id, _ = _hold_like_a_gone_runner(db, migrations)
+    try:
+        with db_user(mariadb, db, "pw-unlock") as app:  # ALL on the schema, no admin rights
+            r = dbroll("unlock", "--dsn", app.to_dsn())
+        assert r.exit_code == 1, r.stderr
+        assert f"cannot end connection {runner_id}" in r.stderr, r.stderr
+        assert "CONNECTION ADMIN" in r.stderr and "pw-unlock" not in r.stderr, r.stderr
+        assert _alive(runner) and _alive(work)
     finally:
         runner.close()
         work.close()
