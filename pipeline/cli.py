@@ -686,8 +686,9 @@ def status(dsn, dsn_secret, migrations_dir, images, bucket, prefix, as_json):
 
     Reads only; creates nothing. With --json: current_version, applied, pending, future,
     gaps, drift, blocked (null or {version, kind, statements_done, error, in_progress: who
-    runs it now or null, ...}), connection ({tls, verified, auth, socket}: how the database
-    was reached), and with --image: compat (per image: compatible, reason, pending: the
+    runs it now or null, ...}), locks (who holds dbroll's locks and what their sessions
+    do, as `dbroll unlock` shows them; [] when free), connection ({tls, verified, auth,
+    socket}: how the database was reached), and with --image: compat (per image: compatible, reason, pending: the
     versions its start would apply) and oldest_compatible.
     """
     runner = build_runner(dsn, dsn_secret, migrations_dir)
@@ -697,6 +698,7 @@ def status(dsn, dsn_secret, migrations_dir, images, bucket, prefix, as_json):
     data["connection"] = runner.connection
     if data["blocked"] is not None:
         data["blocked"]["in_progress"] = runner.in_progress
+    data["locks"] = runner.holders
     if images:
         from pipeline.plan import check_compat
 
@@ -757,6 +759,10 @@ def status(dsn, dsn_secret, migrations_dir, images, bucket, prefix, as_json):
         click.echo("           next: `dbroll resume`, or `dbroll repair --as applied|reverted`")
     else:
         click.echo("blocked:   no")
+    for h in data["locks"]:
+        click.echo(f"lock:      {_holder_line(h)}")
+    if not data["locks"]:
+        click.echo("lock:      free")
     if images:
         for c in data["compat"]:
             click.echo(

@@ -407,6 +407,7 @@ class Runner:
         self._locked = False  # the session holds the runner lock (its work connection too)
         self.connection: dict[str, Any] | None = None  # status(): connection_facts
         self.in_progress: str | None = None  # status(): who runs the `running` migration
+        self.holders: list[dict[str, Any]] = []  # status(): lock_holders()
 
     # ---------------------------------------------------------------- connections, lock
 
@@ -720,12 +721,14 @@ class Runner:
     # ---------------------------------------------------------------- commands
 
     def status(self) -> State:
-        """Where the database stands; `self.connection` then says how it was reached, and
-        `self.in_progress`, when a migration shows `running`, who is running it now (the
-        holder of the runner lock or of a work session's lock), else None."""
+        """Where the database stands; `self.connection` then says how it was reached,
+        `self.holders` who holds the locks (see lock_holders), and `self.in_progress`, when
+        a migration shows `running`, who is running it now (the holder of the runner lock or
+        of a work session's lock), else None."""
         with self._session(lock=False):
             self.connection = connection_facts(self._control, self.spec)
             state = analyze(self.mset, self._read_history())
+            self.holders = self._holders()
             self.in_progress = None
             if state.blocked is not None and state.blocked.status == H.RUNNING:
                 for name in (lock_name(self.spec.database), work_lock_name(self.spec.database)):

@@ -174,9 +174,15 @@ def test_status_tells_a_migration_at_work_from_a_stopped_one(db, tmp_path):
     assert "BLOCKED" not in live.stdout and "repair" not in live.stdout
     assert as_json["blocked"]["status"] == "running"
     assert as_json["blocked"]["in_progress"].startswith("connection ")
+    # who holds the locks, and what the work session runs
+    assert re.search(r"lock: +runner lock held by connection \d+ \(.*host ", live.stdout)
+    assert "running `DO SLEEP(2)`" in live.stdout, live.stdout
+    assert [h["role"] for h in as_json["locks"]] == ["runner", "work"]
     assert proc.returncode == 0, err
     done = dbroll("status", "--json", *args(db, mdir)).json
     assert done["blocked"] is None and done["applied"] == ["1", "2"]
+    assert done["locks"] == []
+    assert "lock:      free" in dbroll("status", *args(db, mdir)).stdout
 
 
 @pytest.mark.timeout(120)
