@@ -865,6 +865,8 @@ def unlock(dsn, dsn_secret, force, yes, dry_run, as_json):
 def _holder_line(h: dict[str, Any]) -> str:
     """`runner lock held by connection 42 (client ..., host h, pid 1, run r, for 90 s):
     idle for 85 s` for one entry of Runner.lock_holders."""
+    from pipeline.db.runner import session_doing
+
     facts = [f"client {h['client']}"] if h["client"] else []
     if h["host"]:
         facts.append(f"host {h['host']} pid {h['pid']}")
@@ -873,16 +875,7 @@ def _holder_line(h: dict[str, Any]) -> str:
     if h["held_s"] is not None:
         facts.append(f"for {h['held_s']} s")
     what = "runner lock" if h["role"] == "runner" else "work session's lock"
-    doing = (
-        f"running `{h['statement'][:80]}` for {h['seconds']} s"
-        if h["statement"]
-        else "not in the processlist (gone, or another user's session: PROCESS shows it)"
-        if h["command"] is None
-        else f"idle for {h['seconds']} s"
-        if h["command"] == "Sleep"
-        else f"{h['command'].lower()} for {h['seconds']} s"
-    )
-    return f"{what} held by connection {h['connection']} ({', '.join(facts)}): {doing}"
+    return f"{what} held by connection {h['connection']} ({', '.join(facts)}): {session_doing(h)}"
 
 
 def _versions(versions: list[str], shown: int = 10) -> str:

@@ -323,6 +323,20 @@ def lock_name(database: str, prefix: str = "dbroll") -> str:
     return name
 
 
+def session_doing(holder: Mapping[str, Any]) -> str:
+    """What a lock holder's session does (one entry of Runner.lock_holders): `running
+    `ALTER ...` for 35 s`, `idle for 40 s`, `killed for 2 s`, or not in the processlist."""
+    if holder["statement"]:
+        text = holder["statement"]
+        text = text if len(text) <= 60 else text[:59] + "…"
+        return f"running `{text}` for {holder['seconds']} s"
+    if holder["command"] is None:
+        return "not in the processlist (gone, or another user's session: PROCESS shows it)"
+    if holder["command"] == "Sleep":
+        return f"idle for {holder['seconds']} s"
+    return f"{holder['command'].lower()} for {holder['seconds']} s"
+
+
 def work_lock_name(database: str) -> str:
     """Held by the work connection while it exists. A runner killed mid-packet leaves its
     work session running the rest of that packet on the server, and the runner lock (on the
@@ -508,43 +522,27 @@ class Runner:
         raise BusyError(
             f"database {self.spec.describe()} is busy: {holder or 'another dbroll runner'} "
             f"still holds lock {name!r} after {self.opts.lock_timeout:g} s"
-            + self._describe_activity(name),
+            + self._describe_activity(),
             hint="wait for it to finish or raise --lock-timeout; if that runner is gone (its "
             "host or task lost: sessions idle for long, no statement running), `dbroll "
             "unlock` ends its sessions and so releases the lock",
         )
 
-    def _describe_activity(self, name: str) -> str:
-        """What the sessions of the runner holding lock `name` do now, from the processlist:
+    def _describe_activity(self) -> str:
+        """What the sessions of the runner holding the lock do now, from the processlist:
         `; its session idle for 40 s; its work session (connection 9) running `ALTER ...`
         for 35 s`. A runner at work has a statement running, or was idle a moment ago; one
         whose host vanished leaves both idle for as long as it has been gone."""
-        cur = self._ctl
-        cur.execute(
-            "SELECT IS_USED_LOCK(%s), IS_USED_LOCK(%s)", (name, work_lock_name(self.spec.database))
-        )
-        ids = cur.fetchone()
-        cur.execute(
-            "SELECT ID, COMMAND, TIME, INFO FROM information_schema.PROCESSLIST WHERE ID IN "
-            "(%s, %s)",
-            (ids[0] or 0, ids[1] or 0),
-        )
-        rows = {r[0]: r[1:] for r in cur.fetchall()}
+        roles = {h["role"]: h for h in self._holders()}
         parts = []
-        for conn_id, what in zip(ids, ("its session", "its work session"), strict=True):
-            row = rows.get(conn_id) if conn_id is not None else None
-            if row is None:
-                if what == "its work session":
-                    parts.append("no work session")
-                continue
-            command, secs, info = row
-            label = what if what == "its session" else f"{what} (connection {conn_id})"
-            if command == "Sleep" or not info:
-                parts.append(f"{label} idle for {secs} s")
-            else:
-                text = " ".join(str(info).split())
-                text = text if len(text) <= 60 else text[:59] + "…"
-                parts.append(f"{label} running `{text}` for {secs} s")
+        if "runner" in roles:
+            parts.append(f"its session {session_doing(roles['runner'])}")
+        w = roles.get("work")
+        parts.append(
+            f"its work session (connection {w['connection']}) {session_doing(w)}"
+            if w
+            else "no work session"
+        )
         return "".join(f"; {p}" for p in parts)
 
     def _await_stopped_runner(self) -> None:
