@@ -22,7 +22,6 @@ from pipeline.errors import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_TERMINATED,
-    BlockedError,
     ConfigError,
     DbrollError,
     Terminated,
@@ -688,8 +687,8 @@ def status(dsn, dsn_secret, migrations_dir, images, bucket, prefix, as_json):
     gaps, drift, blocked (null or {version, kind, statements_done, error, in_progress: who
     runs it now or null, ...}), locks (who holds dbroll's locks and what their sessions
     do, as `dbroll unlock` shows them; [] when free), connection ({tls, verified, auth,
-    socket}: how the database was reached), and with --image: compat (per image: compatible, reason, pending: the
-    versions its start would apply) and oldest_compatible.
+    socket}: how the database was reached), and with --image: compat (per image:
+    compatible, reason, pending: the versions its start would apply) and oldest_compatible.
     """
     runner = build_runner(dsn, dsn_secret, migrations_dir)
     state = runner.status()
@@ -759,8 +758,10 @@ def status(dsn, dsn_secret, migrations_dir, images, bucket, prefix, as_json):
         click.echo("           next: `dbroll resume`, or `dbroll repair --as applied|reverted`")
     else:
         click.echo("blocked:   no")
+    from pipeline.db.runner import holder_line
+
     for h in data["locks"]:
-        click.echo(f"lock:      {_holder_line(h)}")
+        click.echo(f"lock:      {holder_line(h)}")
     if not data["locks"]:
         click.echo("lock:      free")
     if images:
@@ -810,72 +811,27 @@ def unlock(dsn, dsn_secret, force, yes, dry_run, as_json):
       dbroll unlock --dry-run      # who holds it, and what its sessions do
       dbroll unlock                # end them (asks first on a terminal)
     """
-    from pipeline.db.runner import Runner, RunnerOptions
+    from pipeline.db.runner import Runner, RunnerOptions, holder_line
 
     spec = build_spec(dsn, dsn_secret)
     runner = Runner(spec, None, RunnerOptions(context=event_context(spec)))
-    holders = runner.lock_holders()
-    data: dict[str, Any] = {"database": spec.describe(), "holders": holders, "ended": []}
-    lines = [_holder_line(h) for h in holders]
-    if not holders:
-        data["message"] = f"no dbroll runner holds a lock on {spec.describe()}: nothing to end"
-    elif (busy := [h for h in holders if h["statement"]]) and not force:
-        raise BlockedError(
-            "; ".join(lines)
-            + f": connection {busy[0]['connection']} is running a statement, so its runner "
-            "is likely at work; nothing was ended",
-            hint="wait for it (`dbroll status`); if you know that runner is gone, --force "
-            "ends it anyway (MariaDB rolls the statement back; `dbroll resume` goes on from "
-            "the record)",
-        )
-    elif dry_run:
-        data["message"] = "would end connection(s) " + ", ".join(
-            str(h["connection"]) for h in holders
-        )
-    else:
+
+    def confirm(holders: list[dict[str, Any]]) -> bool:
         if not as_json:
-            for line in lines:
-                click.echo(line, err=True)
-        if not (yes or not sys.stdin.isatty()) and not click.confirm(
-            "End these sessions?", default=False, err=True
-        ):
-            raise DbrollError("unlock cancelled; nothing was ended")
-        data["ended"] = runner.end_sessions(holders)
-        left = [h["connection"] for h in runner.lock_holders()]
-        data["message"] = (
-            "ended connection(s) " + ", ".join(map(str, data["ended"]))
-            if data["ended"]
-            else "the lock was released before unlock ended anything"
-        ) + (
-            f"; connection(s) {', '.join(map(str, left))} still hold a lock (a killed "
-            "statement still rolling back, or a new runner): `dbroll unlock --dry-run` shows "
-            "them"
-            if left
-            else "; the lock is free"
-        )
+            for h in holders:
+                click.echo(holder_line(h), err=True)
+        if yes or not sys.stdin.isatty():
+            return True
+        return click.confirm("End these sessions?", default=False, err=True)
+
+    data = runner.unlock(force=force, dry_run=dry_run, confirm=confirm)
     if as_json:
         emit_json(data)
         return
     if dry_run:
-        for line in lines:
-            click.echo(line)
+        for h in data["holders"]:
+            click.echo(holder_line(h))
     click.echo(data["message"])
-
-
-def _holder_line(h: dict[str, Any]) -> str:
-    """`runner lock held by connection 42 (client ..., host h, pid 1, run r, for 90 s):
-    idle for 85 s` for one entry of Runner.lock_holders."""
-    from pipeline.db.runner import session_doing
-
-    facts = [f"client {h['client']}"] if h["client"] else []
-    if h["host"]:
-        facts.append(f"host {h['host']} pid {h['pid']}")
-    if h["run_id"]:
-        facts.append(f"run {h['run_id']}")
-    if h["held_s"] is not None:
-        facts.append(f"for {h['held_s']} s")
-    what = "runner lock" if h["role"] == "runner" else "work session's lock"
-    return f"{what} held by connection {h['connection']} ({', '.join(facts)}): {session_doing(h)}"
 
 
 def _versions(versions: list[str], shown: int = 10) -> str:

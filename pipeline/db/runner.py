@@ -337,6 +337,20 @@ def session_doing(holder: Mapping[str, Any]) -> str:
     return f"{holder['command'].lower()} for {holder['seconds']} s"
 
 
+def holder_line(h: Mapping[str, Any]) -> str:
+    """`runner lock held by connection 42 (client ..., host h pid 1, run r, for 90 s): idle
+    for 85 s` for one entry of Runner.lock_holders."""
+    facts = [f"client {h['client']}"] if h["client"] else []
+    if h["host"]:
+        facts.append(f"host {h['host']} pid {h['pid']}")
+    if h["run_id"]:
+        facts.append(f"run {h['run_id']}")
+    if h["held_s"] is not None:
+        facts.append(f"for {h['held_s']} s")
+    what = "runner lock" if h["role"] == "runner" else "work session's lock"
+    return f"{what} held by connection {h['connection']} ({', '.join(facts)}): {session_doing(h)}"
+
+
 def work_lock_name(database: str) -> str:
     """Held by the work connection while it exists. A runner killed mid-packet leaves its
     work session running the rest of that packet on the server, and the runner lock (on the
@@ -793,6 +807,54 @@ class Runner:
                     "statement": " ".join(str(info).split())[:200] if running else None,
                 }
             )
+        return out
+
+    def unlock(
+        self,
+        *,
+        force: bool = False,
+        dry_run: bool = False,
+        confirm: Callable[[list[dict[str, Any]]], bool] = lambda holders: True,
+    ) -> dict[str, Any]:
+        """End the sessions holding this database's locks (a runner whose host vanished
+        keeps them until the server notices). A session running a statement (its runner is
+        likely at work) is refused unless `force`; `confirm(holders)` may decline. Returns
+        {database, holders, ended, message}."""
+        holders = self.lock_holders()
+        where = self.spec.describe()
+        out: dict[str, Any] = {"database": where, "holders": holders, "ended": []}
+        busy = [h for h in holders if h["statement"]]
+        if not holders:
+            out["message"] = f"no dbroll runner holds a lock on {where}: nothing to end"
+            return out
+        if busy and not force:
+            raise BlockedError(
+                "; ".join(holder_line(h) for h in holders)
+                + f": connection {busy[0]['connection']} is running a statement, so its "
+                "runner is likely at work; nothing was ended",
+                hint="wait for it (`dbroll status`); if you know that runner is gone, --force "
+                "ends it anyway (MariaDB rolls the statement back; `dbroll resume` goes on "
+                "from the record)",
+            )
+        if dry_run:
+            out["message"] = "would end connection(s) " + ", ".join(
+                str(h["connection"]) for h in holders
+            )
+            return out
+        if not confirm(holders):
+            raise DbrollError("unlock cancelled; nothing was ended")
+        out["ended"] = ended = self.end_sessions(holders)
+        left = [str(h["connection"]) for h in self.lock_holders()]
+        out["message"] = (
+            "ended connection(s) " + ", ".join(map(str, ended))
+            if ended
+            else "the lock was released before unlock ended anything"
+        ) + (
+            f"; connection(s) {', '.join(left)} still hold a lock (a killed statement still "
+            "rolling back, or a new runner): `dbroll unlock --dry-run` shows them"
+            if left
+            else "; the lock is free"
+        )
         return out
 
     def end_sessions(self, holders: list[dict[str, Any]], *, wait_s: float = 10) -> list[int]:
