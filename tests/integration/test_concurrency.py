@@ -198,6 +198,7 @@ def test_busy_says_what_the_holders_work_session_runs(db, tmp_path):
         assert got == 1
         sleeper = threading.Thread(target=cur.execute, args=("DO SLEEP(20)",))
         sleeper.start()
+        _wait_running(db, work_id)
         proc = run_cli(
             "migrate", "--dsn", db.to_dsn(), "--migrations", str(migrations), "--lock-timeout", "1"
         )
@@ -228,6 +229,17 @@ def _hold_like_a_gone_runner(db, migrations):
     wcur = work.cursor()
     wcur.execute("SELECT GET_LOCK(%s, 0), CONNECTION_ID()", (f"dbroll-work:{db.database}",))
     return runner, work, runner_id, wcur.fetchone()[1]
+
+
+def _wait_running(db, conn_id: int) -> None:
+    deadline = time.monotonic() + 10
+    while not query(
+        db,
+        "SELECT 1 FROM information_schema.processlist WHERE id = %s AND info LIKE 'DO SLEEP%%'",
+        (conn_id,),
+    ):
+        assert time.monotonic() < deadline, f"connection {conn_id} runs no DO SLEEP"
+        time.sleep(0.02)
 
 
 def _alive(conn) -> bool:
@@ -290,14 +302,7 @@ def test_unlock_leaves_a_runner_at_work_unless_forced(db, tmp_path):
     sleeper = threading.Thread(target=sleep_on_work)
     sleeper.start()
     try:
-        deadline = time.monotonic() + 10
-        while not query(
-            db,
-            "SELECT 1 FROM information_schema.processlist WHERE id = %s AND info LIKE 'DO SLEEP%%'",
-            (work_id,),
-        ):
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+        _wait_running(db, work_id)
         r = dbroll("unlock", "--dsn", db.to_dsn())
         assert r.exit_code == 3, r.stderr
         assert f"connection {work_id} is running a statement" in r.stderr, r.stderr
