@@ -803,8 +803,11 @@ def unlock(dsn, dsn_secret, force, yes, dry_run, as_json):
     --lock-timeout and exits 4 (busy). unlock shows who holds the lock (connection, host,
     pid, run) and what its sessions do, then ends them (KILL CONNECTION) once you confirm.
     A session running a statement means its runner is likely at work: refused (exit 3)
-    unless --force. What the gone runner left half done stays recorded: `dbroll status`
-    shows it, `dbroll resume` (or `migrate --resume-interrupted`) goes on from there.
+    unless --force. Idle sessions are no proof either (a runner backing data up to S3 or
+    waiting for an RDS snapshot is idle for minutes): check that its host, task or build
+    is gone first (ended anyway, such a runner stops before its first undo statement).
+    What a gone runner left half done stays recorded: `dbroll status` shows it, `dbroll
+    resume` (or `migrate --resume-interrupted`) goes on from there.
 
     \b
     Examples:

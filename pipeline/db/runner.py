@@ -542,6 +542,28 @@ class Runner:
             "unlock` ends its sessions and so releases the lock",
         )
 
+    def _check_lock_held(self) -> None:
+        """After work off the database that may take minutes (the data guard's backup, an
+        RDS snapshot): the runner lock is still this session's. `dbroll unlock` may have
+        ended the session meanwhile, the lock with it: then nothing runs (a lost connection
+        is a DatabaseError, see _session)."""
+        if not self._locked:
+            return
+        name = lock_name(self.spec.database)
+        try:
+            self._ctl.execute("SELECT IS_USED_LOCK(%s) = CONNECTION_ID()", (name,))
+            held = self._ctl.fetchone()[0] == 1
+        except pymysql.MySQLError:
+            held = False
+        if not held:
+            raise DatabaseError(
+                f"this runner's session on {self.spec.describe()} was ended, and lock "
+                f"{name!r} with it, while it worked off the database (a backup, a snapshot): "
+                "nothing of the undo was run",
+                hint="someone ran `dbroll unlock` (or KILL) on it, or the connection dropped: "
+                "run the command again (what was backed up stays in S3)",
+            )
+
     def _describe_activity(self) -> str:
         """What the sessions of the runner holding the lock do now, from the processlist:
         `; its session idle for 40 s; its work session (connection 9) running `ALTER ...`
@@ -1033,6 +1055,7 @@ class Runner:
                 steps.append(Step("undo", v, m.description, m.undo, m.transaction))
             if guard is not None and steps:
                 guard(steps, history, result)
+                self._check_lock_held()
             self._run_steps(result, steps)
         result.duration_ms = int((time.monotonic() - started) * 1000)
         result.message = (
@@ -1066,6 +1089,7 @@ class Runner:
                 from_line = stmts[start].line if start < len(stmts) else None
                 if from_line is not None:
                     guard([step], history, result, from_line=from_line)
+                    self._check_lock_held()
             log.info(
                 "resuming",
                 subject=b.subject,
@@ -1304,6 +1328,7 @@ class Runner:
                 return result
             if guard is not None:
                 guard([st for st in todo if st.kind == "undo"], history, result)
+                self._check_lock_held()
             if done:
                 log.info(
                     "continuing a partly applied bundle",

@@ -299,3 +299,28 @@ def test_resuming_an_undo_guards_what_was_written_since_it_started(db, s3, tmp_p
     query(db, "CREATE TABLE orders (id INT PRIMARY KEY)")
     assert dbroll("backup", "restore", found["uri"], "--dsn", db.to_dsn()).exit_code == 0
     assert query(db, "SELECT id FROM orders ORDER BY id") == [(1,), (2,)]
+
+
+def test_an_undo_whose_session_was_ended_during_its_backup_runs_nothing(db, tmp_path):
+    """`dbroll unlock` (or a dropped connection) while the data guard backed data up: the
+    runner lock went with the runner's session, so not one undo statement may run."""
+    from pipeline.db.runner import Runner, RunnerOptions
+    from pipeline.errors import DatabaseError
+    from pipeline.migrations.formats import load_migration_set
+    from pipeline.migrations.model import ZERO
+    from tests.conftest import args, dbroll, history_rows, schema_objects, write_files
+
+    mdir = write_files(
+        tmp_path / "m",
+        {"V1__t.sql": "CREATE TABLE t (id INT);", "U1__t.sql": "DROP TABLE t;"},
+    )
+    assert dbroll("migrate", *args(db, mdir)).exit_code == 0
+    before, rows = schema_objects(db), history_rows(db)
+    runner = Runner(db, load_migration_set(str(mdir)), RunnerOptions())
+
+    def guard_ended_meanwhile(steps, history, result):
+        query(db, "KILL CONNECTION %s", (runner._control.thread_id(),))
+
+    with pytest.raises(DatabaseError, match="was ended.*nothing of the undo was run"):
+        runner.undo(ZERO, guard=guard_ended_meanwhile)
+    assert schema_objects(db) == before and history_rows(db) == rows
