@@ -172,7 +172,7 @@ def build_guard(
 
     return data_guard(
         connect=lambda: connect(spec),
-        run_id=os.environ.get("DBROLL_RUN_ID") or os.environ.get("CODEBUILD_BUILD_ID") or run_id,
+        run_id=_env_run_id() or run_id,
         backup_uri=backup_uri,
         accept_data_loss=accept_data_loss,
         s3=boto_client("s3") if backup_uri else None,
@@ -367,13 +367,19 @@ def build_spec(dsn: str | None, dsn_secret: str | None) -> Any:
     return parse_dsn(dsn or "")
 
 
+def _env_run_id() -> str | None:
+    """The run this process belongs to: DBROLL_RUN_ID (a deploy's one-off task), else the
+    CodeBuild build; history rows and backups are named by it."""
+    return os.environ.get("DBROLL_RUN_ID") or os.environ.get("CODEBUILD_BUILD_ID") or None
+
+
 def event_context(spec: Any) -> Any:
     from pipeline.db.history import EventContext
 
     return EventContext(
         installed_by=spec.user,
         image=os.environ.get("DBROLL_IMAGE") or None,
-        run_id=os.environ.get("DBROLL_RUN_ID") or os.environ.get("CODEBUILD_BUILD_ID") or None,
+        run_id=_env_run_id(),
         host=socket.gethostname(),
     )
 
@@ -461,23 +467,23 @@ def render_run(result: Any, as_json: bool) -> None:
     for w in result.warnings:
         click.echo(f"warning: {w}")
     if result.extra.get("data_at_risk"):
-        from pipeline.risk import Risk
+        from pipeline.risk import Risk, needs_protection
 
         risks = [Risk.from_dict(d) for d in result.extra["data_at_risk"]]
-        held = [r for r in risks if r.at_risk]
+        held = needs_protection(risks)
+        empty = [r for r in risks if not r.at_risk]
         if held:
             click.echo("data at risk:")
             for r in held:
                 click.echo(f"  {r.line()}")
-        if len(held) < len(risks):
+        if empty:
             click.echo(
-                f"destroyed, holding no data: {len(risks) - len(held)} table(s) or column(s)"
-                + (" (--json lists them)" if len(risks) - len(held) > 5 else "")
+                f"destroyed, holding no data: {len(empty)} table(s) or column(s)"
+                + (" (--json lists them)" if len(empty) > 5 else "")
             )
-            if len(risks) - len(held) <= 5:
-                for r in risks:
-                    if not r.at_risk:
-                        click.echo(f"  {r.line()}")
+            if len(empty) <= 5:
+                for r in empty:
+                    click.echo(f"  {r.line()}")
     backup = result.extra.get("backup") or {}
     if backup.get("uri"):
         click.echo(f"backup: {backup['rows']} row(s) in {backup['uri']}")

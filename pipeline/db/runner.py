@@ -324,7 +324,7 @@ def lock_name(database: str, prefix: str = "dbroll") -> str:
 
 
 def session_doing(holder: Mapping[str, Any]) -> str:
-    """What a lock holder's session does (one entry of Runner.lock_holders): `running
+    """What a lock holder's session does (one Runner._holder): `running
     `ALTER ...` for 35 s`, `idle for 40 s`, `killed for 2 s`, or not in the processlist."""
     if holder["statement"]:
         text = holder["statement"]
@@ -339,7 +339,7 @@ def session_doing(holder: Mapping[str, Any]) -> str:
 
 def holder_line(h: Mapping[str, Any]) -> str:
     """`runner lock held by connection 42 (client ..., host h pid 1, run r, for 90 s): idle
-    for 85 s` for one entry of Runner.lock_holders."""
+    for 85 s` for one Runner._holder."""
     facts = [f"client {h['client']}"] if h["client"] else []
     if h["host"]:
         facts.append(f"host {h['host']} pid {h['pid']}")
@@ -349,6 +349,38 @@ def holder_line(h: Mapping[str, Any]) -> str:
         facts.append(f"for {h['held_s']} s")
     what = "runner lock" if h["role"] == "runner" else "work session's lock"
     return f"{what} held by connection {h['connection']} ({', '.join(facts)}): {session_doing(h)}"
+
+
+def holder_text(h: Mapping[str, Any]) -> str:
+    """`connection 42, host h pid 1, run r, holding it for 90 s` (from the lock table), or
+    `connection 9, client 10.0.0.5:51234, connected state for 35 s`: a lock holder (one
+    Runner._holder) as busy errors and status's RUNNING line name it."""
+    parts = [f"connection {h['connection']}"]
+    if h["held_s"] is not None:
+        parts.append(f"host {h['host']} pid {h['pid']}")
+        if h["run_id"]:
+            parts.append(f"run {h['run_id']}")
+        parts.append(f"holding it for {h['held_s']} s")
+    elif h["command"] is not None:
+        parts.append(f"client {h['client']}, connected state for {h['seconds']} s")
+    return ", ".join(parts)
+
+
+def _activity(roles: Mapping[str, Mapping[str, Any]]) -> str:
+    """What the sessions of the runner holding the lock do now (`roles`: its holders by
+    role): `; its session idle for 40 s; its work session (connection 9) running `ALTER
+    ...` for 35 s`. A runner at work has a statement running, or was idle a moment ago; one
+    whose host vanished leaves both idle for as long as it has been gone."""
+    parts = []
+    if "runner" in roles:
+        parts.append(f"its session {session_doing(roles['runner'])}")
+    w = roles.get("work")
+    parts.append(
+        f"its work session (connection {w['connection']}) {session_doing(w)}"
+        if w
+        else "no work session"
+    )
+    return "".join(f"; {p}" for p in parts)
 
 
 def work_lock_name(database: str) -> str:
@@ -435,7 +467,7 @@ class Runner:
         self._locked = False  # the session holds the runner lock (its work connection too)
         self.connection: dict[str, Any] | None = None  # status(): connection_facts
         self.in_progress: str | None = None  # status(): who runs the `running` migration
-        self.holders: list[dict[str, Any]] = []  # status(): lock_holders()
+        self.holders: list[dict[str, Any]] = []  # status(): _holders()
 
     # ---------------------------------------------------------------- connections, lock
 
@@ -532,11 +564,11 @@ class Runner:
         got = cur.fetchone()[0]
         if got == 1:
             return False  # the work lock is asked again: the runner held it a moment ago
-        holder = self._describe_lock_holder(name) or holder
+        roles = {h["role"]: h for h in self._holders()}
+        holder = holder_text(roles["runner"]) if "runner" in roles else holder
         raise BusyError(
             f"database {self.spec.describe()} is busy: {holder or 'another dbroll runner'} "
-            f"still holds lock {name!r} after {self.opts.lock_timeout:g} s"
-            + self._describe_activity(),
+            f"still holds lock {name!r} after {self.opts.lock_timeout:g} s" + _activity(roles),
             hint="wait for it to finish or raise --lock-timeout; if that runner is gone (its "
             "host or task lost: sessions idle for long, no statement running), `dbroll "
             "unlock` ends its sessions and so releases the lock",
@@ -563,23 +595,6 @@ class Runner:
                 hint="someone ran `dbroll unlock` (or KILL) on it, or the connection dropped: "
                 "run the command again (what was backed up stays in S3)",
             )
-
-    def _describe_activity(self) -> str:
-        """What the sessions of the runner holding the lock do now, from the processlist:
-        `; its session idle for 40 s; its work session (connection 9) running `ALTER ...`
-        for 35 s`. A runner at work has a statement running, or was idle a moment ago; one
-        whose host vanished leaves both idle for as long as it has been gone."""
-        roles = {h["role"]: h for h in self._holders()}
-        parts = []
-        if "runner" in roles:
-            parts.append(f"its session {session_doing(roles['runner'])}")
-        w = roles.get("work")
-        parts.append(
-            f"its work session (connection {w['connection']}) {session_doing(w)}"
-            if w
-            else "no work session"
-        )
-        return "".join(f"; {p}" for p in parts)
 
     def _await_stopped_runner(self) -> None:
         """Wait until no work session of an earlier runner is left on the server: killed
@@ -615,32 +630,7 @@ class Runner:
         cur = self._ctl
         cur.execute("SELECT IS_USED_LOCK(%s)", (name,))
         conn_id = cur.fetchone()[0]
-        if conn_id is None:
-            return ""
-        parts = [f"connection {conn_id}"]
-        try:
-            cur.execute(
-                f"SELECT host, pid, run_id, TIMESTAMPDIFF(SECOND, acquired_at, NOW(6)) "
-                f"FROM `{H.LOCK_TABLE}` WHERE name = %s AND connection_id = %s",
-                (name, conn_id),
-            )
-            row = cur.fetchone()
-        except pymysql.MySQLError:
-            row = None
-        if row:
-            host, pid, run_id, held = row
-            parts.append(f"host {host} pid {pid}")
-            if run_id:
-                parts.append(f"run {run_id}")
-            parts.append(f"holding it for {held} s")
-        else:
-            cur.execute(
-                "SELECT HOST, TIME FROM information_schema.PROCESSLIST WHERE ID = %s", (conn_id,)
-            )
-            prow = cur.fetchone()
-            if prow:
-                parts.append(f"client {prow[0]}, connected state for {prow[1]} s")
-        return ", ".join(parts)
+        return "" if conn_id is None else holder_text(self._holder("", name, int(conn_id)))
 
     def _work_cursor(self) -> Any:
         if self._work is None:
@@ -756,20 +746,16 @@ class Runner:
 
     def status(self) -> State:
         """Where the database stands; `self.connection` then says how it was reached,
-        `self.holders` who holds the locks (see lock_holders), and `self.in_progress`, when
+        `self.holders` who holds the locks (see _holders), and `self.in_progress`, when
         a migration shows `running`, who is running it now (the holder of the runner lock or
         of a work session's lock), else None."""
         with self._session(lock=False):
             self.connection = connection_facts(self._control, self.spec)
             state = analyze(self.mset, self._read_history())
             self.holders = self._holders()
-            self.in_progress = None
-            if state.blocked is not None and state.blocked.status == H.RUNNING:
-                for name in (lock_name(self.spec.database), work_lock_name(self.spec.database)):
-                    holder = self._describe_lock_holder(name)
-                    if holder:
-                        self.in_progress = holder
-                        break
+            running = state.blocked is not None and state.blocked.status == H.RUNNING
+            # the runner lock's holder first, else a work session's
+            self.in_progress = holder_text(self.holders[0]) if running and self.holders else None
             return state
 
     def history(self) -> History:
@@ -778,58 +764,57 @@ class Runner:
 
     # ---------------------------------------------------------------- unlock
 
-    def lock_holders(self) -> list[dict[str, Any]]:
-        """Who holds this database's runner lock and work lock, and what each session does
-        now (reads only). One dict per lock held: role (runner | work), lock, connection,
-        client (the processlist's host:port), host, pid, run_id and held_s (from the lock
-        table, runner lock only), command (Sleep, Query, Killed...), seconds in that state,
-        statement (the one running, its first 200 characters, else None)."""
-        with self._session(lock=False):
-            return self._holders()
-
     def _holders(self) -> list[dict[str, Any]]:
-        cur = self._ctl
+        """Who holds this database's runner lock and work lock, and what each session does
+        now (reads only): one _holder per lock held, the runner lock's first."""
         names = (
             ("runner", lock_name(self.spec.database)),
             ("work", work_lock_name(self.spec.database)),
         )
+        cur = self._ctl
         cur.execute("SELECT IS_USED_LOCK(%s), IS_USED_LOCK(%s)", tuple(n for _, n in names))
         ids = cur.fetchone()
-        out: list[dict[str, Any]] = []
-        for (role, name), conn_id in zip(names, ids, strict=True):
-            if conn_id is None:
-                continue
-            who: dict[str, Any] = {"host": None, "pid": None, "run_id": None, "held_s": None}
-            if role == "runner" and H.table_exists(cur, H.LOCK_TABLE):
-                cur.execute(
-                    f"SELECT host, pid, run_id, TIMESTAMPDIFF(SECOND, acquired_at, NOW(6)) "
-                    f"FROM `{H.LOCK_TABLE}` WHERE name = %s AND connection_id = %s",
-                    (name, conn_id),
-                )
-                row = cur.fetchone()
-                if row:
-                    who = dict(zip(("host", "pid", "run_id", "held_s"), row, strict=True))
+        return [
+            self._holder(role, name, int(conn_id))
+            for (role, name), conn_id in zip(names, ids, strict=True)
+            if conn_id is not None
+        ]
+
+    def _holder(self, role: str, name: str, conn_id: int) -> dict[str, Any]:
+        """The session `conn_id` holding lock `name`: role (runner | work), lock,
+        connection, client (the processlist's host:port), host, pid, run_id and held_s (from
+        the lock table, which has a row for the runner lock only), command (Sleep, Query,
+        Killed...), seconds in that state, statement (the one running, its first 200
+        characters, else None)."""
+        cur = self._ctl
+        who: dict[str, Any] = {"host": None, "pid": None, "run_id": None, "held_s": None}
+        try:
             cur.execute(
-                "SELECT HOST, COMMAND, TIME, INFO FROM information_schema.PROCESSLIST "
-                "WHERE ID = %s",
-                (conn_id,),
+                f"SELECT host, pid, run_id, TIMESTAMPDIFF(SECOND, acquired_at, NOW(6)) "
+                f"FROM `{H.LOCK_TABLE}` WHERE name = %s AND connection_id = %s",
+                (name, conn_id),
             )
-            proc = cur.fetchone() or (None, None, None, None)
-            client, command, secs, info = proc
-            running = command not in (None, "Sleep") and bool(info)
-            out.append(
-                {
-                    "role": role,
-                    "lock": name,
-                    "connection": int(conn_id),
-                    "client": client,
-                    **who,
-                    "command": command,
-                    "seconds": secs,
-                    "statement": " ".join(str(info).split())[:200] if running else None,
-                }
-            )
-        return out
+            row = cur.fetchone()
+        except pymysql.MySQLError:  # no lock table yet
+            row = None
+        if row:
+            who = dict(zip(("host", "pid", "run_id", "held_s"), row, strict=True))
+        cur.execute(
+            "SELECT HOST, COMMAND, TIME, INFO FROM information_schema.PROCESSLIST WHERE ID = %s",
+            (conn_id,),
+        )
+        client, command, secs, info = cur.fetchone() or (None, None, None, None)
+        running = command not in (None, "Sleep") and bool(info)
+        return {
+            "role": role,
+            "lock": name,
+            "connection": conn_id,
+            "client": client,
+            **who,
+            "command": command,
+            "seconds": secs,
+            "statement": " ".join(str(info).split())[:200] if running else None,
+        }
 
     def unlock(
         self,
@@ -841,8 +826,14 @@ class Runner:
         """End the sessions holding this database's locks (a runner whose host vanished
         keeps them until the server notices). A session running a statement (its runner is
         likely at work) is refused unless `force`; `confirm(holders)` may decline. Returns
-        {database, holders, ended, message}."""
-        holders = self.lock_holders()
+        {database, holders, ended, message}. One session throughout."""
+        with self._session(lock=False):
+            return self._unlock(force, dry_run, confirm)
+
+    def _unlock(
+        self, force: bool, dry_run: bool, confirm: Callable[[list[dict[str, Any]]], bool]
+    ) -> dict[str, Any]:
+        holders = self._holders()
         where = self.spec.describe()
         out: dict[str, Any] = {"database": where, "holders": holders, "ended": []}
         busy = [h for h in holders if h["statement"]]
@@ -865,8 +856,8 @@ class Runner:
             return out
         if not confirm(holders):
             raise DbrollError("unlock cancelled; nothing was ended")
-        out["ended"] = ended = self.end_sessions(holders)
-        left = [str(h["connection"]) for h in self.lock_holders()]
+        out["ended"] = ended = self._end_sessions(holders)
+        left = [str(h["connection"]) for h in self._holders()]
         out["message"] = (
             "ended connection(s) " + ", ".join(map(str, ended))
             if ended
@@ -879,39 +870,38 @@ class Runner:
         )
         return out
 
-    def end_sessions(self, holders: list[dict[str, Any]], *, wait_s: float = 10) -> list[int]:
-        """End (KILL CONNECTION) the sessions `holders` (from lock_holders) names, each only
-        if it still holds the same lock, then wait up to `wait_s` for the locks to be free
-        (a session killed mid-statement first rolls that statement back). Returns the
+    def _end_sessions(self, holders: list[dict[str, Any]], *, wait_s: float = 10) -> list[int]:
+        """End (KILL CONNECTION) the sessions `holders` (from _holders) names, each only if
+        it still holds the same lock, then wait up to `wait_s` for the locks to be free (a
+        session killed mid-statement first rolls that statement back). Returns the
         connections ended."""
-        ended = []
-        with self._session(lock=False):
-            cur = self._ctl
-            for h in holders:
+        ended: list[int] = []
+        cur = self._ctl
+        for h in holders:
+            cur.execute("SELECT IS_USED_LOCK(%s)", (h["lock"],))
+            if cur.fetchone()[0] != h["connection"]:
+                continue  # released, or taken by another session since it was shown
+            try:
+                cur.execute("KILL CONNECTION %s", (h["connection"],))
+            except pymysql.MySQLError as e:
+                if _mysql_code(e) == 1094:  # unknown thread: gone in between
+                    continue
+                raise DatabaseError(
+                    f"cannot end connection {h['connection']} on {self.spec.describe()}: "
+                    f"{_mysql_text(e)}"
+                    + (f"; ended before it: {', '.join(map(str, ended))}" if ended else ""),
+                    hint=f"user {self.spec.user!r} may end only its own connections: "
+                    "run `dbroll unlock` as the user that runner connected as, or as one "
+                    "with CONNECTION ADMIN (SUPER on older servers)",
+                ) from None
+            ended.append(h["connection"])
+        deadline = time.monotonic() + wait_s
+        for h in holders:
+            while True:
                 cur.execute("SELECT IS_USED_LOCK(%s)", (h["lock"],))
-                if cur.fetchone()[0] != h["connection"]:
-                    continue  # released, or taken by another session since it was shown
-                try:
-                    cur.execute("KILL CONNECTION %s", (h["connection"],))
-                except pymysql.MySQLError as e:
-                    if _mysql_code(e) == 1094:  # unknown thread: gone in between
-                        continue
-                    raise DatabaseError(
-                        f"cannot end connection {h['connection']} on {self.spec.describe()}: "
-                        f"{_mysql_text(e)}"
-                        + (f"; ended before it: {', '.join(map(str, ended))}" if ended else ""),
-                        hint=f"user {self.spec.user!r} may end only its own connections: "
-                        "run `dbroll unlock` as the user that runner connected as, or as one "
-                        "with CONNECTION ADMIN (SUPER on older servers)",
-                    ) from None
-                ended.append(h["connection"])
-            deadline = time.monotonic() + wait_s
-            for h in holders:
-                while True:
-                    cur.execute("SELECT IS_USED_LOCK(%s)", (h["lock"],))
-                    if cur.fetchone()[0] != h["connection"] or time.monotonic() > deadline:
-                        break
-                    self._sleep(0.1)
+                if cur.fetchone()[0] != h["connection"] or time.monotonic() > deadline:
+                    break
+                self._sleep(0.1)
         return ended
 
     def migrate(self, target: Version | None = None, *, dry_run: bool = False) -> RunResult:
