@@ -574,11 +574,14 @@ class Runner:
             "unlock` ends its sessions and so releases the lock",
         )
 
-    def _check_lock_held(self) -> None:
-        """After work off the database that may take minutes (the data guard's backup, an
-        RDS snapshot): the runner lock is still this session's. `dbroll unlock` may have
-        ended the session meanwhile, the lock with it: then nothing runs (a lost connection
-        is a DatabaseError, see _session)."""
+    def _guarded(
+        self, guard: Any, steps: list[Step], history: History, result: Any, **kw: Any
+    ) -> None:
+        """Run the data guard on the undo `steps`, then check the runner lock is still this
+        session's: the guard's backup or RDS snapshot may take minutes off the database,
+        and `dbroll unlock` may have ended the session meanwhile, the lock with it. Then
+        nothing runs: a DatabaseError says why."""
+        guard(steps, history, result, **kw)
         if not self._locked:
             return
         name = lock_name(self.spec.database)
@@ -1044,8 +1047,7 @@ class Runner:
                 m = self.mset.get(v)
                 steps.append(Step("undo", v, m.description, m.undo, m.transaction))
             if guard is not None and steps:
-                guard(steps, history, result)
-                self._check_lock_held()
+                self._guarded(guard, steps, history, result)
             self._run_steps(result, steps)
         result.duration_ms = int((time.monotonic() - started) * 1000)
         result.message = (
@@ -1078,8 +1080,7 @@ class Runner:
                 stmts = self._statements(step.script)
                 from_line = stmts[start].line if start < len(stmts) else None
                 if from_line is not None:
-                    guard([step], history, result, from_line=from_line)
-                    self._check_lock_held()
+                    self._guarded(guard, [step], history, result, from_line=from_line)
             log.info(
                 "resuming",
                 subject=b.subject,
@@ -1317,8 +1318,7 @@ class Runner:
                 result.message = "already in the target state: nothing to do"
                 return result
             if guard is not None:
-                guard([st for st in todo if st.kind == "undo"], history, result)
-                self._check_lock_held()
+                self._guarded(guard, [st for st in todo if st.kind == "undo"], history, result)
             if done:
                 log.info(
                     "continuing a partly applied bundle",
