@@ -19,7 +19,7 @@ import pymysql
 import pytest
 
 from pipeline.db.connect import connect
-from tests.conftest import db_user, dbroll, query, run_cli, schema_objects
+from tests.conftest import db_user, dbroll, run_cli, schema_objects, wait_until_running
 from tests.integration.test_crash_resume import (
     MIGRATIONS,
     VERSIONS,
@@ -150,7 +150,7 @@ def test_lock_held_by_another_connection(db, tmp_path, before):
 def test_status_tells_a_migration_at_work_from_a_stopped_one(db, tmp_path):
     """While a runner works, its migration's row says `running`: `status` names who runs it
     (RUNNING, no repair advice), not BLOCKED as for a runner that stopped."""
-    from tests.conftest import args, dbroll, wait_until_running, write_files
+    from tests.conftest import args, write_files
 
     mdir = write_files(
         tmp_path / "m",
@@ -198,7 +198,7 @@ def test_busy_says_what_the_holders_work_session_runs(db, tmp_path):
         assert got == 1
         sleeper = threading.Thread(target=cur.execute, args=("DO SLEEP(20)",))
         sleeper.start()
-        _wait_running(db, work_id)
+        wait_until_running(db, None, "DO SLEEP%")
         proc = run_cli(
             "migrate", "--dsn", db.to_dsn(), "--migrations", str(migrations), "--lock-timeout", "1"
         )
@@ -229,17 +229,6 @@ def _hold_like_a_gone_runner(db, migrations):
     wcur = work.cursor()
     wcur.execute("SELECT GET_LOCK(%s, 0), CONNECTION_ID()", (f"dbroll-work:{db.database}",))
     return runner, work, runner_id, wcur.fetchone()[1]
-
-
-def _wait_running(db, conn_id: int) -> None:
-    deadline = time.monotonic() + 10
-    while not query(
-        db,
-        "SELECT 1 FROM information_schema.processlist WHERE id = %s AND info LIKE 'DO SLEEP%%'",
-        (conn_id,),
-    ):
-        assert time.monotonic() < deadline, f"connection {conn_id} runs no DO SLEEP"
-        time.sleep(0.02)
 
 
 def _alive(conn) -> bool:
@@ -302,7 +291,7 @@ def test_unlock_leaves_a_runner_at_work_unless_forced(db, tmp_path):
     sleeper = threading.Thread(target=sleep_on_work)
     sleeper.start()
     try:
-        _wait_running(db, work_id)
+        wait_until_running(db, None, "DO SLEEP%")
         r = dbroll("unlock", "--dsn", db.to_dsn())
         assert r.exit_code == 3, r.stderr
         assert f"connection {work_id} is running a statement" in r.stderr, r.stderr
