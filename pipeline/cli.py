@@ -374,6 +374,7 @@ def _env_run_id() -> str | None:
 
 
 def event_context(spec: Any) -> Any:
+    from pipeline.aws.where import runner_arn
     from pipeline.db.history import EventContext
 
     return EventContext(
@@ -381,6 +382,7 @@ def event_context(spec: Any) -> Any:
         image=os.environ.get("DBROLL_IMAGE") or None,
         run_id=_env_run_id(),
         host=socket.gethostname(),
+        runner_arn=runner_arn(),
     )
 
 
@@ -810,8 +812,13 @@ def unlock(dsn, dsn_secret, force, yes, dry_run, as_json):
     pid, run) and what its sessions do, then ends them (KILL CONNECTION) once you confirm.
     A session running a statement means its runner is likely at work: refused (exit 3)
     unless --force. Idle sessions are no proof either (a runner backing data up to S3 or
-    waiting for an RDS snapshot is idle for minutes): check that its host, task or build
-    is gone first (ended anyway, such a runner stops before its first undo statement).
+    waiting for an RDS snapshot is idle for minutes). A runner in an ECS task or a
+    CodeBuild build records it with the lock, and unlock asks AWS (ecs:DescribeTasks,
+    codebuild:BatchGetBuilds) whether it still runs: one that does is refused (exit 3)
+    unless --force; a STOPPED task or ended build proves its sessions are leftovers. Where
+    AWS cannot answer (no credentials, another account), it says so and goes on as for a
+    runner elsewhere: check that its host is gone first (ended anyway, such a runner stops
+    before its first undo statement).
     What a gone runner left half done stays recorded: `dbroll status` shows it, `dbroll
     resume` (or `migrate --resume-interrupted`) goes on from there.
 
@@ -820,26 +827,36 @@ def unlock(dsn, dsn_secret, force, yes, dry_run, as_json):
       dbroll unlock --dry-run      # who holds it, and what its sessions do
       dbroll unlock                # end them (asks first on a terminal)
     """
+    from pipeline.aws.where import runner_status
     from pipeline.db.runner import Runner, RunnerOptions, holder_line
 
     spec = build_spec(dsn, dsn_secret)
     runner = Runner(spec, None, RunnerOptions(context=event_context(spec)))
 
+    def show(holders: list[dict[str, Any]], err: bool) -> None:
+        for h in holders:
+            click.echo(holder_line(h), err=err)
+            if "runner_status" in h:
+                click.echo(f"  {h['runner_status']['text']}", err=err)
+
     def confirm(holders: list[dict[str, Any]]) -> bool:
         if not as_json:
-            for h in holders:
-                click.echo(holder_line(h), err=True)
+            show(holders, err=True)
         if yes or not sys.stdin.isatty():
             return True
         return click.confirm("End these sessions?", default=False, err=True)
 
-    data = runner.unlock(force=force, dry_run=dry_run, confirm=confirm)
+    data = runner.unlock(
+        force=force,
+        dry_run=dry_run,
+        confirm=confirm,
+        check_runner=lambda arn: runner_status(arn, boto_client),
+    )
     if as_json:
         emit_json(data)
         return
     if dry_run:
-        for h in data["holders"]:
-            click.echo(holder_line(h))
+        show(data["holders"], err=False)
     click.echo(data["message"])
 
 
@@ -1001,15 +1018,15 @@ def baseline(dsn, dsn_secret, migrations_dir, version, as_json):
 _AWS_CALLS: Any = None  # an AwsCallLog while a dry run records (and guards) AWS calls
 
 
-def boto_client(service: str) -> Any:
+def boto_client(service: str, region: str | None = None) -> Any:
     """The only place that creates AWS clients (endpoint from AWS_ENDPOINT_URL if set). The
-    region: botocore's (AWS_DEFAULT_REGION, a profile), else AWS_REGION, which Lambda, ECS
-    and CodeBuild set and botocore does not read."""
+    region: `region` (an ARN's), else botocore's (AWS_DEFAULT_REGION, a profile), else
+    AWS_REGION, which Lambda, ECS and CodeBuild set and botocore does not read."""
     import boto3
 
     session = boto3.session.Session()
     client = session.client(
-        service, region_name=session.region_name or os.environ.get("AWS_REGION")
+        service, region_name=region or session.region_name or os.environ.get("AWS_REGION")
     )
     if _AWS_CALLS is not None:
         _AWS_CALLS.attach(client)

@@ -513,3 +513,90 @@ def ecs_runs_locally(aws, monkeypatch):
 
     monkeypatch.setattr(EC2ContainerServiceBackend, "run_task", run_task)
     return ran
+
+
+def _moto_api(aws: Moto, path: str, body: dict) -> None:
+    import json
+    import urllib.request
+
+    req = urllib.request.Request(
+        f"{aws.endpoint}/moto-api/state-manager/{path}",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    urllib.request.urlopen(req).read()
+
+
+@pytest.fixture
+def runner_task(aws) -> Iterator[str]:
+    """The ARN of a Fargate task in moto's cluster `runners` that stays RUNNING until the
+    test stops it (`ecs.stop_task`): moto's tasks otherwise step to STOPPED as they are
+    described."""
+    ec2, ecs = aws.client("ec2"), aws.client("ecs")
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]
+    subnet = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}])[
+        "Subnets"
+    ][0]["SubnetId"]
+    sg = ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}])[
+        "SecurityGroups"
+    ][0]["GroupId"]
+    ecs.create_cluster(clusterName="runners")
+    ecs.register_task_definition(
+        **SHOP_FARGATE,
+        containerDefinitions=[{"name": "app", "image": "shop:v1", "memory": 512}],
+    )
+    _moto_api(
+        aws,
+        "set-transition",
+        {"model_name": "ecs::task", "transition": {"progression": "manual", "times": 10_000}},
+    )
+    try:
+        yield ecs.run_task(
+            cluster="runners",
+            taskDefinition="shop",
+            launchType="FARGATE",
+            networkConfiguration={
+                "awsvpcConfiguration": {"subnets": [subnet], "securityGroups": [sg]}
+            },
+        )["tasks"][0]["taskArn"]
+    finally:
+        _moto_api(aws, "unset-transition", {"model_name": "ecs::task"})
+
+
+@contextlib.contextmanager
+def ecs_task_metadata(task_arn: str, body: bytes | None = None) -> Iterator[str]:
+    """A stand-in for the ECS agent's task metadata endpoint (v4) on a local port: its
+    `/task` names `task_arn` (or answers `body`). Yields the URI the agent puts in
+    ECS_CONTAINER_METADATA_URI_V4."""
+    import http.server
+    import json
+    import threading
+
+    payload = (
+        body
+        if body is not None
+        else json.dumps(
+            {"Cluster": task_arn.rsplit("/", 1)[0], "TaskARN": task_arn, "LaunchType": "FARGATE"}
+        ).encode()
+    )
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            ok = self.path == "/v4/c0ffee/task"
+            self.send_response(200 if ok else 404)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(payload if ok else b"{}")
+
+        def log_message(self, *a):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v4/c0ffee"
+    finally:
+        server.shutdown()
+        server.server_close()

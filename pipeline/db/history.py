@@ -50,6 +50,9 @@ CREATE TABLE IF NOT EXISTS `{TABLE}` (
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COMMENT='dbroll: append-only migration history'
 """
 
+RUNNER_ARN_COLUMN = (
+    "runner_arn VARCHAR(1024) NULL COMMENT 'the ECS task or CodeBuild build the runner ran in'"
+)
 LOCK_DDL = f"""
 CREATE TABLE IF NOT EXISTS `{LOCK_TABLE}` (
   name VARCHAR(64) NOT NULL PRIMARY KEY,
@@ -57,9 +60,15 @@ CREATE TABLE IF NOT EXISTS `{LOCK_TABLE}` (
   host VARCHAR(255) NOT NULL,
   pid INT NOT NULL,
   run_id VARCHAR(255) NULL,
-  acquired_at DATETIME(6) NOT NULL
+  acquired_at DATETIME(6) NOT NULL,
+  {RUNNER_ARN_COLUMN}
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COMMENT='dbroll: who holds the runner lock (informational)'
 """
+# a lock table an older dbroll made lacks it: the runner adds it when its lock row is refused
+LOCK_ADD_RUNNER_ARN = (
+    f"SET STATEMENT lock_wait_timeout = 5 FOR "
+    f"ALTER TABLE `{LOCK_TABLE}` ADD COLUMN IF NOT EXISTS {RUNNER_ARN_COLUMN}"
+)
 
 COLUMNS = (
     "id",
@@ -253,6 +262,9 @@ class EventContext:
     run_id: str | None = None
     host: str | None = None
     bundle: str | None = None
+    # the ECS task or CodeBuild build this process runs in: written with the runner lock's
+    # row only (`dbroll unlock` asks AWS whether it still runs), not on history rows
+    runner_arn: str | None = None
 
 
 def insert_event(

@@ -338,13 +338,15 @@ def session_doing(holder: Mapping[str, Any]) -> str:
 
 
 def holder_line(h: Mapping[str, Any]) -> str:
-    """`runner lock held by connection 42 (client ..., host h pid 1, run r, for 90 s): idle
-    for 85 s` for one Runner._holder."""
+    """`runner lock held by connection 42 (client ..., host h pid 1, run r, in
+    arn:aws:ecs:...:task/c/id, for 90 s): idle for 85 s` for one Runner._holder."""
     facts = [f"client {h['client']}"] if h["client"] else []
     if h["host"]:
         facts.append(f"host {h['host']} pid {h['pid']}")
     if h["run_id"]:
         facts.append(f"run {h['run_id']}")
+    if h.get("runner_arn"):
+        facts.append(f"in {h['runner_arn']}")
     if h["held_s"] is not None:
         facts.append(f"for {h['held_s']} s")
     what = "runner lock" if h["role"] == "runner" else "work session's lock"
@@ -510,18 +512,8 @@ class Runner:
             if lock:
                 if not self._acquire_lock():
                     self._await_stopped_runner()
-                cur = self._ctl
-                H.ensure_tables(cur)
-                cur.execute(
-                    f"REPLACE INTO `{H.LOCK_TABLE}` (name, connection_id, host, pid, run_id, "
-                    "acquired_at) VALUES (%s, CONNECTION_ID(), %s, %s, %s, NOW(6))",
-                    (
-                        lock_name(self.spec.database),
-                        self.opts.context.host or "",
-                        os.getpid(),
-                        self.opts.context.run_id,
-                    ),
-                )
+                H.ensure_tables(self._ctl)
+                self._write_lock_row()
             try:
                 yield
             except BaseException:
@@ -541,6 +533,36 @@ class Runner:
                     with contextlib.suppress(Exception):  # closing a dead connection
                         conn.close()
             self._work = self._control = None
+
+    def _write_lock_row(self) -> None:
+        """The lock table's row for the runner lock just taken: who holds it (host, pid,
+        run, the ECS task or CodeBuild build), for busy errors, status and unlock. A lock
+        table an older dbroll made gets the runner_arn column first; where the user may not
+        add it, the row goes without it (a warning: the row is information, not the lock)."""
+        cur, ctx = self._ctl, self.opts.context
+        who = (lock_name(self.spec.database), ctx.host or "", os.getpid(), ctx.run_id)
+        sql = (
+            f"REPLACE INTO `{H.LOCK_TABLE}` (name, connection_id, host, pid, run_id, "
+            "acquired_at{}) VALUES (%s, CONNECTION_ID(), %s, %s, %s, NOW(6){})"
+        )
+        try:
+            cur.execute(sql.format(", runner_arn", ", %s"), (*who, ctx.runner_arn))
+            return
+        except pymysql.MySQLError as e:
+            if _mysql_code(e) != 1054:  # not the unknown column of an older lock table
+                raise
+        try:
+            cur.execute(H.LOCK_ADD_RUNNER_ARN)
+        except pymysql.MySQLError as e:
+            log.warning(
+                f"cannot add column runner_arn to {H.LOCK_TABLE} (made by an older dbroll): "
+                f"{_mysql_text(e)}; the lock row goes without the task or build this runner "
+                "runs in, which `dbroll unlock` asks AWS about",
+                database=self.spec.database,
+            )
+            cur.execute(sql.format("", ""), who)
+            return
+        cur.execute(sql.format(", runner_arn", ", %s"), (*who, ctx.runner_arn))
 
     def _acquire_lock(self) -> bool:
         """Take the runner lock (waiting up to --lock-timeout). True when it was free and no
@@ -785,23 +807,28 @@ class Runner:
 
     def _holder(self, role: str, name: str, conn_id: int) -> dict[str, Any]:
         """The session `conn_id` holding lock `name`: role (runner | work), lock,
-        connection, client (the processlist's host:port), host, pid, run_id and held_s (from
-        the lock table, which has a row for the runner lock only), command (Sleep, Query,
+        connection, client (the processlist's host:port), host, pid, run_id, held_s and
+        runner_arn (from the lock table, which has a row for the runner lock only), command (Sleep, Query,
         Killed...), seconds in that state, statement (the one running, its first 200
         characters, else None)."""
         cur = self._ctl
-        who: dict[str, Any] = {"host": None, "pid": None, "run_id": None, "held_s": None}
-        try:
-            cur.execute(
-                f"SELECT host, pid, run_id, TIMESTAMPDIFF(SECOND, acquired_at, NOW(6)) "
-                f"FROM `{H.LOCK_TABLE}` WHERE name = %s AND connection_id = %s",
-                (name, conn_id),
-            )
-            row = cur.fetchone()
-        except pymysql.MySQLError:  # no lock table yet
-            row = None
+        keys = ("host", "pid", "run_id", "held_s", "runner_arn")
+        who: dict[str, Any] = dict.fromkeys(keys)
+        row = None
+        for arn in ("runner_arn", "NULL"):  # NULL: a lock table an older dbroll made
+            try:
+                cur.execute(
+                    f"SELECT host, pid, run_id, TIMESTAMPDIFF(SECOND, acquired_at, NOW(6)), "
+                    f"{arn} FROM `{H.LOCK_TABLE}` WHERE name = %s AND connection_id = %s",
+                    (name, conn_id),
+                )
+                row = cur.fetchone()
+                break
+            except pymysql.MySQLError as e:
+                if _mysql_code(e) != 1054:  # no lock table yet
+                    break
         if row:
-            who = dict(zip(("host", "pid", "run_id", "held_s"), row, strict=True))
+            who = dict(zip(keys, row, strict=True))
         cur.execute(
             "SELECT HOST, COMMAND, TIME, INFO FROM information_schema.PROCESSLIST WHERE ID = %s",
             (conn_id,),
@@ -825,16 +852,27 @@ class Runner:
         force: bool = False,
         dry_run: bool = False,
         confirm: Callable[[list[dict[str, Any]]], bool] = lambda holders: True,
+        check_runner: Callable[[str], Any] | None = None,
     ) -> dict[str, Any]:
         """End the sessions holding this database's locks (a runner whose host vanished
         keeps them until the server notices). A session running a statement (its runner is
-        likely at work) is refused unless `force`; `confirm(holders)` may decline. Returns
-        {database, holders, ended, message}. One session throughout."""
+        likely at work) is refused unless `force`; `confirm(holders)` may decline.
+
+        check_runner(arn): whether the ECS task or CodeBuild build the lock row names still
+        runs (pipeline.aws.where.runner_status: .alive True/False/None, .text, .to_dict()),
+        kept on the runner lock's holder as `runner_status`. A runner that still runs is
+        refused unless `force`, idle sessions or not (it may be backing data up).
+
+        Returns {database, holders, ended, message}. One session throughout."""
         with self._session(lock=False):
-            return self._unlock(force, dry_run, confirm)
+            return self._unlock(force, dry_run, confirm, check_runner)
 
     def _unlock(
-        self, force: bool, dry_run: bool, confirm: Callable[[list[dict[str, Any]]], bool]
+        self,
+        force: bool,
+        dry_run: bool,
+        confirm: Callable[[list[dict[str, Any]]], bool],
+        check_runner: Callable[[str], Any] | None,
     ) -> dict[str, Any]:
         holders = self._holders()
         where = self.spec.describe()
@@ -843,6 +881,29 @@ class Runner:
         if not holders:
             out["message"] = f"no dbroll runner holds a lock on {where}: nothing to end"
             return out
+        status = None
+        for h in holders:
+            if h.get("runner_arn") and check_runner is not None:
+                status = check_runner(h["runner_arn"])
+                h["runner_status"] = status.to_dict()
+        alive = None if status is None else status.alive
+        if alive and not force:
+            raise BlockedError(
+                "; ".join(holder_line(h) for h in holders)
+                + f": {status.text}, so its runner is likely at work; nothing was ended",
+                hint="wait for it (`dbroll status`), or stop that task or build and run "
+                "unlock again; --force ends its sessions anyway (a runner backing data up "
+                "then stops before its first undo statement)",
+            )
+        if busy and not force and alive is False:
+            raise BlockedError(
+                "; ".join(holder_line(h) for h in holders)
+                + f": {status.text}, but connection {busy[0]['connection']} is still running "
+                "a statement it sent; nothing was ended",
+                hint="the statement runs on in the server without its runner: wait for it to "
+                "end and run unlock again, or --force ends it now (MariaDB rolls the "
+                "statement back; `dbroll resume` goes on from the record)",
+            )
         if busy and not force:
             raise BlockedError(
                 "; ".join(holder_line(h) for h in holders)

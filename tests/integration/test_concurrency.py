@@ -19,7 +19,7 @@ import pymysql
 import pytest
 
 from pipeline.db.connect import connect
-from tests.conftest import db_user, dbroll, run_cli, schema_objects, wait_until_running
+from tests.conftest import db_user, dbroll, query, run_cli, schema_objects, wait_until_running
 from tests.integration.test_crash_resume import (
     MIGRATIONS,
     VERSIONS,
@@ -214,17 +214,19 @@ def test_busy_says_what_the_holders_work_session_runs(db, tmp_path):
         work.close()
 
 
-def _hold_like_a_gone_runner(db, migrations):
-    """Two sessions holding the runner lock (with its lock-table row) and the work lock,
-    idle, as a runner whose host vanished leaves them: (runner conn, work conn, their ids)."""
+def _hold_like_a_gone_runner(db, migrations, runner_arn=None):
+    """Two sessions holding the runner lock (with its lock-table row, naming the task
+    `runner_arn` ran in) and the work lock, idle, as a runner whose host vanished leaves
+    them: (runner conn, work conn, their ids)."""
     assert run_cli("migrate", "--dsn", db.to_dsn(), "--migrations", str(migrations)).returncode == 0
     runner, work = connect(db), connect(db)
     cur = runner.cursor()
     cur.execute("SELECT GET_LOCK(%s, 0), CONNECTION_ID()", (f"dbroll:{db.database}",))
     runner_id = cur.fetchone()[1]
     cur.execute(
-        "REPLACE INTO dbroll_lock VALUES (%s, %s, 'gone-host', 7, 'run-1', NOW(6))",
-        (f"dbroll:{db.database}", runner_id),
+        "REPLACE INTO dbroll_lock (name, connection_id, host, pid, run_id, acquired_at, "
+        "runner_arn) VALUES (%s, %s, 'gone-host', 7, 'run-1', NOW(6), %s)",
+        (f"dbroll:{db.database}", runner_id, runner_arn),
     )
     wcur = work.cursor()
     wcur.execute("SELECT GET_LOCK(%s, 0), CONNECTION_ID()", (f"dbroll-work:{db.database}",))
@@ -321,3 +323,152 @@ def test_unlock_by_a_user_who_may_not_end_the_sessions_says_so(mariadb, db, tmp_
     finally:
         runner.close()
         work.close()
+
+
+@pytest.mark.timeout(120)
+def test_unlock_leaves_a_runner_whose_task_runs_and_ends_one_whose_task_stopped(
+    db, tmp_path, aws, runner_task
+):
+    migrations = write_migrations(tmp_path / "migrations")
+    runner, work, runner_id, work_id = _hold_like_a_gone_runner(db, migrations, runner_task)
+    try:
+        # idle sessions, but the task they belong to still runs (backing data up, say)
+        r = dbroll("unlock", "--dsn", db.to_dsn())
+        assert r.exit_code == 3, r.stderr
+        assert f"in {runner_task}" in r.stderr, r.stderr
+        assert f"ECS task {runner_task} is RUNNING" in r.stderr, r.stderr
+        assert "nothing was ended" in r.stderr and "--force" in r.stderr, r.stderr
+        assert _alive(runner) and _alive(work)
+
+        aws.client("ecs").stop_task(
+            cluster="runners", task=runner_task, reason="Host EC2 instance terminated"
+        )
+        r = dbroll("unlock", "--dry-run", "--dsn", db.to_dsn())
+        assert r.exit_code == 0, r.stderr
+        assert f"  ECS task {runner_task} is STOPPED" in r.stdout, r.stdout
+        assert "(Host EC2 instance terminated)" in r.stdout, r.stdout
+        assert _alive(runner) and _alive(work)
+
+        r = dbroll("unlock", "--json", "--dsn", db.to_dsn())
+        assert r.exit_code == 0, r.stderr
+        out = json.loads(r.stdout)
+        assert out["ended"] == [runner_id, work_id], out
+        status = out["holders"][0]["runner_status"]
+        assert (status["arn"], status["alive"], status["status"]) == (
+            runner_task,
+            False,
+            "STOPPED",
+        ), status
+        assert not _alive(runner) and not _alive(work)
+    finally:
+        runner.close()
+        work.close()
+
+
+@pytest.mark.timeout(120)
+def test_a_runner_in_an_ecs_task_names_it_with_the_lock(
+    db, tmp_path, aws, runner_task, monkeypatch
+):
+    from pipeline.aws.where import ECS_METADATA_ENV
+    from tests.conftest import args, ecs_task_metadata, write_files
+
+    mdir = write_files(tmp_path / "m", {"V1__wait.sql": "CREATE TABLE a (id INT);\nDO SLEEP(30);"})
+    with ecs_task_metadata(runner_task) as uri:
+        monkeypatch.setenv(ECS_METADATA_ENV, uri)  # the runner's environment, as in a task
+        proc = start_migrate(db.to_dsn(), mdir)
+        try:
+            wait_until_running(db, proc, "DO SLEEP%")
+            st = dbroll("status", "--json", *args(db, mdir)).json
+            assert st["locks"][0]["role"] == "runner", st["locks"]
+            assert st["locks"][0]["runner_arn"] == runner_task, st["locks"]
+            assert f"in {runner_task}" in dbroll("status", *args(db, mdir)).stdout
+
+            aws.client("ecs").stop_task(cluster="runners", task=runner_task, reason="stopped")
+            # gone, by ECS's word, but its statement still runs in the server
+            r = dbroll("unlock", "--dsn", db.to_dsn())
+            assert r.exit_code == 3, r.stderr
+            assert f"ECS task {runner_task} is STOPPED" in r.stderr, r.stderr
+            assert "still running a statement" in r.stderr, r.stderr
+            assert "wait for it to end" in r.stderr, r.stderr
+            assert proc.poll() is None
+            r = dbroll("unlock", "--force", "--dsn", db.to_dsn())
+            assert r.exit_code == 0 and "ended connection(s)" in r.stdout, (r.stdout, r.stderr)
+            proc.communicate(timeout=60)
+            assert proc.returncode != 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+
+
+OLD_LOCK_DDL = """
+CREATE TABLE dbroll_lock (
+  name VARCHAR(64) NOT NULL PRIMARY KEY,
+  connection_id BIGINT UNSIGNED NOT NULL,
+  host VARCHAR(255) NOT NULL,
+  pid INT NOT NULL,
+  run_id VARCHAR(255) NULL,
+  acquired_at DATETIME(6) NOT NULL
+) ENGINE=InnoDB
+"""
+BUILD = "arn:aws:codebuild:eu-west-1:123456789012:build/shop-dbroll:0b5c1f7e"
+
+
+def _lock_columns(db) -> list[str]:
+    return [c for (c, *_) in query(db, "SHOW COLUMNS FROM dbroll_lock")]
+
+
+@pytest.mark.timeout(120)
+def test_a_lock_table_an_older_dbroll_made_is_read_then_given_the_runner_column(db, tmp_path):
+    from tests.conftest import write_files
+
+    query(db, OLD_LOCK_DDL)
+    holder = connect(db)
+    try:  # an older runner holds the lock: its row reads as before
+        cur = holder.cursor()
+        cur.execute("SELECT GET_LOCK(%s, 0), CONNECTION_ID()", (f"dbroll:{db.database}",))
+        cur.execute(
+            "INSERT INTO dbroll_lock VALUES (%s, %s, 'old-host', 9, 'run-9', NOW(6))",
+            (f"dbroll:{db.database}", cur.fetchone()[1]),
+        )
+        r = dbroll("unlock", "--dry-run", "--dsn", db.to_dsn())
+        assert r.exit_code == 0, r.stderr
+        assert "host old-host pid 9, run run-9" in r.stdout, r.stdout
+    finally:
+        holder.close()
+    mdir = write_files(tmp_path / "m", {"V1__a.sql": "CREATE TABLE a (id INT);"})
+    proc = run_cli(
+        "migrate",
+        "--dsn",
+        db.to_dsn(),
+        "--migrations",
+        str(mdir),
+        env={"CODEBUILD_BUILD_ARN": BUILD},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert _lock_columns(db)[-1] == "runner_arn"
+    assert query(db, "SELECT runner_arn FROM dbroll_lock") == [(BUILD,)]
+
+
+@pytest.mark.timeout(120)
+def test_a_user_who_may_not_alter_an_older_lock_table_still_migrates(mariadb, db, tmp_path):
+    from tests.conftest import write_files
+
+    query(db, OLD_LOCK_DDL)
+    mdir = write_files(tmp_path / "m", {"V1__a.sql": "CREATE TABLE a (id INT);"})
+    grants = "SELECT, INSERT, UPDATE, DELETE, CREATE, DROP"  # no ALTER
+    with db_user(mariadb, db, "pw-noalter", grants) as app:
+        proc = run_cli(
+            "migrate",
+            "--dsn",
+            app.to_dsn(),
+            "--migrations",
+            str(mdir),
+            env={"CODEBUILD_BUILD_ARN": BUILD},
+        )
+    assert proc.returncode == 0, proc.stderr
+    assert "cannot add column runner_arn to dbroll_lock" in proc.stderr, proc.stderr
+    assert "pw-noalter" not in proc.stderr
+    assert "runner_arn" not in _lock_columns(db)
+    assert query(db, "SELECT pid > 0 FROM dbroll_lock") == [(1,)]
+    assert query(db, "SELECT COUNT(*) FROM a") == [(0,)]
