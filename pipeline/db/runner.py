@@ -354,14 +354,16 @@ def holder_line(h: Mapping[str, Any]) -> str:
 
 
 def holder_text(h: Mapping[str, Any]) -> str:
-    """`connection 42, host h pid 1, run r, holding it for 90 s` (from the lock table), or
-    `connection 9, client 10.0.0.5:51234, connected state for 35 s`: a lock holder (one
-    Runner._holder) as busy errors and status's RUNNING line name it."""
+    """`connection 42, host h pid 1, run r, in arn:...:task/c/id, holding it for 90 s` (from
+    the lock table), or `connection 9, client 10.0.0.5:51234, connected state for 35 s`: a
+    lock holder (one Runner._holder) as busy errors and status's RUNNING line name it."""
     parts = [f"connection {h['connection']}"]
     if h["held_s"] is not None:
         parts.append(f"host {h['host']} pid {h['pid']}")
         if h["run_id"]:
             parts.append(f"run {h['run_id']}")
+        if h.get("runner_arn"):
+            parts.append(f"in {h['runner_arn']}")
         parts.append(f"holding it for {h['held_s']} s")
     elif h["command"] is not None:
         parts.append(f"client {h['client']}, connected state for {h['seconds']} s")

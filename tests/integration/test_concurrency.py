@@ -332,6 +332,10 @@ def test_unlock_leaves_a_runner_whose_task_runs_and_ends_one_whose_task_stopped(
     migrations = write_migrations(tmp_path / "migrations")
     runner, work, runner_id, work_id = _hold_like_a_gone_runner(db, migrations, runner_task)
     try:
+        busy = run_cli(
+            "migrate", "--dsn", db.to_dsn(), "--migrations", str(migrations), "--lock-timeout", "1"
+        )
+        assert busy.returncode == 4 and f"in {runner_task}" in busy.stderr, busy.stderr
         # idle sessions, but the task they belong to still runs (backing data up, say)
         r = dbroll("unlock", "--dsn", db.to_dsn())
         assert r.exit_code == 3, r.stderr
