@@ -220,6 +220,16 @@ def runner_options(f: Callable[..., Any]) -> Callable[..., Any]:
             envvar="DBROLL_LOCK_RETRIES",
             help="Retries, with backoff, of a statement that timed out on a lock.",
         ),
+        click.option(
+            "--take-over-gone-runner",
+            is_flag=True,
+            envvar="DBROLL_TAKE_OVER_GONE_RUNNER",
+            help="When the lock's holder ran in an ECS task AWS says is STOPPED (or a "
+            "CodeBuild build that ended) and its sessions run no statement, end them and "
+            "take the lock, as `dbroll unlock` would, instead of waiting hours for the server "
+            "to notice. Needs ecs:DescribeTasks (codebuild:BatchGetBuilds) on it, and the "
+            "same database user. [env DBROLL_TAKE_OVER_GONE_RUNNER=1]",
+        ),
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -384,6 +394,14 @@ def event_context(spec: Any) -> Any:
         host=socket.gethostname(),
         runner_arn=runner_arn(),
     )
+
+
+def gone_runner_check() -> Callable[[str], Any]:
+    """Whether the ECS task or CodeBuild build a lock row names still runs, asked of AWS
+    (for `unlock` and --take-over-gone-runner)."""
+    from pipeline.aws.where import runner_status
+
+    return lambda arn: runner_status(arn, boto_client)
 
 
 def build_runner(
@@ -565,6 +583,7 @@ def migrate(
     lock_timeout,
     lock_wait_timeout,
     lock_retries,
+    take_over_gone_runner,
     target,
     dry_run,
     strict_future,
@@ -595,6 +614,7 @@ def migrate(
         lock_timeout=lock_timeout,
         lock_wait_timeout=lock_wait_timeout,
         lock_retries=lock_retries,
+        take_over=gone_runner_check() if take_over_gone_runner else None,
         strict_future=strict_future,
         out_of_order=out_of_order,
         resume_interrupted=resume_interrupted,
@@ -635,6 +655,7 @@ def undo(
     lock_timeout,
     lock_wait_timeout,
     lock_retries,
+    take_over_gone_runner,
     target,
     backup_uri,
     accept_data_loss,
@@ -662,6 +683,7 @@ def undo(
         lock_timeout=lock_timeout,
         lock_wait_timeout=lock_wait_timeout,
         lock_retries=lock_retries,
+        take_over=gone_runner_check() if take_over_gone_runner else None,
     )
     guard = build_guard(
         runner.spec,
@@ -827,7 +849,6 @@ def unlock(dsn, dsn_secret, force, yes, dry_run, as_json):
       dbroll unlock --dry-run      # who holds it, and what its sessions do
       dbroll unlock                # end them (asks first on a terminal)
     """
-    from pipeline.aws.where import runner_status
     from pipeline.db.runner import Runner, RunnerOptions, holder_line
 
     spec = build_spec(dsn, dsn_secret)
@@ -850,7 +871,7 @@ def unlock(dsn, dsn_secret, force, yes, dry_run, as_json):
         force=force,
         dry_run=dry_run,
         confirm=confirm,
-        check_runner=lambda arn: runner_status(arn, boto_client),
+        check_runner=gone_runner_check(),
     )
     if as_json:
         emit_json(data)
@@ -935,6 +956,7 @@ def resume(
     lock_timeout,
     lock_wait_timeout,
     lock_retries,
+    take_over_gone_runner,
     from_statement,
     backup_uri,
     accept_data_loss,
@@ -960,6 +982,7 @@ def resume(
         lock_timeout=lock_timeout,
         lock_wait_timeout=lock_wait_timeout,
         lock_retries=lock_retries,
+        take_over=gone_runner_check() if take_over_gone_runner else None,
     )
     guard = build_guard(
         runner.spec,
@@ -1527,6 +1550,7 @@ def apply_bundle(
     lock_timeout,
     lock_wait_timeout,
     lock_retries,
+    take_over_gone_runner,
     backup_uri,
     accept_data_loss,
     rds_instance,
@@ -1564,6 +1588,7 @@ def apply_bundle(
             lock_timeout=lock_timeout,
             lock_wait_timeout=lock_wait_timeout,
             lock_retries=lock_retries,
+            take_over=gone_runner_check() if take_over_gone_runner else None,
         ),
     )
     guard = build_guard(spec, b.sha256[:12], backup_uri, accept_data_loss, rds_instance, dry_run)

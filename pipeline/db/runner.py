@@ -178,6 +178,9 @@ class RunnerOptions:
     # migrate first finishes a migration a stopped runner left running (see AUTO_RESUME_STOPS)
     resume_interrupted: bool = False
     context: EventContext = field(default_factory=EventContext)
+    # --take-over-gone-runner: whether the ECS task or CodeBuild build a lock row names
+    # still runs (pipeline.aws.where.runner_status, bound to AWS clients); see _take_over
+    take_over: Callable[[str], Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -577,6 +580,10 @@ class Runner:
         got, work_free = cur.fetchone()
         if got == 1:
             return work_free == 1
+        if self.opts.take_over is not None and self._take_over():
+            cur.execute("SELECT GET_LOCK(%s, 0)", (name,))
+            if cur.fetchone()[0] == 1:
+                return False  # the gone runner's work session: asked again
         holder = self._describe_lock_holder(name)
         log.info(
             "waiting for the runner lock",
@@ -597,6 +604,43 @@ class Runner:
             "host or task lost: sessions idle for long, no statement running), `dbroll "
             "unlock` ends its sessions and so releases the lock",
         )
+
+    def _take_over(self) -> bool:
+        """--take-over-gone-runner: end the sessions of the runner holding the lock when AWS
+        says the ECS task or CodeBuild build its lock row names is gone (STOPPED, ended, or
+        no longer known to ECS) and none of them runs a statement: what `dbroll unlock`
+        does, with AWS's word instead of a person's. Anything less certain (no task
+        recorded, AWS cannot answer, a statement still running) leaves the lock to the
+        usual wait. True when it ended them."""
+        holders = self._holders()
+        runner = next((h for h in holders if h["role"] == "runner"), None)
+        if runner is None or not runner["runner_arn"]:
+            return False
+        status = self.opts.take_over(runner["runner_arn"])
+        who = holder_text(runner)
+        if status.alive is not False:
+            log.info(
+                f"not taking over the runner lock: {status.text}",
+                database=self.spec.database,
+                holder=who,
+            )
+            return False
+        if busy := [h for h in holders if h["statement"]]:
+            log.warning(
+                f"not taking over the runner lock yet: {status.text}, but connection "
+                f"{busy[0]['connection']} still runs a statement it sent ({session_doing(busy[0])})",
+                database=self.spec.database,
+                holder=who,
+            )
+            return False
+        log.warning(
+            f"taking over the runner lock: {status.text}; ending its idle sessions",
+            database=self.spec.database,
+            holder=who,
+            connections=[h["connection"] for h in holders],
+        )
+        self._end_sessions(holders)
+        return True
 
     def _guarded(
         self, guard: Any, steps: list[Step], history: History, result: Any, **kw: Any

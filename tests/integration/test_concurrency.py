@@ -476,3 +476,77 @@ def test_a_user_who_may_not_alter_an_older_lock_table_still_migrates(mariadb, db
     assert "runner_arn" not in _lock_columns(db)
     assert query(db, "SELECT pid > 0 FROM dbroll_lock") == [(1,)]
     assert query(db, "SELECT COUNT(*) FROM a") == [(0,)]
+
+
+@pytest.mark.timeout(120)
+def test_a_runner_takes_over_the_lock_of_one_whose_task_stopped_only_when_asked(
+    db, tmp_path, aws, runner_task
+):
+    migrations = write_migrations(tmp_path / "migrations")
+    runner, work, runner_id, work_id = _hold_like_a_gone_runner(db, migrations, runner_task)
+    (migrations / "V99__after.sql").write_text("CREATE TABLE after_takeover (id INT);\n")
+    take_over = ("--take-over-gone-runner", "--lock-timeout", "1", "--json")
+    migrate = ("migrate", "--dsn", db.to_dsn(), "--migrations", str(migrations))
+    try:
+        # its task still runs: the usual wait, then busy
+        proc = run_cli(*migrate, *take_over)
+        assert proc.returncode == 4, proc.stderr
+        assert f"not taking over the runner lock: ECS task {runner_task} is RUNNING" in (
+            proc.stderr
+        ), proc.stderr
+        assert _alive(runner) and _alive(work)
+
+        aws.client("ecs").stop_task(cluster="runners", task=runner_task, reason="host lost")
+        # gone, but not asked to take over: busy as before
+        proc = run_cli(*migrate, "--lock-timeout", "1")
+        assert proc.returncode == 4, proc.stderr
+        assert _alive(runner) and _alive(work)
+
+        proc = run_cli(*migrate, *take_over)
+        assert proc.returncode == 0, proc.stderr
+        assert f"taking over the runner lock: ECS task {runner_task} is STOPPED" in (proc.stderr), (
+            proc.stderr
+        )
+        assert [s["version"] for s in json.loads(proc.stdout)["steps"]] == ["99"], proc.stdout
+        assert not _alive(runner) and not _alive(work)
+    finally:
+        runner.close()
+        work.close()
+
+
+@pytest.mark.timeout(120)
+def test_a_gone_runners_statement_still_running_is_not_taken_over(db, tmp_path, aws, runner_task):
+    migrations = write_migrations(tmp_path / "migrations")
+    runner, work, runner_id, work_id = _hold_like_a_gone_runner(db, migrations, runner_task)
+    aws.client("ecs").stop_task(cluster="runners", task=runner_task, reason="host lost")
+    errors = []
+
+    def sleep_on_work():
+        try:
+            work.cursor().execute("DO SLEEP(4)")
+        except pymysql.MySQLError as e:
+            errors.append(e)
+
+    sleeper = threading.Thread(target=sleep_on_work)
+    sleeper.start()
+    try:
+        wait_until_running(db, None, "DO SLEEP%")
+        proc = run_cli(
+            "migrate",
+            "--dsn",
+            db.to_dsn(),
+            "--migrations",
+            str(migrations),
+            "--take-over-gone-runner",
+            "--lock-timeout",
+            "1",
+        )
+        assert proc.returncode == 4, proc.stderr
+        assert "not taking over the runner lock yet" in proc.stderr, proc.stderr
+        assert f"connection {work_id} still runs a statement" in proc.stderr, proc.stderr
+        sleeper.join(timeout=30)
+        assert errors == [], "the gone runner's statement was stopped"
+        assert _alive(runner) and _alive(work)
+    finally:
+        runner.close()
+        work.close()
