@@ -1287,11 +1287,16 @@ def lint(migrations_dir, since, as_json):
 
 
 def _history_for(dsn: str | None, dsn_secret: str | None) -> Any:
-    if not dsn and not dsn_secret:
+    return _history_of(build_spec(dsn, dsn_secret) if dsn or dsn_secret else None)
+
+
+def _history_of(spec: Any) -> Any:
+    """The database's history (None without a database)."""
+    if spec is None:
         return None
     from pipeline.db.runner import Runner
 
-    return Runner(build_spec(dsn, dsn_secret), None).history()
+    return Runner(spec, None).history()
 
 
 @cli.command()
@@ -1387,12 +1392,15 @@ def plan(
         if not svc:
             raise ConfigError(f"--from-service {from_service!r}: expected CLUSTER/SERVICE")
         service = (Ecs(boto_client("ecs")), cluster, svc, container)
+    # one spec for the history and the risk measure: --dsn-secret is read once
+    spec = build_spec(dsn, dsn_secret) if dsn or dsn_secret else None
+    history = _history_of(spec)
     planned = plan_rollback(
         manifest_source(bucket, prefix),
         to_ref=to_ref,
         from_ref=from_ref,
         from_service=service,
-        history=_history_for(dsn, dsn_secret),
+        history=history,
         strategy=strategy,
         force_code_only=force_code_only,
         allow_generated_undo=allow_generated_undo,
@@ -1408,12 +1416,10 @@ def plan(
 
     targets = plan_targets(planned.plan_dict, planned.files)
     risks = None
-    if targets and (dsn or dsn_secret):
+    if targets and spec is not None:
         from pipeline.db.connect import connect
         from pipeline.db.risk import measure
 
-        spec = build_spec(dsn, dsn_secret)
-        history = _history_for(dsn, dsn_secret)
         conn = connect(spec)
         try:
             risks = measure(

@@ -248,6 +248,21 @@ def test_the_plan_shows_the_data_at_risk(release, aws, on_service, db, tmp_path)
     assert "**Data at risk**" in (tmp_path / "p.md").read_text()
     blind = dbroll(*args)  # no database: the targets, not measured
     assert "coupons (dropped, U3__coupons.sql:2): not measured" in blind.stdout
+    # from a secret: the same figures, and the secret read once (history and measure)
+    from tests.e2e.test_iam_coverage import recording_aws_calls
+
+    secret = aws.client("secretsmanager").create_secret(
+        Name="shop-db",
+        SecretString=json.dumps(
+            {"host": db.host, "port": db.port, "username": db.user, "password": db.password,
+             "dbname": db.database}
+        ),
+    )["ARN"]  # fmt: skip
+    calls: list = []
+    with recording_aws_calls(calls):
+        via_secret = dbroll(*args, "--dsn-secret", secret, "--json")
+    assert via_secret.json["data_at_risk"] == measured.json["data_at_risk"]
+    assert [op for _, op, _ in calls].count("GetSecretValue") == 1, calls
 
 
 def test_after_an_undo_the_schema_is_compared_with_the_target_snapshot(
