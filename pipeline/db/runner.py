@@ -854,9 +854,9 @@ class Runner:
     def _holder(self, role: str, name: str, conn_id: int) -> dict[str, Any]:
         """The session `conn_id` holding lock `name`: role (runner | work), lock,
         connection, client (the processlist's host:port), host, pid, run_id, held_s and
-        runner_arn (from the lock table, which has a row for the runner lock only), command (Sleep, Query,
-        Killed...), seconds in that state, statement (the one running, its first 200
-        characters, else None)."""
+        runner_arn (from the lock table, which has a row for the runner lock only), command
+        (Sleep, Query, Killed...), seconds in that state, statement (the one running, its
+        first 200 characters, else None)."""
         cur = self._ctl
         keys = ("host", "pid", "run_id", "held_s", "runner_arn")
         who: dict[str, Any] = dict.fromkeys(keys)
