@@ -348,7 +348,7 @@ def holder_line(h: Mapping[str, Any]) -> str:
         facts.append(f"host {h['host']} pid {h['pid']}")
     if h["run_id"]:
         facts.append(f"run {h['run_id']}")
-    if h.get("runner_arn"):
+    if h["runner_arn"]:
         facts.append(f"in {h['runner_arn']}")
     if h["held_s"] is not None:
         facts.append(f"for {h['held_s']} s")
@@ -365,7 +365,7 @@ def holder_text(h: Mapping[str, Any]) -> str:
         parts.append(f"host {h['host']} pid {h['pid']}")
         if h["run_id"]:
             parts.append(f"run {h['run_id']}")
-        if h.get("runner_arn"):
+        if h["runner_arn"]:
             parts.append(f"in {h['runner_arn']}")
         parts.append(f"holding it for {h['held_s']} s")
     elif h["command"] is not None:
@@ -929,22 +929,21 @@ class Runner:
             return out
         status = None
         for h in holders:
-            if h.get("runner_arn") and check_runner is not None:
+            if h["runner_arn"] and check_runner is not None:
                 status = check_runner(h["runner_arn"])
                 h["runner_status"] = status.to_dict()
         alive = None if status is None else status.alive
+        shown = "; ".join(holder_line(h) for h in holders)
         if alive and not force:
             raise BlockedError(
-                "; ".join(holder_line(h) for h in holders)
-                + f": {status.text}, so its runner is likely at work; nothing was ended",
+                shown + f": {status.text}, so its runner is likely at work; nothing was ended",
                 hint="wait for it (`dbroll status`), or stop that task or build and run "
                 "unlock again; --force ends its sessions anyway (a runner backing data up "
                 "then stops before its first undo statement)",
             )
         if busy and not force and alive is False:
             raise BlockedError(
-                "; ".join(holder_line(h) for h in holders)
-                + f": {status.text}, but connection {busy[0]['connection']} is still running "
+                shown + f": {status.text}, but connection {busy[0]['connection']} is still running "
                 "a statement it sent; nothing was ended",
                 hint="the statement runs on in the server without its runner: wait for it to "
                 "end and run unlock again, or --force ends it now (MariaDB rolls the "
@@ -952,8 +951,7 @@ class Runner:
             )
         if busy and not force:
             raise BlockedError(
-                "; ".join(holder_line(h) for h in holders)
-                + f": connection {busy[0]['connection']} is running a statement, so its "
+                shown + f": connection {busy[0]['connection']} is running a statement, so its "
                 "runner is likely at work; nothing was ended",
                 hint="wait for it (`dbroll status`); if you know that runner is gone, --force "
                 "ends it anyway (MariaDB rolls the statement back; `dbroll resume` goes on "
