@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.conftest import SHOP_AWSLOGS, SHOP_FARGATE, dbroll, push_image, write_files
@@ -305,3 +307,15 @@ def run_rollback(dsn, to, *more, env_lock: bool = False):
         *more,
         env={"DBROLL_LOCK_TIMEOUT": "1"} if env_lock else None,
     )
+
+
+def db_secret(aws, db) -> str:
+    """An RDS-style secret `shop-db` in moto's Secrets Manager naming the test database; its
+    ARN (for --dsn-secret)."""
+    return aws.client("secretsmanager").create_secret(
+        Name="shop-db",
+        SecretString=json.dumps(
+            {"host": db.host, "port": db.port, "username": db.user, "password": db.password,
+             "dbname": db.database}
+        ),
+    )["ARN"]  # fmt: skip

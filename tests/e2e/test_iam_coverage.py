@@ -11,7 +11,6 @@ A call added to the code without its permission fails here, not in production (A
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 import sys
 from unittest import mock
@@ -20,7 +19,7 @@ import botocore.client
 import pytest
 
 from tests.conftest import REPO, args, dbroll, query
-from tests.e2e.conftest import V4, publish_release, run_worker
+from tests.e2e.conftest import V4, db_secret, publish_release, run_worker
 from tests.unit.test_infra import load
 
 pytestmark = pytest.mark.e2e
@@ -321,13 +320,7 @@ def test_every_aws_call_of_the_one_off_tasks_is_allowed_to_the_task_role(
     deploy's `migrate --manifest` on an empty database, then a rollback's `apply-bundle`
     back to v1 with the Execute stage's --backup (rows in what the undo drops). Each AWS call
     is allowed by TaskRolePolicy, the policy infra/README.md says to attach to the task role."""
-    secret = aws.client("secretsmanager").create_secret(
-        Name="shop-db",
-        SecretString=json.dumps(
-            {"host": db.host, "port": db.port, "username": db.user, "password": db.password,
-             "dbname": db.database}
-        ),
-    )["ARN"]  # fmt: skip
+    secret = db_secret(aws, db)
     where = ("--bucket", "art", "--prefix", "dbroll", "--dsn-secret", secret)
     v3 = release["v3"]["digest"]
     calls: list = []

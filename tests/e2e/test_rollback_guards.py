@@ -9,7 +9,7 @@ import pymysql
 import pytest
 
 from tests.conftest import dbroll, query
-from tests.e2e.conftest import run_rollback, run_worker, service_image
+from tests.e2e.conftest import db_secret, run_rollback, run_worker, service_image
 
 pytestmark = pytest.mark.e2e
 
@@ -251,13 +251,7 @@ def test_the_plan_shows_the_data_at_risk(release, aws, on_service, db, tmp_path)
     # from a secret: the same figures, and the secret read once (history and measure)
     from tests.e2e.test_iam_coverage import recording_aws_calls
 
-    secret = aws.client("secretsmanager").create_secret(
-        Name="shop-db",
-        SecretString=json.dumps(
-            {"host": db.host, "port": db.port, "username": db.user, "password": db.password,
-             "dbname": db.database}
-        ),
-    )["ARN"]  # fmt: skip
+    secret = db_secret(aws, db)
     calls: list = []
     with recording_aws_calls(calls):
         via_secret = dbroll(*args, "--dsn-secret", secret, "--json")

@@ -233,6 +233,22 @@ def _hold_like_a_gone_runner(db, migrations, runner_arn=None):
     return runner, work, runner_id, wcur.fetchone()[1]
 
 
+def _sleep_on(conn, seconds: int) -> tuple[threading.Thread, list]:
+    """`DO SLEEP(seconds)` on `conn`, sent from a thread started here: (the thread, the
+    MySQLErrors it ended with, filled in when it ends)."""
+    errors: list = []
+
+    def sleep():
+        try:
+            conn.cursor().execute(f"DO SLEEP({seconds})")
+        except pymysql.MySQLError as e:
+            errors.append(e)
+
+    thread = threading.Thread(target=sleep)
+    thread.start()
+    return thread, errors
+
+
 def _alive(conn) -> bool:
     try:
         conn.ping(reconnect=False)
@@ -282,16 +298,7 @@ def test_unlock_ends_the_sessions_of_a_gone_runner(db, tmp_path):
 def test_unlock_leaves_a_runner_at_work_unless_forced(db, tmp_path):
     migrations = write_migrations(tmp_path / "migrations")
     runner, work, runner_id, work_id = _hold_like_a_gone_runner(db, migrations)
-    errors = []
-
-    def sleep_on_work():
-        try:
-            work.cursor().execute("DO SLEEP(30)")
-        except pymysql.MySQLError as e:
-            errors.append(e)
-
-    sleeper = threading.Thread(target=sleep_on_work)
-    sleeper.start()
+    sleeper, errors = _sleep_on(work, 30)
     try:
         wait_until_running(db, None, "DO SLEEP%")
         r = dbroll("unlock", "--dsn", db.to_dsn())
@@ -519,16 +526,7 @@ def test_a_gone_runners_statement_still_running_is_not_taken_over(db, tmp_path, 
     migrations = write_migrations(tmp_path / "migrations")
     runner, work, runner_id, work_id = _hold_like_a_gone_runner(db, migrations, runner_task)
     aws.client("ecs").stop_task(cluster="runners", task=runner_task, reason="host lost")
-    errors = []
-
-    def sleep_on_work():
-        try:
-            work.cursor().execute("DO SLEEP(4)")
-        except pymysql.MySQLError as e:
-            errors.append(e)
-
-    sleeper = threading.Thread(target=sleep_on_work)
-    sleeper.start()
+    sleeper, errors = _sleep_on(work, 4)
     try:
         wait_until_running(db, None, "DO SLEEP%")
         proc = run_cli(
